@@ -1,0 +1,185 @@
+"""The plugin contract: every hook berth calls, grouped by phase.
+
+A plugin is a module (or object) with functions marked `@hookimpl` whose
+names are those below; it is found through an entry point in group
+``berth`` -- the default plugin set is found the very same way::
+
+    # pyproject.toml of a third-party plugin
+    [project.entry-points.berth]
+    mystorage = "berth_mystorage"
+
+    # berth_mystorage/__init__.py
+    from berth.core.hookspecs import hookimpl
+
+    @hookimpl
+    def register_storage_drivers(register):
+        register("mystorage", "berth_mystorage.driver:MyStorageDriver")
+
+Registration hooks hand the plugin a ``register(name, driver)`` callback
+owned by the core. ``driver`` is the driver class or a ``"module:Class"``
+string; a string is imported only when a user picks that driver, so plugin
+modules stay cheap to import and heavy libraries (pyroute2,
+prometheus_client) load only when needed. Two plugins registering one name
+is an error that names both.
+
+Lifecycle hooks are called by the engine at each step, after the step's
+event was emitted. They are notifications: their return values are ignored,
+and an exception raised by one is logged, never fatal to the user's command,
+except in the ``*_pre_*`` hooks, where raising ``berth.core.errors.BerthError``
+aborts the step with that message.
+"""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("berth")
+hookimpl = pluggy.HookimplMarker("berth")
+
+
+# --------------------------------------------------------------------------
+# Registration: which drivers a plugin provides
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def register_storage_drivers(register):
+    """Name the storage drivers this plugin provides.
+
+    :param register: ``register(name, driver)``; ``driver`` is a subclass of
+        :class:`berth.core.drivers.StorageDriver` or a ``"module:Class"`` string.
+        ``name`` is what users put in ``storage.driver`` or ``--storage-driver``.
+    """
+
+
+@hookspec
+def register_network_drivers(register):
+    """Name the network drivers (``bridge``, ``host`` ...) this plugin provides.
+
+    :param register: ``register(name, driver)`` with a
+        :class:`berth.core.drivers.NetworkDriver` subclass or ``"module:Class"``.
+    """
+
+
+@hookspec
+def register_volume_drivers(register):
+    """Name the volume backends this plugin provides (``--volume-driver``).
+
+    :param register: ``register(name, driver)`` with a
+        :class:`berth.core.drivers.VolumeDriver` subclass or ``"module:Class"``.
+    """
+
+
+@hookspec
+def register_log_drivers(register):
+    """Name the log drivers this plugin provides (``--log-driver``).
+
+    :param register: ``register(name, driver)`` with a
+        :class:`berth.core.drivers.LogDriver` subclass or ``"module:Class"``.
+    """
+
+
+@hookspec
+def register_registries(register):
+    """Name the image transports this plugin provides.
+
+    ``docker`` is the OCI distribution HTTP API; archive formats register
+    ``docker-archive`` and ``oci-archive``.
+
+    :param register: ``register(name, driver)`` with a
+        :class:`berth.core.drivers.Registry` subclass or ``"module:Class"``.
+    """
+
+
+# --------------------------------------------------------------------------
+# Engine
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def engine_started(engine):
+    """The engine is configured and its store is open.
+
+    :param engine: the :class:`berth.core.engine.Engine`.
+    """
+
+
+# --------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def image_stored(engine, image, action):
+    """An image entered the store.
+
+    :param image: the :class:`berth.core.image.Image`.
+    :param action: ``"import"``, ``"load"``, ``"pull"`` or ``"commit"``.
+    """
+
+
+@hookspec
+def image_removed(engine, image_id):
+    """An image and the layers no other image shares were deleted.
+
+    :param image_id: the deleted image's ID (``sha256:...``).
+    """
+
+
+# --------------------------------------------------------------------------
+# Containers
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def container_created(engine, container):
+    """A container exists (its writable layer is made), not yet started.
+
+    :param container: the :class:`berth.core.container.Container`.
+    """
+
+
+@hookspec
+def container_pre_start(engine, container):
+    """The container is about to start; raise BerthError to refuse.
+
+    :param container: the :class:`berth.core.container.Container`.
+    """
+
+
+@hookspec
+def container_post_start(engine, container):
+    """The container's process runs; ``container.state.pid`` is set."""
+
+
+@hookspec
+def container_post_stop(engine, container):
+    """The container's process exited; ``container.state.exit_code`` is set."""
+
+
+@hookspec
+def container_removed(engine, container_id):
+    """The container and its writable layer were deleted."""
+
+
+# --------------------------------------------------------------------------
+# Volumes and networks
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def volume_created(engine, volume):
+    """A named volume was created."""
+
+
+@hookspec
+def volume_removed(engine, name):
+    """A named volume was deleted."""
+
+
+@hookspec
+def network_created(engine, network):
+    """A network was created."""
+
+
+@hookspec
+def network_removed(engine, name):
+    """A network was deleted."""
