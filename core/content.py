@@ -1,0 +1,152 @@
+"""Content-addressable blobs under ``<root>/blobs/sha256/<hex>``.
+
+A blob is written to a temporary file in the same directory, hashed as it
+streams, verified against the digest the caller expects, fsynced and only
+then renamed into place: a crash leaves at most a temporary file, which
+`clean_temporary` removes, never a half blob under a real name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from berth.core.errors import Corrupt, NotFound
+from berth.core.reference import DIGEST_RE
+
+CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def check_digest(digest: str) -> str:
+    """Refuse anything but ``sha256:`` and 64 lower-case hex digits (no ``../``)."""
+    if not isinstance(digest, str) or not DIGEST_RE.match(digest):
+        raise Corrupt(f"invalid digest {digest!r}")
+    return digest
+
+
+class HashingWriter:
+    """A file-like sink that hashes and counts what passes through it."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        self.size += len(data)
+        return self.f.write(data)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class ContentStore:
+    def __init__(self, root: Path):
+        self.dir = Path(root) / "blobs" / "sha256"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        return self.dir / check_digest(digest).split(":", 1)[1]
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).exists()
+
+    def open(self, digest: str) -> BinaryIO:
+        try:
+            return open(self.path(digest), "rb")
+        except FileNotFoundError:
+            raise NotFound(f"blob {digest} is missing from the content store") from None
+
+    def read(self, digest: str) -> bytes:
+        with self.open(digest) as f:
+            return f.read()
+
+    def size(self, digest: str) -> int:
+        return self.path(digest).stat().st_size
+
+    def put_bytes(self, data: bytes, expected: str | None = None) -> str:
+        import io
+
+        return self.put(io.BytesIO(data), expected)[0]
+
+    def put(self, stream: BinaryIO, expected: str | None = None, expected_size: int | None = None) -> tuple[str, int]:
+        """Store what `stream` yields; return (digest, size).
+
+        With `expected`, a mismatch raises Corrupt and nothing is stored.
+        """
+        if expected is not None:
+            check_digest(expected)
+            if self.exists(expected):
+                return expected, self.size(expected)
+        fd, tmp_name = _mkstemp(self.dir)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                sink = HashingWriter(f)
+                shutil.copyfileobj(stream, sink, CHUNK)
+                f.flush()
+                os.fsync(f.fileno())
+            digest, size = sink.digest, sink.size
+            if expected is not None and digest != expected:
+                raise Corrupt(f"digest mismatch: expected {expected}, got {digest}")
+            if expected_size is not None and size != expected_size:
+                raise Corrupt(f"size mismatch for {digest}: expected {expected_size} bytes, got {size}")
+            os.rename(tmp_name, self.path(digest))
+            _fsync_dir(self.dir)
+            return digest, size
+        except BaseException:
+            _unlink(tmp_name)
+            raise
+
+    def delete(self, digest: str) -> None:
+        _unlink(self.path(digest))
+
+    def digests(self) -> list[str]:
+        return ["sha256:" + p.name for p in self.dir.iterdir() if not p.name.startswith(".tmp-")]
+
+    def clean_temporary(self, older_than: float = 600.0) -> int:
+        """Remove temporary files a killed writer left; return how many.
+
+        Only files untouched for `older_than` seconds: a live writer in
+        another process keeps its file's mtime fresh.
+        """
+        import time
+
+        n = 0
+        for p in self.dir.glob(".tmp-*"):
+            try:
+                if time.time() - p.stat().st_mtime >= older_than:
+                    _unlink(str(p))
+                    n += 1
+            except FileNotFoundError:
+                pass
+        return n
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(prefix=".tmp-", dir=directory)
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,139 @@
+"""The engine: one object that owns the configuration, the store, the
+drivers and the event bus. Every state change goes through it and emits
+exactly one event; metrics, logs and plugins subscribe.
+
+Constructing an Engine is cheap: the database, the drivers and the plugin
+manager are opened on first use, so `berth --help` and argument errors
+never pay for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import importlib
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from berth.core import events, plugins
+from berth.core.config import Config
+from berth.core.log import get_logger
+
+log = get_logger("berth.engine")
+
+
+class Engine:
+    def __init__(self, config: Config):
+        self.config = config
+        self.root = config.root
+        self.runroot = config.runroot
+
+    # -- places --------------------------------------------------------------
+
+    def _ensure_dirs(self) -> None:
+        for d in (self.root, self.runroot):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, 0o700)  # the host's data: nobody else reads it
+
+    @functools.cached_property
+    def store(self):
+        from berth.core.store import Store
+
+        self._ensure_dirs()
+        store = Store(self.root / "berth.db")
+        self._recover_after_reboot(store)
+        return store
+
+    @functools.cached_property
+    def content(self):
+        from berth.core.content import ContentStore
+
+        self._ensure_dirs()
+        return ContentStore(self.root)
+
+    @functools.cached_property
+    def journal(self) -> events.Journal:
+        self._ensure_dirs()
+        return events.Journal(self.root / "events.jsonl")
+
+    # -- drivers ---------------------------------------------------------------
+
+    @property
+    def storage_driver_name(self) -> str:
+        return self.config.get("storage.driver")
+
+    @functools.cached_property
+    def storage(self):
+        """The configured storage driver, each in its own directory under root."""
+        name = self.storage_driver_name
+        cls = plugins.drivers("storage").supported(name)
+        self._ensure_dirs()
+        home = self.root / name
+        home.mkdir(mode=0o700, exist_ok=True)
+        return cls(home, self.config.get("storage.options"))
+
+    def driver(self, kind: str, name: str) -> type:
+        """The class of driver `name` of `kind`, refused clearly when unsupported."""
+        return plugins.drivers(kind).supported(name)
+
+    # -- services --------------------------------------------------------------
+
+    @functools.cached_property
+    def images(self):
+        from berth.core.image import ImageService
+
+        return ImageService(self)
+
+    # -- events ----------------------------------------------------------------
+
+    def emit(self, type_: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> dict:
+        """Record one state change: journal first (other processes), then subscribers."""
+        event = events.make_event(type_, action, actor_id, attributes)
+        self.journal.append(event)
+        log.debug("event", type=type_, action=action, id=actor_id)
+        events.signal(type_).send(self, event=event)
+        return event
+
+    def hook(self, name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a plugin's failure is logged, never fatal."""
+        try:
+            plugins.call(name, engine=self, **kwargs)
+        except Exception as exc:  # a plugin must not break the user's command
+            log.warning("plugin hook failed", hook=name, error=str(exc))
+
+    # -- locks -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """An exclusive lock shared by every berth process on this host."""
+        self._ensure_dirs()
+        locks = self.runroot / "locks"
+        locks.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- recovery ------------------------------------------------------------
+
+    def _recover_after_reboot(self, store) -> None:
+        """An empty run directory means the host rebooted: once, under a lock,
+        mark running containers exited and clear what they held."""
+        marker = self.runroot / "booted"
+        if marker.exists():
+            return
+        with self.lock("recover"):
+            if marker.exists():
+                return
+            for target in REBOOT_RECOVERIES:
+                module, _, attr = target.partition(":")
+                getattr(importlib.import_module(module), attr)(self, store)
+            marker.write_text(str(os.getpid()))
+
+
+# What each subsystem does after a reboot: "module:function(engine, store)".
+REBOOT_RECOVERIES: list[str] = []

@@ -1,0 +1,536 @@
+"""Images: an OCI config, a manifest, and a chain of read-only layers.
+
+Each layer's parent is the one below it; a base layer has none. A layer is
+named in the store by its OCI chain ID (the whole stack up to it), so two
+images that share a base share its layers; the storage driver knows it by a
+random cache ID, so a layer is extracted under a name nobody uses yet and
+only the final database row makes it real (a crash mid-extract leaves an
+orphan the next run deletes, never a half layer in use).
+
+Blobs (configs, manifests, compressed layers) live in the content store; a
+layer missing from the current storage driver is extracted again from its
+blob, so switching drivers never loses an image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import secrets
+from typing import BinaryIO, Iterable
+
+from berth.core import reference as refs
+from berth.core.errors import Conflict, Corrupt, InvalidArgument, NotFound
+from berth.core.store import dumps, loads
+from berth.core.units import now_iso
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+LAYER_SUFFIX = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
+
+
+def arch() -> str:
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """OCI chain IDs: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+    return out
+
+
+def layer_media_type(head: bytes) -> str:
+    for magic, suffix in LAYER_SUFFIX.items():
+        if head.startswith(magic):
+            return OCI_LAYER + suffix
+    return OCI_LAYER
+
+
+@dataclasses.dataclass
+class Layer:
+    digest: str  # of the blob as stored (compressed or not)
+    size: int
+    media_type: str
+    diff_id: str  # of the uncompressed tar
+
+
+@dataclasses.dataclass
+class Image:
+    id: str
+    config: dict
+    manifest: dict
+    diff_ids: list[str]
+    created: str
+    size: int
+    parent: str | None
+    tags: list[str]  # fully qualified: docker.io/library/busybox:latest
+    digests: list[str]
+
+    @property
+    def short_id(self) -> str:
+        return self.id.split(":", 1)[1][:12]
+
+    @property
+    def chain_ids(self) -> list[str]:
+        return chain_ids(self.diff_ids)
+
+    @property
+    def top_layer(self) -> str | None:
+        ids = self.chain_ids
+        return ids[-1] if ids else None
+
+    @property
+    def repo_tags(self) -> list[str]:
+        return [refs.parse(t).familiar for t in self.tags]
+
+    @property
+    def repo_digests(self) -> list[str]:
+        return [refs.parse(d).familiar for d in self.digests]
+
+
+class HashingReader:
+    """Wraps a stream; hashes what is read through it."""
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return "sha256:" + self.hash.hexdigest()
+
+
+class ImageService:
+    def __init__(self, engine):
+        self.engine = engine
+
+    @property
+    def store(self):
+        return self.engine.store
+
+    # -- lookup ------------------------------------------------------------------
+
+    def _load(self, image_id: str) -> Image:
+        row = self.store.one("SELECT * FROM images WHERE id = ?", (image_id,))
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        try:
+            config = json.loads(self.engine.content.read(image_id))
+        except NotFound:
+            raise Corrupt(f"image {image_id}: its config blob is missing from the store") from None
+        tags = [r["name"] for r in self.store.all("SELECT name FROM tags WHERE image_id = ? ORDER BY name", (image_id,))]
+        digests = [r["name"] for r in self.store.all("SELECT name FROM repo_digests WHERE image_id = ? ORDER BY name", (image_id,))]
+        return Image(
+            id=row["id"], config=config, manifest=loads(row["manifest"]), diff_ids=loads(row["diff_ids"]),
+            created=row["created"], size=row["size"], parent=row["parent"], tags=tags, digests=digests,
+        )
+
+    def find_id(self, name: str) -> str | None:
+        """Image ID for a reference, a full or short ID, or a repo digest."""
+        if refs.ID_RE.match(name):
+            hexpart = name.split(":", 1)[-1]
+            if len(hexpart) == 64:
+                row = self.store.one("SELECT id FROM images WHERE id = ?", ("sha256:" + hexpart,))
+                if row:
+                    return row["id"]
+            elif not name.startswith("sha256:") or len(hexpart) >= 1:
+                rows = self.store.all("SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexpart}%",))
+                if len(rows) == 1 and (len(hexpart) >= 1):
+                    # A short ID only counts when no tag of that name exists.
+                    if not self._tag_target(name):
+                        return rows[0]["id"]
+                elif len(rows) > 1 and not self._tag_target(name):
+                    raise InvalidArgument(f"ambiguous image ID {name}: it matches {len(rows)} images")
+        return self._tag_target(name)
+
+    def _tag_target(self, name: str) -> str | None:
+        try:
+            ref = refs.parse(name)
+        except InvalidArgument:
+            return None
+        if ref.digest:
+            row = self.store.one("SELECT image_id FROM repo_digests WHERE name = ?", (f"{ref.name}@{ref.digest}",))
+        else:
+            row = self.store.one("SELECT image_id FROM tags WHERE name = ?", (str(ref),))
+        return row[0] if row else None
+
+    def get(self, name: str) -> Image:
+        image_id = self.find_id(name)
+        if image_id is None:
+            raise NotFound(f"No such image: {_familiar_or_raw(name)}")
+        return self._load(image_id)
+
+    def all(self) -> list[Image]:
+        return [self._load(r["id"]) for r in self.store.all("SELECT id FROM images ORDER BY stored DESC, id")]
+
+    def children(self, image_id: str) -> list[str]:
+        return [r["id"] for r in self.store.all("SELECT id FROM images WHERE parent = ?", (image_id,))]
+
+    # -- storing -----------------------------------------------------------------
+
+    def register(
+        self,
+        config_bytes: bytes,
+        layers: list[Layer],
+        *,
+        tags: Iterable[refs.Reference] = (),
+        repo_digest: str | None = None,
+        parent: str | None = None,
+        action: str,
+        manifest: dict | None = None,
+    ) -> Image:
+        """Enter an image whose blobs are already in the content store.
+
+        Layers are extracted into the storage driver first; the image row and
+        its tags come last, in one transaction.
+        """
+        config = json.loads(config_bytes)
+        diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
+        if [layer.diff_id for layer in layers] != diff_ids:
+            raise Corrupt("image config's rootfs.diff_ids do not match its layers")
+        image_id = self.engine.content.put_bytes(config_bytes)
+        if manifest is None:
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": image_id, "size": len(config_bytes)},
+                "layers": [{"mediaType": l.media_type, "digest": l.digest, "size": l.size} for l in layers],
+            }
+        sizes = self.ensure_layers(diff_ids, [l.digest for l in layers])
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO images (id, manifest, diff_ids, created, size, parent, stored) VALUES (?,?,?,?,?,?,?)",
+                (image_id, dumps(manifest), dumps(diff_ids), config.get("created") or now_iso(), sum(sizes), parent, now_iso()),
+            )
+            for ref in tags:
+                self._set_tag(db, ref, image_id)
+            if repo_digest:
+                db.execute("INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?, ?)", (repo_digest, image_id))
+        image = self._load(image_id)
+        self.engine.emit("image", action, image_id, _image_attrs(image))
+        self.engine.hook("image_stored", image=image, action=action)
+        return image
+
+    def ensure_layers(self, diff_ids: list[str], blob_digests: list[str]) -> list[int]:
+        """Make sure every layer of the chain is in the current storage driver; return sizes."""
+        driver = self.engine.storage
+        name = self.engine.storage_driver_name
+        sizes: list[int] = []
+        parent_chain: str | None = None
+        parent_cache: str | None = None
+        for diff_id, chain_id, blob in zip(diff_ids, chain_ids(diff_ids), blob_digests):
+            row = self.store.one("SELECT cache_id, size FROM layers WHERE driver = ? AND chain_id = ?", (name, chain_id))
+            if row is None or not driver.exists(row["cache_id"]):
+                with self.engine.lock(f"layer-{chain_id.split(':')[1]}"):
+                    row = self.store.one("SELECT cache_id, size FROM layers WHERE driver = ? AND chain_id = ?", (name, chain_id))
+                    if row is None or not driver.exists(row["cache_id"]):
+                        row = self._extract(driver, name, chain_id, diff_id, parent_chain, parent_cache, blob)
+            sizes.append(row["size"])
+            parent_chain, parent_cache = chain_id, row["cache_id"]
+        return sizes
+
+    def _extract(self, driver, name, chain_id, diff_id, parent_chain, parent_cache, blob) -> dict:
+        from berth.core.archive import decompressed
+
+        cache_id = secrets.token_hex(32)
+        driver.create(cache_id, parent_cache)
+        try:
+            with self.engine.content.open(blob) as f:
+                reader = HashingReader(decompressed(f))
+                size = driver.apply_diff(cache_id, reader)
+                got = reader.drain()
+            if got != diff_id:
+                raise Corrupt(f"layer {blob}: uncompressed content is {got}, the image config says {diff_id}")
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM layers WHERE driver = ? AND chain_id = ?", (name, chain_id))
+                db.execute(
+                    "INSERT INTO layers (driver, chain_id, cache_id, diff_id, parent, size) VALUES (?,?,?,?,?,?)",
+                    (name, chain_id, cache_id, diff_id, parent_chain, size),
+                )
+        except BaseException:
+            driver.remove(cache_id)
+            raise
+        return {"cache_id": cache_id, "size": size}
+
+    def layer_cache_id(self, chain_id: str) -> str:
+        row = self.store.one(
+            "SELECT cache_id FROM layers WHERE driver = ? AND chain_id = ?", (self.engine.storage_driver_name, chain_id)
+        )
+        if row is None:
+            raise NotFound(f"layer {chain_id} is not in the {self.engine.storage_driver_name} driver")
+        return row["cache_id"]
+
+    def _set_tag(self, db, ref: refs.Reference, image_id: str) -> None:
+        db.execute("INSERT OR REPLACE INTO tags (name, image_id) VALUES (?, ?)", (str(ref), image_id))
+
+    def import_tarball(self, stream: BinaryIO, ref: refs.Reference | None, message: str = "",
+                       changes: dict | None = None, source: str = "-") -> Image:
+        """`berth import`: a root filesystem tarball becomes a one-layer base image."""
+        from berth.core.archive import decompressed
+
+        digest, size = self.engine.content.put(stream)
+        with self.engine.content.open(digest) as f:
+            media_type = layer_media_type(f.read(4))
+            f.seek(0)
+            try:
+                diff_id = HashingReader(decompressed(f)).drain()
+            except Exception as exc:
+                raise Corrupt(f"{source}: not a tar archive or a broken one: {exc}") from None
+        created = now_iso()
+        config = {
+            "architecture": arch(),
+            "os": "linux",
+            "created": created,
+            "config": dict(changes or {}),
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "history": [{"created": created, "created_by": "", "comment": message or f"Imported from {source}"}],
+        }
+        config_bytes = json.dumps(config, separators=(",", ":")).encode()
+        try:
+            return self.register(config_bytes, [Layer(digest, size, media_type, diff_id)],
+                                 tags=[ref] if ref else [], action="import")
+        except BaseException:
+            if not self._blob_in_use(digest):
+                self.engine.content.delete(digest)
+            raise
+
+    # -- tags --------------------------------------------------------------------
+
+    def tag(self, source: str, target: str) -> None:
+        image = self.get(source)
+        ref = refs.parse(target)
+        if ref.digest:
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+        with self.store.transaction() as db:
+            self._set_tag(db, ref, image.id)
+        self.engine.emit("image", "tag", image.id, {"name": ref.familiar})
+
+    def untag(self, name: str) -> str:
+        ref = refs.parse(name)
+        with self.store.transaction() as db:
+            row = db.execute("SELECT image_id FROM tags WHERE name = ?", (str(ref),)).fetchone()
+            if row is None:
+                raise NotFound(f"No such image: {ref.familiar}")
+            db.execute("DELETE FROM tags WHERE name = ?", (str(ref),))
+        self.engine.emit("image", "untag", row[0], {"name": ref.familiar})
+        return row[0]
+
+    # -- removal -----------------------------------------------------------------
+
+    def remove(self, name: str, force: bool = False, in_use_by=None) -> list[tuple[str, str]]:
+        """`berth rmi`: returns ("Untagged"|"Deleted", what) lines as Docker prints them.
+
+        `in_use_by(image_id)` names a container using the image, or None.
+        """
+        image_id = self.find_id(name)
+        if image_id is None:
+            raise NotFound(f"No such image: {_familiar_or_raw(name)}")
+        short = image_id.split(":")[1][:12]
+        tags = [r["name"] for r in self.store.all("SELECT name FROM tags WHERE image_id = ?", (image_id,))]
+        digests = [r["name"] for r in self.store.all("SELECT name FROM repo_digests WHERE image_id = ?", (image_id,))]
+        named = self._tag_target(name) == image_id  # by reference, not by ID
+        if named and len(tags) + len(digests) > 1:
+            ref = refs.parse(name)
+            if ref.digest:
+                with self.store.transaction() as db:
+                    db.execute("DELETE FROM repo_digests WHERE name = ?", (f"{ref.name}@{ref.digest}",))
+            else:
+                self.untag(name)
+            return [("Untagged", ref.familiar)]
+        user = in_use_by(image_id) if in_use_by else None
+        if user and not force:
+            if named:
+                raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force) - '
+                               f"container {user[:12]} is using its referenced image {short}")
+            raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is being used by container {user[:12]}")
+        if not named and len(tags) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
+        if self.children(image_id):
+            raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has dependent child images")
+        out: list[tuple[str, str]] = []
+        for tag in tags:
+            self.untag(tag)
+            out.append(("Untagged", refs.parse(tag).familiar))
+        out.extend(("Untagged", refs.parse(d).familiar) for d in digests)
+        if user:  # forced while a container uses it: as Docker, keep the image, untagged
+            return out
+        out.extend(("Deleted", d) for d in self.delete(image_id))
+        return out
+
+    def delete(self, image_id: str) -> list[str]:
+        """Delete the image row, then the layers and blobs no other image shares."""
+        image = self.store.one("SELECT * FROM images WHERE id = ?", (image_id,))
+        if image is None:
+            return []
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            db.execute("UPDATE images SET parent = NULL WHERE parent = ?", (image_id,))
+        self.engine.emit("image", "delete", image_id, {})
+        self.engine.hook("image_removed", image_id=image_id)
+        return [image_id] + self.collect_garbage()
+
+    def _blob_in_use(self, digest: str) -> bool:
+        for row in self.store.all("SELECT id, manifest FROM images"):
+            if row["id"] == digest or digest in row["manifest"]:
+                return True
+        return False
+
+    def collect_garbage(self) -> list[str]:
+        """Remove layers no image or container needs, and unreferenced blobs."""
+        needed: set[str] = set()
+        blobs: set[str] = set()
+        for row in self.store.all("SELECT id, manifest, diff_ids FROM images"):
+            needed.update(chain_ids(loads(row["diff_ids"])))
+            blobs.add(row["id"])
+            manifest = loads(row["manifest"])
+            blobs.update(l["digest"] for l in manifest.get("layers", []))
+        for row in self.store.all("SELECT image_id FROM containers"):
+            img = self.store.one("SELECT diff_ids FROM images WHERE id = ?", (row["image_id"],))
+            if img:
+                needed.update(chain_ids(loads(img["diff_ids"])))
+        removed = []
+        driver = None
+        for row in self.store.all("SELECT driver, chain_id, cache_id FROM layers"):
+            if row["chain_id"] in needed:
+                continue
+            if row["driver"] == self.engine.storage_driver_name:
+                driver = driver or self.engine.storage
+                driver.remove(row["cache_id"])
+            elif not self._remove_foreign_layer(row["driver"], row["cache_id"]):
+                continue
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM layers WHERE driver = ? AND cache_id = ?", (row["driver"], row["cache_id"]))
+            removed.append(row["chain_id"])
+        for digest in self.engine.content.digests():
+            if digest not in blobs:
+                self.engine.content.delete(digest)
+        return removed
+
+    def _remove_foreign_layer(self, driver_name: str, cache_id: str) -> bool:
+        """A layer of another storage driver: remove it with that driver if it runs here."""
+        from berth.core import plugins
+        from berth.core.errors import BerthError
+
+        try:
+            cls = plugins.drivers("storage").supported(driver_name)
+            cls(self.engine.root / driver_name, {}).remove(cache_id)
+            return True
+        except BerthError:
+            return False
+
+    # -- presentation ------------------------------------------------------------
+
+    def inspect(self, image: Image) -> dict:
+        cfg = image.config
+        top = image.top_layer
+        graph = {}
+        if top:
+            try:
+                graph = self.engine.storage.metadata(self.layer_cache_id(top))
+            except NotFound:
+                graph = {}
+        return {
+            "Id": image.id,
+            "RepoTags": image.repo_tags,
+            "RepoDigests": image.repo_digests,
+            "Parent": image.parent or "",
+            "Comment": (cfg.get("history") or [{}])[-1].get("comment", ""),
+            "Created": image.created,
+            "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""),
+            "Config": _docker_config(cfg.get("config") or {}),
+            "Architecture": cfg.get("architecture", ""),
+            "Variant": cfg.get("variant", ""),
+            "Os": cfg.get("os", ""),
+            "Size": image.size,
+            "GraphDriver": {"Name": self.engine.storage_driver_name, "Data": graph},
+            "RootFS": {"Type": "layers", "Layers": image.diff_ids},
+            "Metadata": {"LastTagTime": ""},
+        }
+
+    def history(self, image: Image) -> list[dict]:
+        """Rows newest first: Id, Created, CreatedBy, Size, Comment, Tags."""
+        layer_sizes = {}
+        for chain_id in image.chain_ids:
+            row = self.store.one("SELECT size FROM layers WHERE chain_id = ? AND driver = ?",
+                                 (chain_id, self.engine.storage_driver_name))
+            layer_sizes[chain_id] = row["size"] if row else 0
+        history = image.config.get("history") or [{"created": image.created} for _ in image.diff_ids]
+        chain = image.chain_ids
+        owners: dict[int, Image] = {len(history) - 1: image}
+        current = image
+        while current.parent:  # the parent images' tops, where we have them
+            try:
+                current = self._load(current.parent)
+            except (NotFound, Corrupt):
+                break
+            n = len(current.config.get("history") or current.diff_ids)
+            owners.setdefault(n - 1, current)
+        rows = []
+        layer_index = 0
+        for i, entry in enumerate(history):
+            empty = entry.get("empty_layer", False)
+            size = 0
+            if not empty and layer_index < len(chain):
+                size = layer_sizes.get(chain[layer_index], 0)
+                layer_index += 1
+            owner = owners.get(i)
+            rows.append({
+                "Id": owner.id if owner else "<missing>",
+                "Created": entry.get("created", ""),
+                "CreatedBy": entry.get("created_by", ""),
+                "Size": size,
+                "Comment": entry.get("comment", ""),
+                "Tags": owner.repo_tags if owner else [],
+            })
+        rows.reverse()
+        return rows
+
+
+_CONFIG_KEYS = ["Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+                "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Image", "Volumes",
+                "WorkingDir", "Entrypoint", "OnBuild", "Labels", "StopSignal"]
+
+
+def _docker_config(cfg: dict) -> dict:
+    """The image's config in the shape `docker image inspect` prints."""
+    out = {
+        "Hostname": "", "Domainname": "", "User": "", "AttachStdin": False, "AttachStdout": False,
+        "AttachStderr": False, "Tty": False, "OpenStdin": False, "StdinOnce": False, "Env": None,
+        "Cmd": None, "Image": "", "Volumes": None, "WorkingDir": "", "Entrypoint": None,
+        "OnBuild": None, "Labels": None,
+    }
+    out.update({k: v for k, v in cfg.items()})
+    return out
+
+
+def _image_attrs(image: Image) -> dict[str, str]:
+    return {"name": image.repo_tags[0]} if image.repo_tags else {}
+
+
+def _familiar_or_raw(name: str) -> str:
+    try:
+        ref = refs.parse(name)
+        return ref.familiar
+    except InvalidArgument:
+        return name
