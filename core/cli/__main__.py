@@ -1,0 +1,3 @@
+from berth.core.cli.main import main
+
+main()

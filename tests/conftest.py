@@ -1,0 +1,128 @@
+"""Fixtures every berth test shares.
+
+- `rootfs_tar(tmp_path)`: a busybox-static root filesystem as a tar file.
+- `berth`: runs the real `berth` command as a subprocess against a
+  per-test --root and --runroot (temporary, so nothing clashes with a real
+  installation) and returns the CompletedProcess. `berth.env` / `berth.root`
+  are exposed; `berth.image` imports the busybox image once per test on
+  demand and returns its name.
+
+Everything a test makes is torn down by the fixtures, even on failure.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = Path("/bin/busybox")
+BERTH = [sys.executable, "-m", "berth.core.cli"]
+
+
+def busybox_applets() -> list[str]:
+    out = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout
+    return [a for a in out.split() if a and a != "busybox"]
+
+
+def make_rootfs_tar(path: Path, extra: dict[str, bytes] | None = None, config_files: bool = True) -> Path:
+    """A minimal busybox root filesystem: /bin/busybox + applet links, /etc files."""
+    with tarfile.open(path, "w") as tar:
+        def add_dir(name, mode=0o755):
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = mode
+            tar.addfile(info)
+
+        def add_file(name, data: bytes, mode=0o644):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for d in ("bin", "etc", "tmp", "root", "home", "var", "usr", "usr/bin", "dev", "proc", "sys"):
+            add_dir(d, 0o1777 if d == "tmp" else 0o755)
+        with open(BUSYBOX, "rb") as f:
+            data = f.read()
+        add_file("bin/busybox", data, 0o755)
+        for applet in busybox_applets():
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+        if config_files:
+            add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+                                   b"app:x:1000:1000:app:/home/app:/bin/sh\n")
+            add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\n")
+        for name, content in (extra or {}).items():
+            add_file(name, content)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rootfs_tar(tmp_path_factory) -> Path:
+    return make_rootfs_tar(tmp_path_factory.mktemp("rootfs") / "busybox.tar")
+
+
+class Berth:
+    """The berth CLI bound to one temporary installation."""
+
+    def __init__(self, base: Path, rootfs: Path, storage_driver: str | None = None):
+        self.root = base / "root"
+        self.runroot = base / "run"
+        self.rootfs = rootfs
+        self.storage_driver = storage_driver
+        self.env = dict(os.environ, BERTH_AUTH_FILE=str(base / "auth.json"))
+        self.env.pop("BERTH_CONFIG", None)
+        self._image: str | None = None
+
+    def args(self) -> list[str]:
+        a = ["--root", str(self.root), "--runroot", str(self.runroot)]
+        if self.storage_driver:
+            a += ["--storage-driver", self.storage_driver]
+        return a
+
+    def __call__(self, *argv: str, input: bytes | str | None = None, check: bool = False, timeout: float = 60,
+                 **kw) -> subprocess.CompletedProcess:
+        text = not isinstance(input, bytes)
+        proc = subprocess.run(BERTH + self.args() + list(argv), input=input, capture_output=True, text=text,
+                              env=self.env, timeout=timeout, **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"berth {' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def popen(self, *argv: str, **kw) -> subprocess.Popen:
+        return subprocess.Popen(BERTH + self.args() + list(argv), env=self.env, **kw)
+
+    @property
+    def image(self) -> str:
+        """A busybox image in this installation, imported on first use."""
+        if self._image is None:
+            self("import", str(self.rootfs), "busybox:latest", check=True)
+            self._image = "busybox:latest"
+        return self._image
+
+    def cleanup(self) -> None:
+        """Stop and remove every container, then unmount what the driver left."""
+        if self.root.exists():
+            ids = self("ps", "-aq", "--no-trunc").stdout.split()
+            if ids:
+                self("rm", "-f", *ids, timeout=120)
+        subprocess.run(["sh", "-c", f"grep -o ' {self.root}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"],
+                       capture_output=True)
+
+
+@pytest.fixture
+def berth(tmp_path, rootfs_tar):
+    b = Berth(tmp_path / f"berth-{secrets.token_hex(3)}", rootfs_tar)
+    yield b
+    b.cleanup()
+    shutil.rmtree(b.root, ignore_errors=True)
+    shutil.rmtree(b.runroot, ignore_errors=True)
