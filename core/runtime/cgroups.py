@@ -1,0 +1,314 @@
+"""Control groups of a container: limits, freeze, process list, kill, stats.
+
+v1 (one hierarchy per controller, /sys/fs/cgroup/<controller>/<parent>/<name>)
+and v2 (unified, /sys/fs/cgroup/<parent>/<name>) behind one class. A Cgroup
+object only computes paths; it can be rebuilt from (parent, name) in any
+process (`berth pause` in the CLI, the monitor, metrics).
+"""
+
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+# v1 controllers a container gets a directory in, when mounted.
+_V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices",
+                   "blkio")
+_V2_CONTROLLERS = ("memory", "cpu", "pids", "io")
+
+# Docker's default device allow list (moby oci/devices + runc defaults).
+DEFAULT_DEVICE_RULES = (
+    "c *:* m", "b *:* m",
+    "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+    "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+)
+
+
+@dataclass
+class Limits:
+    """Resource limits. None leaves the kernel default (unlimited).
+
+    memory: bytes. memory_swap: memory + swap in bytes (Docker's
+    --memory-swap; -1 unlimited; None with memory set means twice memory,
+    as Docker). cpus: number of CPUs (float) -> CFS quota over a 100ms
+    period. pids_limit: max tasks (<= 0 unlimited).
+    """
+
+    memory: int | None = None
+    memory_swap: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+
+
+@dataclass
+class Stats:
+    """A snapshot for metrics / `berth stats`."""
+
+    memory_usage: int
+    memory_limit: int | None
+    cpu_usage_ns: int
+    pids: int
+
+
+def is_v2() -> bool:
+    """True on a pure cgroup v2 host (hybrid v1 hosts count as v1)."""
+    return os.path.exists(CGROUP_ROOT + "/cgroup.controllers")
+
+
+def _write(path: str, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> str:
+    with open(path, "rb") as f:
+        return f.read().decode()
+
+
+class Cgroup:
+    """The cgroup(s) of one container: <parent>/<name> in every hierarchy."""
+
+    def __init__(self, parent: str, name: str):
+        self.parent = parent.strip("/")
+        self.name = name
+        self.v2 = is_v2()
+        rel = f"{self.parent}/{name}" if self.parent else name
+        if self.v2:
+            self.dirs = {"": f"{CGROUP_ROOT}/{rel}"}
+        else:
+            self.dirs = {}
+            seen = set()
+            for ctrl in _V1_CONTROLLERS:
+                mount = f"{CGROUP_ROOT}/{ctrl}"
+                if not os.path.isdir(mount):
+                    continue
+                real = os.path.realpath(mount)  # cpu,cpuacct may be one mount
+                if real in seen:
+                    continue
+                seen.add(real)
+                self.dirs[ctrl] = f"{real}/{rel}"
+
+    def __repr__(self) -> str:
+        return f"Cgroup({self.parent!r}, {self.name!r})"
+
+    def _dir(self, ctrl: str) -> str | None:
+        if self.v2:
+            return self.dirs[""]
+        return self.dirs.get(ctrl)
+
+    @classmethod
+    def create(cls, parent: str, name: str, limits: Limits | None = None) -> "Cgroup":
+        """Make the directories (idempotent), apply limits and device rules."""
+        cg = cls(parent, name)
+        if cg.v2:
+            cg._create_v2()
+        else:
+            for ctrl, path in cg.dirs.items():
+                os.makedirs(path, exist_ok=True)
+            devices = cg.dirs.get("devices")
+            if devices:
+                _write(devices + "/devices.deny", "a")
+                for rule in DEFAULT_DEVICE_RULES:
+                    _write(devices + "/devices.allow", rule)
+        try:
+            if limits:
+                cg.set_limits(limits)
+        except BaseException:
+            cg.remove()
+            raise
+        return cg
+
+    def _create_v2(self) -> None:
+        available = _read(CGROUP_ROOT + "/cgroup.controllers").split()
+        enable = " ".join("+" + c for c in _V2_CONTROLLERS if c in available)
+        level = CGROUP_ROOT
+        parts = self.parent.split("/") if self.parent else []
+        for part in parts:
+            if enable:
+                _write(level + "/cgroup.subtree_control", enable)
+            level = f"{level}/{part}"
+            os.makedirs(level, exist_ok=True)
+        if enable:
+            _write(level + "/cgroup.subtree_control", enable)
+        os.makedirs(self.dirs[""], exist_ok=True)
+
+    def exists(self) -> bool:
+        return any(os.path.isdir(p) for p in self.dirs.values())
+
+    def set_limits(self, limits: Limits) -> None:
+        """Apply memory, swap, cpu and pids limits."""
+        mem = self._dir("memory")
+        if limits.memory and mem:
+            swap = limits.memory_swap
+            if swap is None:
+                swap = 2 * limits.memory
+            if self.v2:
+                _write(mem + "/memory.max", str(limits.memory))
+                if os.path.exists(mem + "/memory.swap.max"):
+                    _write(mem + "/memory.swap.max",
+                           "max" if swap < 0 else str(max(swap - limits.memory, 0)))
+            else:
+                _write(mem + "/memory.limit_in_bytes", str(limits.memory))
+                if os.path.exists(mem + "/memory.memsw.limit_in_bytes"):
+                    _write(mem + "/memory.memsw.limit_in_bytes",
+                           "-1" if swap < 0 else str(swap))
+        cpu = self._dir("cpu")
+        if limits.cpus and cpu:
+            period = 100000
+            quota = max(int(limits.cpus * period), 1000)
+            if self.v2:
+                _write(cpu + "/cpu.max", f"{quota} {period}")
+            else:
+                _write(cpu + "/cpu.cfs_period_us", str(period))
+                _write(cpu + "/cpu.cfs_quota_us", str(quota))
+        pids = self._dir("pids")
+        if limits.pids_limit is not None and pids:
+            value = str(limits.pids_limit) if limits.pids_limit > 0 else "max"
+            _write(pids + "/pids.max", value)
+
+    def add(self, pid: int = 0) -> None:
+        """Move `pid` (0: the calling process) into this cgroup."""
+        for path in self.dirs.values():
+            _write(path + "/cgroup.procs", str(pid))
+
+    def pids(self) -> list[int]:
+        """Host pids of every process in the cgroup (for `top`)."""
+        path = self._dir("pids") or self._dir("freezer") or next(iter(self.dirs.values()))
+        try:
+            return [int(x) for x in _read(path + "/cgroup.procs").split()]
+        except FileNotFoundError:
+            return []
+
+    def freeze(self, timeout: float = 5.0) -> None:
+        """Stop every process (pause); returns once the kernel says frozen."""
+        self._set_frozen(True, timeout)
+
+    def thaw(self, timeout: float = 5.0) -> None:
+        """Resume every process (unpause)."""
+        self._set_frozen(False, timeout)
+
+    def is_frozen(self) -> bool:
+        if self.v2:
+            events = _read(self.dirs[""] + "/cgroup.events")
+            return "frozen 1" in events
+        path = self.dirs.get("freezer")
+        return bool(path) and _read(path + "/freezer.state").strip() == "FROZEN"
+
+    def _set_frozen(self, frozen: bool, timeout: float) -> None:
+        if self.v2:
+            _write(self.dirs[""] + "/cgroup.freeze", "1" if frozen else "0")
+        else:
+            path = self.dirs.get("freezer")
+            if not path:
+                raise OSError(errno.ENOTSUP, "no freezer cgroup", CGROUP_ROOT)
+            _write(path + "/freezer.state", "FROZEN" if frozen else "THAWED")
+        deadline = time.monotonic() + timeout
+        while self.is_frozen() != frozen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cgroup {self.name} did not "
+                                   f"{'freeze' if frozen else 'thaw'}")
+            time.sleep(0.001)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to every process in the cgroup."""
+        if self.v2 and sig == signal.SIGKILL and os.path.exists(self.dirs[""] + "/cgroup.kill"):
+            _write(self.dirs[""] + "/cgroup.kill", "1")
+            return
+        for pid in self.pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Kill what is left, thaw, and rmdir every directory (retrying)."""
+        deadline = time.monotonic() + timeout
+        if self.exists() and self.pids():
+            try:
+                if self.is_frozen():
+                    self.kill()
+                    self.thaw()
+            except OSError:
+                pass
+        for path in self.dirs.values():
+            while True:
+                try:
+                    os.rmdir(path)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise
+                    self.kill()
+                    time.sleep(0.005)
+        self._remove_empty_parents()
+
+    def _remove_empty_parents(self) -> None:
+        """Remove the parent directory when we left it empty (test parents)."""
+        if not self.parent:
+            return
+        for path in self.dirs.values():
+            parent = os.path.dirname(path)
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass  # other containers still there, or in use
+
+    def memory_oom_kills(self) -> int:
+        """How many processes the kernel OOM-killed in this cgroup."""
+        mem = self._dir("memory")
+        if not mem:
+            return 0
+        name = "/memory.events" if self.v2 else "/memory.oom_control"
+        try:
+            text = _read(mem + name)
+        except FileNotFoundError:
+            return 0
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value)
+        return 0
+
+    def stats(self) -> Stats:
+        """Memory usage/limit, CPU time and process count."""
+        mem = self._dir("memory")
+        usage, limit = 0, None
+        if mem:
+            if self.v2:
+                usage = int(_read(mem + "/memory.current"))
+                raw = _read(mem + "/memory.max").strip()
+            else:
+                usage = int(_read(mem + "/memory.usage_in_bytes"))
+                raw = _read(mem + "/memory.limit_in_bytes").strip()
+            if raw != "max" and int(raw) < 1 << 62:
+                limit = int(raw)
+        cpu_ns = 0
+        if self.v2:
+            for line in _read(self.dirs[""] + "/cpu.stat").splitlines():
+                if line.startswith("usage_usec "):
+                    cpu_ns = int(line.split()[1]) * 1000
+        else:
+            acct = self.dirs.get("cpuacct") or self.dirs.get("cpu")
+            if acct and os.path.exists(acct + "/cpuacct.usage"):
+                cpu_ns = int(_read(acct + "/cpuacct.usage"))
+        return Stats(usage, limit, cpu_ns, len(self.pids()))
+
+    @classmethod
+    def of_pid(cls, pid: int) -> "Cgroup | None":
+        """The cgroup a running process is in, if it is a `parent/name` one."""
+        text = _read(f"/proc/{pid}/cgroup")
+        for line in text.splitlines():
+            _, ctrls, path = line.split(":", 2)
+            wanted = ctrls == "" if is_v2() else "pids" in ctrls.split(",") or "memory" in ctrls.split(",")
+            if wanted and path.count("/") >= 1 and path != "/":
+                parent, _, name = path.strip("/").rpartition("/")
+                return cls(parent, name)
+        return None
