@@ -117,9 +117,8 @@ class Store:
         with self.transaction():
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(script):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
 
     @contextlib.contextmanager
@@ -154,6 +153,17 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (executescript would commit our transaction)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line.split("--", 1)[0] + "\n"
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return out
 
 
 def dumps(value: Any) -> str:

@@ -1,0 +1,312 @@
+"""Image commands: images, import, load, save, tag, rmi, history, image ..."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from berth.core.cli import output
+from berth.core.cli.main import CONTEXT, get_engine
+from berth.core.errors import BerthError, InvalidArgument, NotFound
+
+
+def _containers_using(engine):
+    """in_use_by(image_id) -> a container ID, for rmi's refusal."""
+    def in_use_by(image_id: str) -> str | None:
+        row = engine.store.one("SELECT id FROM containers WHERE image_id = ? LIMIT 1", (image_id,))
+        return row["id"] if row else None
+    return in_use_by
+
+
+@click.command("images", context_settings=CONTEXT)
+@click.argument("repository", required=False)
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images).")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("--digests", is_flag=True, help="Show digests.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (dangling=true, reference=PATTERN).")
+@click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
+def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
+    """List images."""
+    import fnmatch
+
+    from berth.core import reference as refs
+    from berth.core.units import ago, human_size
+
+    engine = get_engine()
+    flt = _parse_filters(filters, {"dangling", "reference", "label", "before", "since"})
+    rows = []
+    seen_ids = []
+    all_images = engine.images.all()
+    parents = {img.parent for img in all_images if img.parent}
+    for img in all_images:
+        names = img.tags or [None]
+        intermediate = not img.tags and img.id in parents
+        if intermediate and not all_:
+            continue
+        if "dangling" in flt and (flt["dangling"][0] == "true") != (not img.tags):
+            continue
+        for name in names:
+            ref = refs.parse(name) if name else None
+            repo = ref.familiar_name if ref else "<none>"
+            tag = ref.tag if ref else "<none>"
+            if repository and (not ref or not fnmatch.fnmatch(ref.familiar_name, repository.split(":")[0])
+                               or (":" in repository and repository.rsplit(":", 1)[1] != tag)):
+                continue
+            if "reference" in flt and not any(
+                    ref and (fnmatch.fnmatch(ref.familiar_name, p) or fnmatch.fnmatch(ref.familiar, p))
+                    for p in flt["reference"]):
+                continue
+            digest = next((d.split("@", 1)[1] for d in img.digests if ref and d.startswith(ref.name + "@")), "<none>")
+            rows.append({
+                "Repository": repo, "Tag": tag,
+                "ID": img.id if no_trunc else img.short_id,
+                "Digest": digest,
+                "CreatedSince": ago(img.created), "CreatedAt": img.created,
+                "Size": human_size(img.size), "VirtualSize": human_size(img.size),
+                "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
+            })
+            seen_ids.append(rows[-1]["ID"])
+    if quiet:
+        done = set()
+        for i in seen_ids:
+            if i not in done:
+                done.add(i)
+                click.echo(i)
+        return
+    columns = [("Repository", "REPOSITORY"), ("Tag", "TAG")]
+    if digests:
+        columns.append(("Digest", "DIGEST"))
+    columns += [("ID", "IMAGE ID"), ("CreatedSince", "CREATED"), ("Size", "SIZE")]
+    output.table(rows, columns, fmt)
+
+
+def _parse_filters(filters, allowed: set[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or key not in allowed:
+            raise InvalidArgument(f"invalid filter '{f}'")
+        out.setdefault(key, []).append(value)
+    return out
+
+
+@click.command("import", context_settings=CONTEXT)
+@click.argument("source")
+@click.argument("repository", required=False)
+@click.option("-m", "--message", default="", help="Set commit message for imported image.")
+@click.option("-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image.")
+def import_(source, repository, message, changes):
+    """Import the contents from a tarball to create a filesystem image.
+
+    SOURCE is a file path or - for standard input.
+    """
+    from berth.core import reference as refs
+    from berth.core.dockerfile import apply_changes
+
+    ref = refs.parse(repository) if repository else None
+    if ref and ref.digest:
+        raise InvalidArgument("refusing to create a tag with a digest reference")
+    config = apply_changes({}, changes)
+    engine = get_engine()
+    if source == "-":
+        stream = sys.stdin.buffer
+    else:
+        try:
+            stream = open(source, "rb")
+        except OSError as exc:
+            raise NotFound(f"open {source}: {exc.strerror.lower()}") from None
+    with stream:
+        image = engine.images.import_tarball(stream, ref, message, config, source)
+    click.echo(image.id)
+
+
+@click.command("tag", context_settings=CONTEXT)
+@click.argument("source")
+@click.argument("target")
+def tag(source, target):
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    get_engine().images.tag(source, target)
+
+
+@click.command("rmi", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Force removal of the image.")
+@click.option("--no-prune", is_flag=True, help="Do not delete untagged parents.")
+def rmi(names, force, no_prune):
+    """Remove one or more images."""
+    engine = get_engine()
+    failed = False
+    for name in names:
+        try:
+            for action, what in engine.images.remove(name, force=force, in_use_by=_containers_using(engine)):
+                click.echo(f"{action}: {what}")
+        except BerthError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed = True
+    if failed:
+        raise BerthError("")
+
+
+@click.command("history", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("-H", "--human", default=True, type=bool, help="Print sizes and dates in human readable format.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
+@click.option("--format", "fmt", help="Format output using a Go template.")
+def history(name, human, no_trunc, quiet, fmt):
+    """Show the history of an image."""
+    from berth.core.units import ago, human_size
+
+    engine = get_engine()
+    image = engine.images.get(name)
+    rows = []
+    for entry in engine.images.history(image):
+        ident = entry["Id"]
+        if ident != "<missing>" and not no_trunc:
+            ident = ident.split(":", 1)[1][:12]
+        created_by = entry["CreatedBy"]
+        if not no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append({
+            "ID": ident,
+            "CreatedSince": (ago(entry["Created"]) if human else entry["Created"]) if entry["Created"] else "",
+            "CreatedAt": entry["Created"],
+            "CreatedBy": created_by,
+            "Size": human_size(entry["Size"]) if human else str(entry["Size"]),
+            "Comment": entry["Comment"],
+        })
+    if quiet:
+        for r in rows:
+            click.echo(r["ID"])
+        return
+    output.table(rows, [("ID", "IMAGE"), ("CreatedSince", "CREATED"), ("CreatedBy", "CREATED BY"),
+                        ("Size", "SIZE"), ("Comment", "COMMENT")], fmt)
+
+
+@click.command("inspect", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+def image_inspect(names, fmt):
+    """Display detailed information on one or more images."""
+    engine = get_engine()
+    found, missing = [], []
+    for name in names:
+        try:
+            found.append(engine.images.inspect(engine.images.get(name)))
+        except NotFound as exc:
+            missing.append(str(exc))
+    output.inspect(found, fmt)
+    if missing:
+        for m in missing[:-1]:
+            click.echo(f"Error: {m}", err=True)
+        raise NotFound(missing[-1])
+
+
+@click.command("load", context_settings=CONTEXT)
+@click.option("-i", "--input", "input_", type=click.Path(dir_okay=False), help="Read from tar archive file, instead of STDIN.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
+def load(input_, quiet):
+    """Load an image from a tar archive or STDIN (docker-archive or OCI layout)."""
+    from berth.core.transfer import load_archive
+
+    engine = get_engine()
+    if input_:
+        try:
+            stream = open(input_, "rb")
+        except OSError as exc:
+            raise NotFound(f"open {input_}: {exc.strerror.lower()}") from None
+    else:
+        if sys.stdin.isatty():
+            raise InvalidArgument("requested load from stdin, but stdin is empty")
+        stream = sys.stdin.buffer
+    with stream:
+        for line in load_archive(engine, stream):
+            if not quiet:
+                click.echo(line)
+
+
+@click.command("save", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.option("-o", "--output", "output_", type=click.Path(dir_okay=False), help="Write to a file, instead of STDOUT.")
+@click.option("--format", "fmt", type=click.Choice(["docker-archive", "oci-archive"]), default="docker-archive",
+              help="Archive format.")
+def save(names, output_, fmt):
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    import os
+
+    from berth.core.transfer import save_archive
+
+    engine = get_engine()
+    if not output_:
+        if sys.stdout.isatty():
+            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        save_archive(engine, list(names), sys.stdout.buffer, fmt)
+        return
+    tmp = f"{output_}.berth-tmp"
+    try:
+        with open(tmp, "wb") as out:
+            save_archive(engine, list(names), out, fmt)
+        os.replace(tmp, output_)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@click.command("prune", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def prune(all_, force):
+    """Remove unused images."""
+    from berth.core.units import human_size
+
+    engine = get_engine()
+    in_use = _containers_using(engine)
+    deleted: list[str] = []
+    reclaimed = 0
+    for img in engine.images.all():
+        if (img.tags and not all_) or in_use(img.id) or engine.images.children(img.id):
+            continue
+        for action, what in engine.images.remove(img.id, force=True):
+            if action == "Deleted":
+                deleted.append(what)
+        reclaimed += img.size
+    removed_layers = engine.images.collect_garbage()
+    if deleted:
+        click.echo("Deleted Images:")
+        for d in deleted:
+            click.echo(f"deleted: {d}")
+        click.echo()
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+    del removed_layers
+
+
+@click.group("image", cls=click.Group, context_settings=CONTEXT)
+def image():
+    """Manage images."""
+
+
+image.add_command(images, "ls")
+image.add_command(images, "list")
+image.add_command(image_inspect, "inspect")
+image.add_command(rmi, "rm")
+image.add_command(tag, "tag")
+image.add_command(history, "history")
+image.add_command(import_, "import")
+image.add_command(load, "load")
+image.add_command(save, "save")
+image.add_command(prune, "prune")
+
+
+def _add_registry_commands() -> None:
+    try:
+        from berth.core.cli import registry
+    except ImportError:
+        return
+    for name in ("pull", "push"):
+        if hasattr(registry, name):
+            image.add_command(getattr(registry, name), name)
+
+
+_add_registry_commands()

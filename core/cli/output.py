@@ -1,0 +1,35 @@
+"""How every command prints: tables, --format templates, inspect JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Iterable
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]], fmt: str | None = None) -> None:
+    """Print `rows` (dicts of template fields) as Docker does.
+
+    `columns` is the default view: (field, title) pairs. `fmt` is the
+    user's --format: `table ...`, a Go template, or `json`.
+    """
+    from berth.core import template
+
+    headers = {field: title for field, title in columns}
+    if fmt:
+        out = template.format_rows(fmt, rows, headers)
+    else:
+        out = template.columns([[title for _, title in columns]] + [[str(r[f]) for f, _ in columns] for r in rows])
+    sys.stdout.write(out if not out or out.endswith("\n") else out + "\n")
+
+
+def inspect(objects: Iterable[dict], fmt: str | None = None) -> None:
+    """`inspect`: a JSON array indented by 4, or one rendered template per object."""
+    objects = list(objects)
+    if fmt:
+        from berth.core import template
+
+        for obj in objects:
+            sys.stdout.write(template.render(fmt, obj) + "\n")
+    else:
+        sys.stdout.write(json.dumps(objects, indent=4) + "\n")
