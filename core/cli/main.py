@@ -8,6 +8,7 @@ Subcommand modules are imported only when their command runs, so
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -56,7 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "events": ("berth.core.cli.system:events", "Get real time events from berth"),
     "info": ("berth.core.cli.system:info", "Display system-wide information"),
     "version": ("berth.core.cli.system:version", "Show the berth version information"),
-    "metrics": ("berth.core.cli.system:metrics", "Serve Prometheus metrics"),
+    "metrics": ("berth.core.cli.metrics:metrics", "Serve Prometheus metrics"),
 }
 
 
@@ -160,6 +161,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as exc:  # a bug: one line for the user, the trace on request
+        if os.environ.get("BERTH_DEBUG"):
+            raise
+        print(f"Error: internal error: {type(exc).__name__}: {exc} (set BERTH_DEBUG=1 for the trace)",
+              file=sys.stderr)
+        sys.exit(125)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
