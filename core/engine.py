@@ -86,6 +86,12 @@ class Engine:
 
         return ImageService(self)
 
+    @functools.cached_property
+    def volumes(self):
+        from berth.core.volume import VolumeService
+
+        return VolumeService(self)
+
     # -- events ----------------------------------------------------------------
 
     def emit(self, type_: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> dict:

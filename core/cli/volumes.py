@@ -1,0 +1,135 @@
+"""`berth volume create|ls|inspect|rm|prune`."""
+
+from __future__ import annotations
+
+import click
+
+from berth.core.cli import output
+from berth.core.cli.main import CONTEXT, get_engine
+from berth.core.errors import BerthError, InvalidArgument, NotFound
+
+
+def _pairs(values, what: str) -> dict[str, str]:
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"invalid {what} '{v}': must be key=value")
+        out[key] = value
+    return out
+
+
+@click.group("volume", context_settings=CONTEXT)
+def volume():
+    """Manage volumes."""
+
+
+@volume.command("create", context_settings=CONTEXT)
+@click.argument("name", required=False)
+@click.option("-d", "--driver", help="Specify volume driver name (default from the config: local).")
+@click.option("-o", "--opt", "opts", multiple=True, help="Set driver specific options (key=value).")
+@click.option("--label", "labels", multiple=True, help="Set metadata for a volume (key=value).")
+@click.option("--name", "name_opt", help="Specify volume name.")
+def create(name, driver, opts, labels, name_opt):
+    """Create a volume."""
+    vol = get_engine().volumes.create(name or name_opt, driver, _pairs(opts, "option"), _pairs(labels, "label"))
+    click.echo(vol["Name"])
+
+
+@volume.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display volume names.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (dangling=true|false, driver=, name=, label=).")
+@click.option("--format", "fmt", help="Format output using a Go template.")
+def ls(quiet, filters, fmt):
+    """List volumes."""
+    engine = get_engine()
+    flt: dict[str, list[str]] = {}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep or key not in ("dangling", "driver", "name", "label"):
+            raise InvalidArgument(f"invalid filter '{f}'")
+        flt.setdefault(key, []).append(value)
+    rows = []
+    for vol in engine.volumes.list():
+        if "dangling" in flt:
+            want = flt["dangling"][0].lower() in ("true", "1")
+            if want != (not engine.volumes.users(vol["Name"])):
+                continue
+        if "driver" in flt and vol["Driver"] not in flt["driver"]:
+            continue
+        if "name" in flt and not any(n in vol["Name"] for n in flt["name"]):
+            continue
+        if "label" in flt and not all(_label_match(vol["Labels"] or {}, l) for l in flt["label"]):
+            continue
+        rows.append({"Driver": vol["Driver"], "Name": vol["Name"], "Mountpoint": vol["Mountpoint"],
+                     "Scope": vol["Scope"], "Labels": ",".join(f"{k}={v}" for k, v in (vol["Labels"] or {}).items()),
+                     "CreatedAt": vol["CreatedAt"]})
+    if quiet:
+        for r in rows:
+            click.echo(r["Name"])
+        return
+    output.table(rows, [("Driver", "DRIVER"), ("Name", "VOLUME NAME")], fmt)
+
+
+def _label_match(labels: dict, wanted: str) -> bool:
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+@volume.command("inspect", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+def inspect(names, fmt):
+    """Display detailed information on one or more volumes."""
+    engine = get_engine()
+    found, missing = [], []
+    for name in names:
+        try:
+            found.append(engine.volumes.inspect(name))
+        except NotFound as exc:
+            missing.append(str(exc))
+    output.inspect(found, fmt)
+    if missing:
+        for m in missing[:-1]:
+            click.echo(f"Error: {m}", err=True)
+        raise NotFound(missing[-1])
+
+
+@volume.command("rm", context_settings=CONTEXT)
+@click.argument("names", nargs=-1, required=True)
+@click.option("-f", "--force", is_flag=True, help="Force the removal of one or more volumes.")
+def rm(names, force):
+    """Remove one or more volumes."""
+    engine = get_engine()
+    failed = False
+    for name in names:
+        try:
+            engine.volumes.remove(name, force=force)
+            click.echo(name)
+        except NotFound as exc:
+            if not force:
+                click.echo(f"Error: {exc}", err=True)
+                failed = True
+        except BerthError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            failed = True
+    if failed:
+        raise BerthError("")
+
+
+@volume.command("prune", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused volumes, not just anonymous ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+def prune(all_, force):
+    """Remove unused local volumes."""
+    removed = get_engine().volumes.prune(all_)
+    if removed:
+        click.echo("Deleted Volumes:")
+        for name in removed:
+            click.echo(name)
+        click.echo()
+    click.echo("Total reclaimed space: 0B")
+
+
+volume.add_command(ls, "list")
+volume.add_command(rm, "remove")
