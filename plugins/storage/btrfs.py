@@ -21,10 +21,10 @@ class BtrfsDriver(FullTreeDriver):
     name = "btrfs"
 
     def __init__(self, home, options=None):
-        super().__init__(home, options)
-        fstype = filesystem_type(self.home)
+        fstype = filesystem_type(home)  # checked first: refusing leaves nothing behind
         if fstype != "btrfs":
-            raise Unsupported(f"btrfs: {self.home} is on {fstype}, not on a btrfs filesystem")
+            raise Unsupported(f"btrfs: {home} is on {fstype}, not on a btrfs filesystem")
+        super().__init__(home, options)
 
     @classmethod
     def unsupported_reason(cls) -> str | None:

@@ -41,12 +41,12 @@ class Overlay2Driver(StorageDriver):
 
     def __init__(self, home, options=None):
         super().__init__(home, options)
-        (self.home / "l").mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.home, 0o700)
-        fstype = common.filesystem_type(self.home)
+        fstype = common.filesystem_type(self.home)  # checked first: refusing leaves nothing behind
         if fstype == "overlay":
             raise Unsupported(f"overlay2: {self.home} is on an overlay filesystem, which cannot hold overlay layers")
         self.backing_filesystem = fstype
+        (self.home / "l").mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
 
     @classmethod
     def unsupported_reason(cls) -> str | None:
