@@ -76,26 +76,37 @@ class StorageDriver(Driver):
 
     @abstractmethod
     def create(self, id: str, parent: str | None) -> None:
-        """Make an empty read-only layer `id` on `parent`, ready for apply_diff."""
+        """Make an empty read-only layer `id` on `parent`, ready for apply_diff.
+
+        Raises Conflict if `id` exists, NotFound if `parent` does not.
+        """
 
     @abstractmethod
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
         """Extract an uncompressed OCI layer tar stream into layer `id`.
 
         Whiteouts (`.wh.NAME`, `.wh..wh..opq`) delete from the layers below.
-        No entry may land outside the layer. Returns the layer's size in bytes.
-        On failure the layer is left as after `create` (the caller removes it).
+        No entry may land outside the layer (see berth.core.archive). Returns
+        the bytes of regular-file content written. A broken or hostile tar
+        raises Corrupt. On failure the layer is left as after `create` (the
+        caller removes it).
         """
 
     @abstractmethod
     def create_rw(self, id: str, parent: str | None) -> None:
-        """Make the writable layer `id` of a container on image layer `parent`."""
+        """Make the writable layer `id` of a container on image layer `parent`.
+
+        Raises Conflict if `id` exists, NotFound if `parent` does not.
+        """
 
     @abstractmethod
     def mount(self, id: str) -> Path:
         """Return the directory holding the union of `id` and its ancestors.
 
-        Mount counts nest: each mount needs one unmount.
+        Mount counts nest: each mount needs one unmount. The count is shared
+        by every berth process on the host, and the mount is visible to them
+        all (no private mount namespace). An image layer may be mounted too
+        (read-only where the driver can). Raises NotFound for a missing layer.
         """
 
     @abstractmethod
@@ -112,15 +123,27 @@ class StorageDriver(Driver):
 
     @abstractmethod
     def changes(self, id: str) -> list[Change]:
-        """What layer `id` adds, changes and deletes against its parent."""
+        """What layer `id` adds, changes and deletes against its parent.
+
+        Docker's semantics, sorted by path: an added directory lists its
+        contents as A too; a deleted one is one D (its contents are not
+        listed); a directory with any change inside is C; "/" is never listed.
+        """
 
     @abstractmethod
     def export_diff(self, id: str, out: BinaryIO) -> None:
-        """Write layer `id`'s changes as an uncompressed OCI layer tar."""
+        """Write layer `id`'s changes as an uncompressed OCI layer tar.
+
+        Deletions are `.wh.NAME`, opaque directories `.wh..wh..opq`; the
+        same content always gives the same bytes (sorted, mtimes in seconds).
+        """
 
     @abstractmethod
     def usage(self, id: str) -> int:
-        """Bytes used by layer `id` alone (not its ancestors)."""
+        """Bytes used by layer `id` alone (not its ancestors).
+
+        Regular-file content of the layer's own changes (Docker's SIZE).
+        """
 
     def status(self) -> list[tuple[str, str]]:
         """Lines for `berth info` ("Backing Filesystem", "extfs"), in order."""

@@ -196,7 +196,7 @@ class FullTreeDriver(StorageDriver):
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
         parent = self.parent(id)
         try:
-            return archive.extract_layer(diff, self.tree(id), "delete")
+            return archive.extract_layer(archive.decompressed(diff), self.tree(id), "delete")
         except BaseException:
             self.delete(self.tree(id))  # back to the state after create
             self.clone(self.tree(parent) if parent else None, self.tree(id))

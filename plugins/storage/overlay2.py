@@ -26,7 +26,7 @@ from typing import BinaryIO
 
 from berth.core import archive
 from berth.core.drivers import Change, StorageDriver
-from berth.core.errors import Conflict, NotFound, Unsupported
+from berth.core.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from berth.plugins.storage import common
 
 _LINK_ALPHABET = string.ascii_uppercase + string.digits
@@ -57,7 +57,10 @@ class Overlay2Driver(StorageDriver):
     # ------------------------------------------------------------ layout
 
     def _dir(self, id: str) -> Path:
-        return self.home / common.dir_name(id)
+        name = common.dir_name(id)
+        if name == "l":  # home/l holds the short links
+            raise InvalidArgument(f"invalid layer id {id!r}")
+        return self.home / name
 
     def _lowers(self, id: str) -> list[str]:
         """The ancestors' short links relative to home, nearest first."""
@@ -106,16 +109,17 @@ class Overlay2Driver(StorageDriver):
             if parent is not None:
                 (tmp / "parent").write_text(parent)
                 (tmp / "lower").write_text(":".join([self._link(parent), *self._lowers(parent)]))
+            # the short link first (dangling for a moment): a layer under its real name is complete
+            os.symlink(f"../{final.name}/diff", self.home / "l" / short)
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        os.symlink(f"../{final.name}/diff", self.home / "l" / short)
 
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
         upper = self._require(id) / "diff"
         try:
-            return archive.extract_layer(diff, upper, "overlay")
+            return archive.extract_layer(archive.decompressed(diff), upper, "overlay")
         except BaseException:
             shutil.rmtree(upper)  # back to the state after create
             upper.mkdir(mode=0o755)
