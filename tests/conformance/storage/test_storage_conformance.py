@@ -369,3 +369,22 @@ def test_hostile_layer_is_refused_and_layer_left_as_created(driver, tmp_path):
     assert driver.changes("X") == []
     driver.create_rw("C", "X")
     assert sorted(os.listdir(driver.mount("C"))) == ["f"]
+
+
+def test_mount_count_is_shared_between_processes(driver, driver_name):
+    import subprocess
+    import sys
+
+    top = image(driver, [file("f", b"x")], [file("g", b"y")])
+    driver.create_rw("C", top)
+    other = (
+        "import sys; from pathlib import Path; from berth.core import plugins\n"
+        f"d = plugins.drivers('storage').get({driver_name!r})(Path({str(driver.home)!r}))\n"
+        "print(d.mount('C'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", other], check=True, capture_output=True, text=True).stdout.strip()
+    root = driver.mount("C")  # this process's mount joins the other's
+    assert str(root) == out
+    driver.unmount("C")
+    assert (root / "g").read_bytes() == b"y", "unmounted while another process still had it mounted"
+    driver.unmount("C")
