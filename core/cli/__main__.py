@@ -1,3 +1,3 @@
-from berth.core.cli.main import main
+from berth.core.cli import main
 
 main()

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rv = cli.main(args=argv, prog_name="berth", standalone_mode=False)
     except click.exceptions.NoSuchOption as exc:
-        _usage_error(exc)
+        _usage_error(exc, f"unknown flag: {exc.option_name}")
     except click.UsageError as exc:
         _usage_error(exc)
     except click.exceptions.Abort:
@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _usage_error(exc: click.UsageError) -> None:
+def _usage_error(exc: click.UsageError, message: str | None = None) -> None:
     name = exc.ctx.command_path if exc.ctx else "berth"
-    print(f"Error: {exc.format_message()}", file=sys.stderr)
+    print(message or f"Error: {exc.format_message()}", file=sys.stderr)
     print(f"See '{name} --help'.", file=sys.stderr)
     sys.exit(125)
