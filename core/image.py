@@ -79,6 +79,7 @@ class Image:
     parent: str | None
     tags: list[str]  # fully qualified: docker.io/library/busybox:latest
     digests: list[str]
+    problems: list[str] = dataclasses.field(default_factory=list)  # what a damaged store lacks
 
     @property
     def short_id(self) -> str:
@@ -134,15 +135,18 @@ class ImageService:
         row = self.store.one("SELECT * FROM images WHERE id = ?", (image_id,))
         if row is None:
             raise NotFound(f"No such image: {image_id}")
+        problems = []
         try:
             config = json.loads(self.engine.content.read(image_id))
-        except NotFound:
-            raise Corrupt(f"image {image_id}: its config blob is missing from the store") from None
+        except NotFound:  # deleted by hand: still listable and removable
+            config = {"rootfs": {"type": "layers", "diff_ids": loads(row["diff_ids"])}}
+            problems.append("its config blob is missing from the content store")
         tags = [r["name"] for r in self.store.all("SELECT name FROM tags WHERE image_id = ? ORDER BY name", (image_id,))]
         digests = [r["name"] for r in self.store.all("SELECT name FROM repo_digests WHERE image_id = ? ORDER BY name", (image_id,))]
         return Image(
             id=row["id"], config=config, manifest=loads(row["manifest"]), diff_ids=loads(row["diff_ids"]),
             created=row["created"], size=row["size"], parent=row["parent"], tags=tags, digests=digests,
+            problems=problems,
         )
 
     def find_id(self, name: str) -> str | None:

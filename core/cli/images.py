@@ -41,6 +41,8 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
     all_images = engine.images.all()
     parents = {img.parent for img in all_images if img.parent}
     for img in all_images:
+        for problem in img.problems:
+            click.echo(f"WARNING: image {img.short_id}: {problem}", err=True)
         names = img.tags or [None]
         intermediate = not img.tags and img.id in parents
         if intermediate and not all_:
