@@ -112,14 +112,14 @@ class Engine:
     # -- locks -----------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """An exclusive lock shared by every berth process on this host."""
+    def lock(self, name: str, shared: bool = False) -> Iterator[None]:
+        """A lock across every berth process on this host (exclusive unless `shared`)."""
         self._ensure_dirs()
         locks = self.runroot / "locks"
         locks.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)

@@ -212,7 +212,9 @@ class ImageService:
         diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
         if [layer.diff_id for layer in layers] != diff_ids:
             raise Corrupt("image config's rootfs.diff_ids do not match its layers")
-        image_id = self.engine.content.put_bytes(config_bytes)
+        from berth.core.content import sha256_bytes
+
+        image_id = sha256_bytes(config_bytes)
         if manifest is None:
             manifest = {
                 "schemaVersion": 2,
@@ -221,6 +223,7 @@ class ImageService:
                 "layers": [{"mediaType": l.media_type, "digest": l.digest, "size": l.size} for l in layers],
             }
         sizes = self.ensure_layers(diff_ids, [l.digest for l in layers])
+        self.engine.content.put_bytes(config_bytes, image_id)
         with self.store.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO images (id, manifest, diff_ids, created, size, parent, stored) VALUES (?,?,?,?,?,?,?)",
@@ -290,6 +293,10 @@ class ImageService:
     def import_tarball(self, stream: BinaryIO, ref: refs.Reference | None, message: str = "",
                        changes: dict | None = None, source: str = "-") -> Image:
         """`berth import`: a root filesystem tarball becomes a one-layer base image."""
+        with self.engine.lock("gc", shared=True):  # our blob is unreferenced until the row lands
+            return self._import_tarball(stream, ref, message, changes, source)
+
+    def _import_tarball(self, stream, ref, message, changes, source) -> Image:
         from berth.core.archive import decompressed
 
         digest, size = self.engine.content.put(stream)
@@ -400,7 +407,15 @@ class ImageService:
         return False
 
     def collect_garbage(self) -> list[str]:
-        """Remove layers no image or container needs, and unreferenced blobs."""
+        """Remove layers no image or container needs, and unreferenced blobs.
+
+        Writers of new images hold the "gc" lock shared while their blobs and
+        layers are not yet referenced by a row; this takes it exclusively.
+        """
+        with self.engine.lock("gc"):
+            return self._collect_garbage()
+
+    def _collect_garbage(self) -> list[str]:
         needed: set[str] = set()
         blobs: set[str] = set()
         for row in self.store.all("SELECT id, manifest, diff_ids FROM images"):
