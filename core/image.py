@@ -443,6 +443,7 @@ class ImageService:
         for digest in self.engine.content.digests():
             if digest not in blobs:
                 self.engine.content.delete(digest)
+        self.engine.content.clean_temporary()
         return removed
 
     def _remove_foreign_layer(self, driver_name: str, cache_id: str) -> bool:
