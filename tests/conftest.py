@@ -23,47 +23,9 @@ from pathlib import Path
 
 import pytest
 
-BUSYBOX = Path("/bin/busybox")
+from rootfs import BUSYBOX, busybox_applets, make_rootfs_tar  # noqa: F401 (re-exported)
+
 BERTH = [sys.executable, "-m", "berth.core.cli"]
-
-
-def busybox_applets() -> list[str]:
-    out = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout
-    return [a for a in out.split() if a and a != "busybox"]
-
-
-def make_rootfs_tar(path: Path, extra: dict[str, bytes] | None = None, config_files: bool = True) -> Path:
-    """A minimal busybox root filesystem: /bin/busybox + applet links, /etc files."""
-    with tarfile.open(path, "w") as tar:
-        def add_dir(name, mode=0o755):
-            info = tarfile.TarInfo(name)
-            info.type = tarfile.DIRTYPE
-            info.mode = mode
-            tar.addfile(info)
-
-        def add_file(name, data: bytes, mode=0o644):
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = mode
-            tar.addfile(info, io.BytesIO(data))
-
-        for d in ("bin", "etc", "tmp", "root", "home", "var", "usr", "usr/bin", "dev", "proc", "sys"):
-            add_dir(d, 0o1777 if d == "tmp" else 0o755)
-        with open(BUSYBOX, "rb") as f:
-            data = f.read()
-        add_file("bin/busybox", data, 0o755)
-        for applet in busybox_applets():
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type = tarfile.SYMTYPE
-            info.linkname = "busybox"
-            tar.addfile(info)
-        if config_files:
-            add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
-                                   b"app:x:1000:1000:app:/home/app:/bin/sh\n")
-            add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\n")
-        for name, content in (extra or {}).items():
-            add_file(name, content)
-    return path
 
 
 @pytest.fixture(scope="session")

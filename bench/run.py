@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks: berth against podman (and skopeo for pulls).
+
+Each scenario runs both engines in the same session, alternating, on fresh
+temporary roots, and reports the medians and the ratio berth/peer (below 1
+means berth is faster). Run as root from a virtual environment where berth
+is installed (not editable, for honest start-up times):
+
+    python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install .
+    BERTH=/tmp/bench-venv/bin/berth /tmp/bench-venv/bin/python bench/run.py [SCENARIO ...]
+
+Scenarios: help, import, run, many, bridge, pull. Results: bench/results/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from rootfs import make_rootfs_tar  # noqa: E402  (the tests' busybox image builder)
+
+BERTH = os.environ.get("BERTH", shutil.which("berth") or "berth")
+PODMAN_ULIMITS = ["--ulimit", "nproc=4096:4096", "--ulimit", "nofile=1024:1024"]
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def timed(cmds: list[list[str]]) -> float:
+    start = time.perf_counter()
+    for cmd in cmds:
+        sh(cmd)
+    return time.perf_counter() - start
+
+
+class Engine:
+    """One installation of an engine on temporary roots."""
+
+    def __init__(self, kind: str, base: Path):
+        self.kind = kind
+        self.base = base
+        base.mkdir(parents=True, exist_ok=True)
+        if kind == "berth":
+            conf = base / "berth.toml"
+            conf.write_text('[network]\nbridge = "btbench0"\nsubnet = "10.214.0.0/24"\ngateway = "10.214.0.1"\n')
+            self.env = dict(os.environ, BERTH_CONFIG=str(conf))
+            self.argv = [BERTH, "--root", str(base / "root"), "--runroot", str(base / "run")]
+        else:
+            self.env = dict(os.environ)
+            self.argv = ["podman", "--root", str(base / "root"), "--runroot", str(base / "run"),
+                         "--runtime", "runc", "--storage-driver", "overlay", "--cgroup-manager", "cgroupfs",
+                         "--events-backend", "file", "--tmpdir", str(base / "tmp")]
+
+    def cmd(self, *args: str) -> list[str]:
+        extra = list(PODMAN_ULIMITS) if self.kind == "podman" and args and args[0] == "run" else []
+        return self.argv + [args[0]] + extra + list(args[1:])
+
+    def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(self.cmd(*args), check=True, capture_output=True, text=True, env=self.env, **kw)
+
+    def cleanup(self) -> None:
+        if self.kind == "berth":
+            ids = subprocess.run(self.argv + ["ps", "-aq"], capture_output=True, text=True, env=self.env).stdout.split()
+            if ids:
+                subprocess.run(self.argv + ["rm", "-f", *ids], capture_output=True, env=self.env)
+        else:
+            subprocess.run(self.argv + ["rm", "-af"], capture_output=True)
+            subprocess.run(self.argv + ["system", "reset", "-f"], capture_output=True)
+        subprocess.run(["sh", "-c", f"grep -o ' {self.base}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"],
+                       capture_output=True)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def compare(name: str, rounds: int, berth_fn, podman_fn) -> dict:
+    """Alternate the two; return medians and the ratio."""
+    b, p = [], []
+    for i in range(rounds):
+        pair = [(b, berth_fn), (p, podman_fn)] if i % 2 == 0 else [(p, podman_fn), (b, berth_fn)]
+        for bucket, fn in pair:
+            bucket.append(fn())
+    mb, mp = statistics.median(b), statistics.median(p)
+    row = {"scenario": name, "berth_s": mb, "peer_s": mp, "ratio": mb / mp, "rounds": rounds}
+    print(f"{name:48s} berth {mb*1000:8.1f} ms   peer {mp*1000:8.1f} ms   ratio {mb/mp:5.2f}", flush=True)
+    return row
+
+
+@contextlib.contextmanager
+def engines(tmp: Path, name: str):
+    b, p = Engine("berth", tmp / f"{name}-berth"), Engine("podman", tmp / f"{name}-podman")
+    try:
+        yield b, p
+    finally:
+        b.cleanup()
+        p.cleanup()
+
+
+def bench_help(tmp: Path, rootfs: Path) -> list[dict]:
+    return [compare("--help", 30, lambda: timed([[BERTH, "--help"]]), lambda: timed([["podman", "--help"]]))]
+
+
+def bench_import(tmp: Path, rootfs: Path) -> list[dict]:
+    counter = iter(range(10**6))
+
+    def one(kind):
+        def go():
+            e = Engine(kind, tmp / f"imp-{kind}-{next(counter)}")
+            try:
+                return timed([e.cmd("import", str(rootfs), "bench/busybox:latest"), e.cmd("images")])
+            finally:
+                e.cleanup()
+        return go
+
+    return [compare("import + images (fresh root)", 10, one("berth"), one("podman"))]
+
+
+def bench_run(tmp: Path, rootfs: Path) -> list[dict]:
+    with engines(tmp, "run") as (b, p):
+        b.run("import", str(rootfs), "bench/busybox")
+        p.run("import", str(rootfs), "bench/busybox")
+        return [compare("run --rm --network none IMAGE true", 20,
+                        lambda: timed([b.cmd("run", "--rm", "--network", "none", "bench/busybox", "true")]),
+                        lambda: timed([p.cmd("run", "--rm", "--network", "none", "bench/busybox", "true")]))]
+
+
+def bench_many(tmp: Path, rootfs: Path) -> list[dict]:
+    def fifty(e: Engine):
+        def go():
+            start = time.perf_counter()
+            for _ in range(50):
+                sh(e.cmd("run", "-d", "--network", "none", "bench/busybox", "sleep", "600"), env=e.env)
+            sh(e.cmd("ps", "-a"), env=e.env)
+            took = time.perf_counter() - start
+            ids = e.run("ps", "-aq").stdout.split()
+            subprocess.run(e.cmd("rm", "-f", "-t", "0", *ids) if e.kind == "podman" else e.cmd("rm", "-f", *ids),
+                           capture_output=True, env=e.env)
+            return took
+        return go
+
+    with engines(tmp, "many") as (b, p):
+        b.run("import", str(rootfs), "bench/busybox")
+        p.run("import", str(rootfs), "bench/busybox")
+        rows = [compare("50 x run -d, then ps -a", 3, fifty(b), fifty(p))]
+        rss = monitor_rss(b)
+        if rss:
+            print(f"   berth monitor RSS with 20 detached containers: {rss/1024:.1f} MiB each (PSS-based)")
+            rows[0]["monitor_pss_kib"] = rss
+        return rows
+
+
+def monitor_rss(b: Engine) -> float | None:
+    """Mean proportional set size (kB) of berth's monitor processes."""
+    for _ in range(20):
+        b.run("run", "-d", "--network", "none", "bench/busybox", "sleep", "600")
+    try:
+        pids = [json.loads(b.run("inspect", cid).stdout)[0].get("State", {}).get("MonitorPid")
+                for cid in b.run("ps", "-q").stdout.split()]
+        values = []
+        for pid in filter(None, pids):
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        values.append(int(line.split()[1]))
+        return statistics.mean(values) if values else None
+    finally:
+        ids = b.run("ps", "-aq").stdout.split()
+        subprocess.run(b.cmd("rm", "-f", *ids), capture_output=True, env=b.env)
+
+
+def bench_bridge(tmp: Path, rootfs: Path) -> list[dict]:
+    with engines(tmp, "bridge") as (b, p):
+        b.run("import", str(rootfs), "bench/busybox")
+        p.run("import", str(rootfs), "bench/busybox")
+        rows = [compare("run --rm IMAGE true (bridge)", 15,
+                        lambda: timed([b.cmd("run", "--rm", "bench/busybox", "true")]),
+                        lambda: timed([p.cmd("run", "--rm", "bench/busybox", "true")]))]
+        # 20 at once: all distinct addresses.
+        procs = [subprocess.Popen(b.cmd("run", "-d", "bench/busybox", "sleep", "600"), env=b.env,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(20)]
+        ids = [pr.communicate()[0].strip() for pr in procs]
+        addrs = [b.run("inspect", "-f", "{{.NetworkSettings.IPAddress}}", i).stdout.strip() for i in ids if i]
+        print(f"   20 containers started at once on the bridge: {len(set(addrs))} distinct addresses")
+        rows[0]["distinct_addresses_of_20"] = len(set(addrs))
+        subprocess.run(b.cmd("rm", "-f", *ids), capture_output=True, env=b.env)
+        return rows
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_pull(tmp: Path, rootfs: Path) -> list[dict]:
+    """~100 MB in 5 layers pushed to a local registry, pulled by each on clean roots."""
+    port = free_port()
+    reg = tmp / "registry"
+    (reg / "data").mkdir(parents=True)
+    (reg / "config.yml").write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {reg}/data\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n")
+    server = subprocess.Popen(["docker-registry", "serve", str(reg / "config.yml")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        src = tmp / "layers"
+        layout = tmp / "oci"
+        name = f"127.0.0.1:{port}/bench/big:latest"
+        # Build the image with umoci: busybox plus 5 layers of 20 MB random data.
+        sh(["umoci", "init", "--layout", str(layout)])
+        sh(["umoci", "new", "--image", f"{layout}:big"])
+        sh(["umoci", "unpack", "--image", f"{layout}:big", str(src)])
+        shutil.unpack_archive(str(rootfs), str(src / "rootfs"), "tar")
+        sh(["umoci", "repack", "--image", f"{layout}:big", str(src)])
+        for i in range(5):
+            with open(src / "rootfs" / f"blob{i}", "wb") as f:
+                f.write(os.urandom(20 << 20))
+            sh(["umoci", "repack", "--image", f"{layout}:big", str(src)])
+        sh(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:big", f"docker://{name}"])
+        counter = iter(range(10**6))
+
+        def pull(kind):
+            def go():
+                e = Engine(kind, tmp / f"pull-{kind}-{next(counter)}")
+                try:
+                    extra = ["--tls-verify=false"] if kind == "podman" else []
+                    return timed([e.cmd("pull", "-q", *extra, name)])
+                finally:
+                    e.cleanup()
+            return go
+
+        def skopeo():
+            d = tmp / f"skopeo-{next(counter)}"
+            try:
+                return timed([["skopeo", "copy", "--src-tls-verify=false", f"docker://{name}", f"oci:{d}:big"]])
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+
+        rows = [compare("pull ~100 MB, 6 layers, local registry (vs podman)", 5, pull("berth"), pull("podman"))]
+        rows.append(compare("pull ~100 MB, 6 layers, local registry (vs skopeo)", 5, pull("berth"), skopeo))
+        return rows
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+SCENARIOS = {"help": bench_help, "import": bench_import, "run": bench_run, "many": bench_many,
+             "bridge": bench_bridge, "pull": bench_pull}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="berth-bench-") as t:
+        tmp = Path(t)
+        rootfs = make_rootfs_tar(tmp / "busybox.tar")
+        for name in args.scenarios:
+            try:
+                rows.extend(SCENARIOS[name](tmp, rootfs))
+            except subprocess.CalledProcessError as exc:
+                print(f"{name}: FAILED: {' '.join(exc.cmd)}: {exc.stderr}", flush=True)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    lines = ["| scenario | berth | peer | berth/peer |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {r['scenario']} | {r['berth_s']*1000:.1f} ms | {r['peer_s']*1000:.1f} ms | {r['ratio']:.2f} |"
+              for r in rows]
+    (out / "latest.md").write_text("\n".join(lines) + "\n")
+    (out / "latest.json").write_text(json.dumps(rows, indent=2))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
