@@ -12,74 +12,13 @@ Everything a test makes is torn down by the fixtures, even on failure.
 
 from __future__ import annotations
 
-import io
-import os
 import secrets
 import shutil
-import subprocess
-import sys
-import tarfile
-from pathlib import Path
 
 import pytest
 
-from rootfs import BUSYBOX, busybox_applets, make_rootfs_tar  # noqa: F401 (re-exported)
-
-BERTH = [sys.executable, "-m", "berth.core.cli"]
-
-
-@pytest.fixture(scope="session")
-def rootfs_tar(tmp_path_factory) -> Path:
-    return make_rootfs_tar(tmp_path_factory.mktemp("rootfs") / "busybox.tar")
-
-
-class Berth:
-    """The berth CLI bound to one temporary installation."""
-
-    def __init__(self, base: Path, rootfs: Path, storage_driver: str | None = None):
-        self.root = base / "root"
-        self.runroot = base / "run"
-        self.rootfs = rootfs
-        self.storage_driver = storage_driver
-        self.env = dict(os.environ, BERTH_AUTH_FILE=str(base / "auth.json"))
-        self.env.pop("BERTH_CONFIG", None)
-        self._image: str | None = None
-
-    def args(self) -> list[str]:
-        a = ["--root", str(self.root), "--runroot", str(self.runroot)]
-        if self.storage_driver:
-            a += ["--storage-driver", self.storage_driver]
-        return a
-
-    def __call__(self, *argv: str, input: bytes | str | None = None, check: bool = False, timeout: float = 60,
-                 **kw) -> subprocess.CompletedProcess:
-        text = not isinstance(input, bytes)
-        proc = subprocess.run(BERTH + self.args() + list(argv), input=input, capture_output=True, text=text,
-                              env=self.env, timeout=timeout, **kw)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"berth {' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
-        return proc
-
-    def popen(self, *argv: str, **kw) -> subprocess.Popen:
-        return subprocess.Popen(BERTH + self.args() + list(argv), env=self.env, **kw)
-
-    @property
-    def image(self) -> str:
-        """A busybox image in this installation, imported on first use."""
-        if self._image is None:
-            self("import", str(self.rootfs), "busybox:latest", check=True)
-            self._image = "busybox:latest"
-        return self._image
-
-    def cleanup(self) -> None:
-        """Stop and remove every container, then unmount what the driver left."""
-        if self.root.exists():
-            ids = self("ps", "-aq", "--no-trunc").stdout.split()
-            if ids:
-                self("rm", "-f", *ids, timeout=120)
-        subprocess.run(["sh", "-c", f"grep -o ' {self.root}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"],
-                       capture_output=True)
-
+from harness import BERTH, Berth  # noqa: F401 (tests import these from harness)
+from rootfs import make_rootfs_tar
 
 @pytest.fixture
 def berth(tmp_path, rootfs_tar):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import BERTH
+from harness import BERTH
 
 
 def image_ids(berth):

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BERTH
+from harness import BERTH
 
 
 def free_port() -> int:

@@ -1,0 +1,63 @@
+"""The berth CLI bound to one temporary installation, for tests and benchmarks.
+
+Import it as `from harness import BERTH, Berth` (tests/ is on sys.path via
+the top-level conftest); never `from conftest import ...`, which is
+ambiguous once several directories have a conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BERTH = [sys.executable, "-m", "berth.core.cli"]
+
+
+class Berth:
+    """The berth CLI bound to one temporary installation."""
+
+    def __init__(self, base: Path, rootfs: Path, storage_driver: str | None = None):
+        self.root = base / "root"
+        self.runroot = base / "run"
+        self.rootfs = rootfs
+        self.storage_driver = storage_driver
+        self.env = dict(os.environ, BERTH_AUTH_FILE=str(base / "auth.json"))
+        self.env.pop("BERTH_CONFIG", None)
+        self._image: str | None = None
+
+    def args(self) -> list[str]:
+        a = ["--root", str(self.root), "--runroot", str(self.runroot)]
+        if self.storage_driver:
+            a += ["--storage-driver", self.storage_driver]
+        return a
+
+    def __call__(self, *argv: str, input: bytes | str | None = None, check: bool = False, timeout: float = 60,
+                 **kw) -> subprocess.CompletedProcess:
+        text = not isinstance(input, bytes)
+        proc = subprocess.run(BERTH + self.args() + list(argv), input=input, capture_output=True, text=text,
+                              env=self.env, timeout=timeout, **kw)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"berth {' '.join(argv)} exited {proc.returncode}: {proc.stderr}")
+        return proc
+
+    def popen(self, *argv: str, **kw) -> subprocess.Popen:
+        return subprocess.Popen(BERTH + self.args() + list(argv), env=self.env, **kw)
+
+    @property
+    def image(self) -> str:
+        """A busybox image in this installation, imported on first use."""
+        if self._image is None:
+            self("import", str(self.rootfs), "busybox:latest", check=True)
+            self._image = "busybox:latest"
+        return self._image
+
+    def cleanup(self) -> None:
+        """Stop and remove every container, then unmount what the driver left."""
+        if self.root.exists():
+            ids = self("ps", "-aq", "--no-trunc").stdout.split()
+            if ids:
+                self("rm", "-f", *ids, timeout=120)
+        subprocess.run(["sh", "-c", f"grep -o ' {self.root}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"],
+                       capture_output=True)
