@@ -17,8 +17,14 @@ import shutil
 
 import pytest
 
-from harness import BERTH, Berth  # noqa: F401 (tests import these from harness)
+from harness import Berth
 from rootfs import make_rootfs_tar
+
+
+@pytest.fixture(scope="session")
+def rootfs_tar(tmp_path_factory):
+    return make_rootfs_tar(tmp_path_factory.mktemp("rootfs") / "busybox.tar")
+
 
 @pytest.fixture
 def berth(tmp_path, rootfs_tar):
