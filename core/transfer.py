@@ -1,0 +1,555 @@
+"""Copying images between the store and a transport: pull, push, load, save.
+
+A *transport* is anything with the registry vocabulary of
+berth.core.drivers.Registry: ``get_manifest(repo, ref, accept) -> (bytes,
+media_type, digest)``, ``get_blob(repo, digest) -> stream``, ``has_blob``,
+``put_blob(repo, digest, size, stream, mount_from=None)``,
+``put_manifest(repo, ref, data, media_type) -> digest``. The HTTP registry
+client and the archive formats are transports, so one `fetch` brings an
+image into the store from either, and one `send` writes it to either.
+
+Fetching: the manifest is validated (every field is untrusted), the config
+and the layers are downloaded in parallel, each streamed into the content
+store and verified against its digest there (never held in memory), blobs
+the store already has are not downloaded again; only then is the image
+registered (layers extracted, row last). On any failure the blobs this
+fetch added are removed again: nothing is left half made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable, Iterable, Iterator
+
+from berth.core import reference as refs
+from berth.core.content import check_digest
+from berth.core.errors import BerthError, Corrupt, InvalidArgument, NotFound, RegistryError
+from berth.core.log import get_logger
+
+log = get_logger("berth.transfer")
+
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+ACCEPT = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
+MANIFEST_MAX = 4 << 20  # the distribution spec's limit on a manifest
+CONFIG_MAX = 8 << 20
+PARALLEL = 4
+CHUNK = 1 << 20
+
+# progress(short_id, status, current, total): status is Docker's word for the step.
+Progress = Callable[[str, str, int, int], None]
+
+
+def _no_progress(short: str, status: str, current: int = 0, total: int = 0) -> None:
+    pass
+
+
+class Cancelled(BerthError):
+    """The transfer was interrupted."""
+
+
+# --------------------------------------------------------------------------
+# platforms
+# --------------------------------------------------------------------------
+
+
+def parse_platform(text: str | None) -> tuple[str, str, str | None]:
+    """``os/arch[/variant]`` (default: linux/<this machine>)."""
+    from berth.core.image import arch
+
+    if not text:
+        return ("linux", arch(), None)
+    parts = text.split("/")
+    if len(parts) not in (2, 3) or not all(parts):
+        raise InvalidArgument(f'"{text}": unknown operating system or architecture: invalid argument')
+    return (parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+def _platform_text(platform: tuple[str, str, str | None]) -> str:
+    return "/".join(p for p in platform if p)
+
+
+def choose_platform(index: dict, platform: tuple[str, str, str | None] | None) -> dict:
+    """The descriptor of an index (manifest list) that matches `platform`."""
+    platform = platform or parse_platform(None)
+    want_os, want_arch, want_variant = platform
+    manifests = index.get("manifests")
+    if not isinstance(manifests, list):
+        raise Corrupt("invalid manifest list: no manifests")
+    candidates = []
+    for desc in manifests:
+        if not isinstance(desc, dict):
+            raise Corrupt("invalid manifest list: a descriptor is not an object")
+        p = desc.get("platform") or {}
+        if p.get("os") != want_os or p.get("architecture") != want_arch:
+            continue
+        if want_variant and p.get("variant") not in (want_variant, None):
+            continue
+        candidates.append(desc)
+    if not candidates:
+        raise NotFound(f"no matching manifest for {_platform_text(platform)} in the manifest list entries")
+    if want_variant:  # the exact variant first
+        candidates.sort(key=lambda d: (d.get("platform") or {}).get("variant") != want_variant)
+    return candidates[0]
+
+
+# --------------------------------------------------------------------------
+# manifests
+# --------------------------------------------------------------------------
+
+
+def _descriptor(desc, what: str) -> dict:
+    if not isinstance(desc, dict):
+        raise Corrupt(f"invalid manifest: {what} is not a descriptor")
+    check_digest(desc.get("digest"))
+    size = desc.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise Corrupt(f"invalid manifest: {what} has no valid size")
+    return desc
+
+
+def parse_manifest(data: bytes, media_type: str | None) -> tuple[dict, str]:
+    """Decode and check a manifest or index; return (document, media type)."""
+    if len(data) > MANIFEST_MAX:
+        raise Corrupt(f"manifest is {len(data)} bytes, over the {MANIFEST_MAX} byte limit")
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise Corrupt("invalid manifest: not JSON") from None
+    if not isinstance(doc, dict):
+        raise Corrupt("invalid manifest: not a JSON object")
+    if doc.get("schemaVersion") != 2:
+        raise Corrupt(f"unsupported manifest schema version {doc.get('schemaVersion')!r} (only version 2)")
+    inner = doc.get("mediaType")
+    media_type = (media_type or "").split(";")[0].strip()
+    if inner and media_type and media_type not in ("application/json", "application/octet-stream") \
+            and inner != media_type:
+        raise Corrupt(f"invalid manifest: its mediaType {inner} disagrees with the registry's {media_type}")
+    kind = inner or media_type
+    if "manifests" in doc and ("layers" in doc or "config" in doc):
+        raise Corrupt("invalid manifest: it is both an image manifest and an index")
+    if "manifests" in doc:
+        if kind and kind not in INDEX_TYPES:
+            raise Corrupt(f"invalid manifest: an index with media type {kind}")
+        for i, desc in enumerate(doc.get("manifests") or []):
+            _descriptor(desc, f"manifest {i}")
+        return doc, kind or OCI_INDEX
+    if kind and kind not in MANIFEST_TYPES:
+        raise Corrupt(f"unsupported manifest media type {kind}")
+    _descriptor(doc.get("config"), "config")
+    layers = doc.get("layers")
+    if not isinstance(layers, list):
+        raise Corrupt("invalid manifest: no list of layers")
+    for i, desc in enumerate(layers):
+        _descriptor(desc, f"layer {i}")
+    return doc, kind or OCI_MANIFEST
+
+
+def resolve(source, repo: str, ref: str, platform=None) -> tuple[dict, bytes, str, str]:
+    """Fetch `ref` and follow an index to the platform's manifest.
+
+    Returns (manifest document, manifest bytes, media type, the digest of
+    what `ref` names: the index's digest for a multi-platform image, as
+    Docker records it).
+    """
+    data, media_type, digest = source.get_manifest(repo, ref, ACCEPT)
+    _verify_manifest_digest(data, digest, ref)
+    doc, kind = parse_manifest(data, media_type)
+    top_digest = digest
+    if kind in INDEX_TYPES:
+        desc = choose_platform(doc, platform)
+        data, media_type, digest = source.get_manifest(repo, desc["digest"], ACCEPT)
+        _verify_manifest_digest(data, desc["digest"], desc["digest"])
+        doc, kind = parse_manifest(data, media_type)
+        if kind in INDEX_TYPES:
+            raise Corrupt("invalid manifest list: an entry is itself an index")
+    return doc, data, kind, top_digest
+
+
+def _verify_manifest_digest(data: bytes, digest: str | None, ref: str) -> None:
+    from berth.core.content import sha256_bytes
+
+    actual = sha256_bytes(data)
+    if refs.is_digest(ref) and actual != ref:
+        raise Corrupt(f"manifest digest mismatch: asked for {ref}, got {actual}")
+    if digest and digest != actual:
+        raise Corrupt(f"manifest digest mismatch: the registry says {digest}, the content is {actual}")
+
+
+# --------------------------------------------------------------------------
+# fetching into the store
+# --------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads a blob stream for the content store, reporting progress, honouring cancel."""
+
+    def __init__(self, stream: BinaryIO, on_read: Callable[[int], None], cancel: threading.Event):
+        self.stream = stream
+        self.on_read = on_read
+        self.cancel = cancel
+
+    def read(self, n: int = -1) -> bytes:
+        if self.cancel.is_set():
+            raise Cancelled("transfer cancelled")
+        data = self.stream.read(CHUNK if n is None or n < 0 else n)
+        if data:
+            self.on_read(len(data))
+        return data
+
+
+def short(digest: str) -> str:
+    return digest.split(":", 1)[1][:12]
+
+
+@dataclasses.dataclass
+class Fetched:
+    image: object  # berth.core.image.Image
+    downloaded: int  # blobs actually transferred
+    existed: bool  # the image was already in the store
+
+
+def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference] = (), repo_digest: str | None = None,
+          action: str = "pull", progress: Progress = _no_progress, staged: set[str] | None = None) -> Fetched:
+    """Bring the image `doc` describes from `source` into the store.
+
+    Caller holds the "gc" lock shared. `staged` names blobs an archive reader
+    already put in the store (removed again, like our own, on failure).
+    """
+    from berth.core.image import OCI_LAYER, Layer
+
+    content = engine.content
+    config_desc = doc["config"]
+    layers = doc["layers"]
+    added: set[str] = set()
+    lock = threading.Lock()
+    cancel = threading.Event()
+    existed = engine.images.find_id(config_desc["digest"]) is not None
+
+    def download(desc: dict, is_layer: bool) -> None:
+        digest, size = desc["digest"], desc["size"]
+        label = short(digest)
+        if content.exists(digest):
+            if is_layer and not (staged and digest in staged):
+                progress(label, "Already exists", size, size)
+            return
+        if cancel.is_set():
+            raise Cancelled("transfer cancelled")
+        done = [0]
+
+        def on_read(n: int) -> None:
+            done[0] += n
+            if is_layer:
+                progress(label, "Downloading", done[0], size)
+
+        stream = source.get_blob(repo, digest)
+        try:
+            content.put(_Reader(stream, on_read, cancel), expected=digest, expected_size=size)
+        except Corrupt as exc:
+            raise Corrupt(f"blob {digest}: {exc}") from None
+        finally:
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+        with lock:
+            added.add(digest)
+        if is_layer:
+            progress(label, "Download complete", size, size)
+
+    for desc in layers:
+        progress(short(desc["digest"]), "Pulling fs layer", 0, desc["size"])
+    try:
+        jobs = [(config_desc, False)] + [(d, True) for d in layers]
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="berth-pull") as pool:
+            futures = [pool.submit(download, d, is_layer) for d, is_layer in jobs]
+            try:
+                for fut in futures:
+                    fut.result()
+            except BaseException:
+                cancel.set()
+                raise
+        config_bytes = content.read(config_desc["digest"])
+        if len(config_bytes) > CONFIG_MAX:
+            raise Corrupt(f"image config is {len(config_bytes)} bytes, over the {CONFIG_MAX} byte limit")
+        try:
+            config = json.loads(config_bytes)
+        except (ValueError, UnicodeDecodeError):
+            raise Corrupt("invalid image config: not JSON") from None
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+            raise Corrupt(f"invalid image: the config lists {len(diff_ids or [])} layers, "
+                          f"the manifest {len(layers)}")
+        image_layers = []
+        for desc, diff_id in zip(layers, diff_ids):
+            check_digest(diff_id)
+            media_type = desc.get("mediaType") or OCI_LAYER
+            if media_type == OCI_LAYER and desc["digest"] != diff_id:
+                raise Corrupt(f"layer {desc['digest']}: its content is {desc['digest']}, "
+                              f"the image config says {diff_id}")
+            image_layers.append(Layer(desc["digest"], desc["size"], media_type, diff_id))
+        image = engine.images.register(config_bytes, image_layers, tags=list(tags), repo_digest=repo_digest,
+                                       action=action, manifest=doc)
+    except BaseException:
+        cancel.set()
+        _discard(engine, added | (staged or set()))
+        raise
+    for desc in layers:
+        progress(short(desc["digest"]), "Pull complete", desc["size"], desc["size"])
+    return Fetched(image, len(added), existed)
+
+
+def _discard(engine, digests: set[str]) -> None:
+    """Remove blobs that no image references (what a failed transfer added)."""
+    for digest in digests:
+        try:
+            if not engine.images._blob_in_use(digest):
+                engine.content.delete(digest)
+        except Exception as exc:  # cleanup must not hide the real error
+            log.warning("could not remove blob", digest=digest, error=str(exc))
+
+
+# --------------------------------------------------------------------------
+# registries
+# --------------------------------------------------------------------------
+
+
+def open_registry(engine, host: str):
+    """The registry client for `host` (docker.io -> registry-1.docker.io)."""
+    from berth.core import plugins
+
+    cls = plugins.drivers("registry").get("docker")
+    return cls.for_host(engine.config, host)
+
+
+def _mirrors(engine, host: str) -> list[str]:
+    mirrors = (engine.config.get("registries.mirrors") or {}).get(host) or []
+    return [mirrors] if isinstance(mirrors, str) else list(mirrors)
+
+
+@dataclasses.dataclass
+class PullResult:
+    ref: refs.Reference
+    digest: str
+    image: object
+    up_to_date: bool
+
+
+def pull(engine, name: str | refs.Reference, *, platform: str | None = None, progress: Progress = _no_progress,
+         all_tags: bool = False, on_start: Callable[[refs.Reference], None] | None = None) -> list[PullResult]:
+    """Pull `name` (every tag of its repository with `all_tags`) into the store."""
+    ref = name if isinstance(name, refs.Reference) else refs.parse(name, default_tag=not all_tags)
+    if all_tags and (ref.tag or ref.digest):
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    plat = parse_platform(platform)
+    sources = [(h, None) for h in _mirrors(engine, ref.registry)] + [(ref.registry, None)]
+    last_error: BaseException | None = None
+    for i, (host, _) in enumerate(sources):
+        mirror = i < len(sources) - 1
+        try:
+            source = open_registry(engine, host)
+            if all_tags:
+                wanted = [ref.with_tag(t) for t in sorted(source.list_tags(ref.repository))]
+            else:
+                wanted = [ref]
+            results = []
+            with engine.lock("gc", shared=True):
+                for one in wanted:
+                    if on_start:
+                        on_start(one)
+                    results.append(_pull_one(engine, source, one, plat, progress))
+            return results
+        except (RegistryError, OSError) as exc:
+            if not mirror:
+                raise
+            log.info("mirror failed, trying the next", mirror=host, error=str(exc))
+            last_error = exc
+    raise last_error  # pragma: no cover - the loop always returns or raises
+
+
+def _pull_one(engine, source, ref: refs.Reference, platform, progress: Progress) -> PullResult:
+    doc, data, kind, top_digest = resolve(source, ref.repository, ref.digest or ref.tag, platform)
+    before = engine.images.find_id(str(ref)) if ref.tag else None
+    fetched = fetch(engine, source, ref.repository, doc, tags=[ref] if ref.tag else [],
+                    repo_digest=f"{ref.name}@{top_digest}", action="pull", progress=progress)
+    up_to_date = fetched.downloaded == 0 and before == fetched.image.id
+    return PullResult(ref, top_digest, fetched.image, up_to_date)
+
+
+# --------------------------------------------------------------------------
+# sending from the store
+# --------------------------------------------------------------------------
+
+
+def image_manifest(engine, image) -> tuple[bytes, str]:
+    """The manifest to send for `image`: its stored one, checked against the store."""
+    manifest = dict(image.manifest)
+    media_type = manifest.get("mediaType") or OCI_MANIFEST
+    manifest.setdefault("mediaType", media_type)
+    return json.dumps(manifest, indent=3).encode(), media_type
+
+
+def send(engine, image, dest, repo: str, *, mount_candidates: Callable[[str], list[str]] = lambda d: [],
+         progress: Progress = _no_progress) -> tuple[bytes, str]:
+    """Upload `image`'s blobs to `dest` (skipping what it has), then return (manifest bytes, media type).
+
+    Layers first, in parallel, then the config; the caller puts the manifest.
+    """
+    data, media_type = image_manifest(engine, image)
+    doc = json.loads(data)
+    content = engine.content
+    for desc in [doc["config"]] + doc["layers"]:
+        if not content.exists(desc["digest"]):
+            raise NotFound(f"blob {desc['digest']} of image {image.short_id} is missing from the content store")
+
+    def upload(desc: dict, is_layer: bool) -> None:
+        digest, size = desc["digest"], desc["size"]
+        label = short(digest)
+        if is_layer:
+            progress(label, "Preparing", 0, size)
+        if dest.has_blob(repo, digest):
+            if is_layer:
+                progress(label, "Layer already exists", size, size)
+            return
+        done = [0]
+
+        def on_read(n: int) -> None:
+            done[0] += n
+            if is_layer:
+                progress(label, "Pushing", done[0], size)
+
+        others = [r for r in mount_candidates(digest) if r != repo]
+        with content.open(digest) as f:
+            mounted = dest.put_blob(repo, digest, size, _Reader(f, on_read, threading.Event()),
+                                    mount_from=others[0] if others else None)
+        if is_layer:
+            progress(label, f"Mounted from {others[0]}" if mounted is True and others else "Pushed", size, size)
+
+    serial = not getattr(dest, "parallel", True)
+    jobs = [(d, True) for d in doc["layers"]]
+    if serial:
+        for d, is_layer in jobs:
+            upload(d, is_layer)
+    else:
+        with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="berth-push") as pool:
+            for fut in [pool.submit(upload, d, is_layer) for d, is_layer in jobs]:
+                fut.result()
+    upload(doc["config"], False)
+    return data, media_type
+
+
+def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool = False,
+         on_start: Callable[[refs.Reference], None] | None = None) -> list[tuple[refs.Reference, str, int]]:
+    """`berth push`: returns (reference, manifest digest, manifest size) for each tag pushed."""
+    ref = refs.parse(name, default_tag=not all_tags)
+    if ref.digest:
+        raise InvalidArgument("cannot push a digest reference")
+    if all_tags:
+        rows = engine.store.all("SELECT name FROM tags WHERE name LIKE ? ORDER BY name", (f"{ref.name}:%",))
+        wanted = [refs.parse(r["name"]) for r in rows if refs.parse(r["name"]).name == ref.name]
+        if not wanted:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+    else:
+        wanted = [ref]
+    dest = open_registry(engine, ref.registry)
+    out = []
+    for one in wanted:
+        image_id = engine.images.find_id(str(one))
+        if image_id is None:
+            raise NotFound(f"An image does not exist locally with the tag: {one.familiar_name}")
+        image = engine.images.get(image_id)
+        if on_start:
+            on_start(one)
+        data, media_type = send(engine, image, dest, one.repository,
+                                mount_candidates=lambda d: _mount_candidates(engine, one, d), progress=progress)
+        digest = dest.put_manifest(one.repository, one.tag, data, media_type)
+        with engine.store.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?, ?)",
+                       (f"{one.name}@{digest}", image.id))
+        engine.emit("image", "push", image.id, {"name": one.familiar})
+        out.append((one, digest, len(data)))
+    return out
+
+
+def _mount_candidates(engine, ref: refs.Reference, digest: str) -> list[str]:
+    """Other repositories of the same registry that hold `digest` (from our repo digests)."""
+    out = []
+    for row in engine.store.all("SELECT r.name, i.manifest FROM repo_digests r JOIN images i ON i.id = r.image_id"):
+        name = row["name"].split("@", 1)[0]
+        if digest not in row["manifest"]:
+            continue
+        try:
+            other = refs.parse(name)
+        except InvalidArgument:
+            continue
+        if other.registry == ref.registry and other.repository != ref.repository and other.repository not in out:
+            out.append(other.repository)
+    return out
+
+
+# --------------------------------------------------------------------------
+# archives
+# --------------------------------------------------------------------------
+
+
+def _archive_transport(fmt: str):
+    from berth.core import plugins
+
+    return plugins.drivers("registry").get(fmt)
+
+
+def load_archive(engine, stream: BinaryIO) -> Iterator[str]:
+    """`berth load`: every image of a docker-archive or OCI archive; yields Docker's lines."""
+    reader_cls = _archive_transport("docker-archive").Reader
+    with engine.lock("gc", shared=True):
+        reader = reader_cls(stream, engine.content)
+        try:
+            results = []
+            for entry in reader.images:
+                doc, kind = parse_manifest(entry.manifest, entry.media_type)
+                if kind in INDEX_TYPES:
+                    raise Corrupt("invalid archive: an image entry is an index")
+                tags = []
+                for name in entry.names:
+                    ref = refs.parse(name)
+                    if ref.digest or not ref.tag:
+                        continue
+                    tags.append(ref)
+                fetched = fetch(engine, reader, "", doc, tags=tags, action="load", staged=reader.staged)
+                results.append((fetched.image, tags))
+        except BaseException:
+            _discard(engine, reader.staged)
+            raise
+        _discard(engine, reader.staged)  # what no loaded image uses (legacy json files ...)
+    for image, tags in results:
+        if tags:
+            for ref in tags:
+                yield f"Loaded image: {ref.familiar}"
+        else:
+            yield f"Loaded image ID: {image.id}"
+
+
+def save_archive(engine, names: list[str], out: BinaryIO, fmt: str = "docker-archive") -> None:
+    """`berth save`: the named images into one archive of format `fmt`."""
+    transport = _archive_transport(fmt)
+    chosen: dict[str, list[str]] = {}
+    for name in names:
+        image = engine.images.get(name)
+        entry = chosen.setdefault(image.id, [])
+        if engine.images._tag_target(name) == image.id and not refs.ID_RE.match(name):
+            ref = refs.parse(name)
+            if ref.tag and str(ref) not in entry:
+                entry.append(str(ref))
+    writer = transport.writer(out)
+    for image_id, tags in chosen.items():
+        image = engine.images.get(image_id)
+        data, media_type = send(engine, image, writer, "")
+        writer.put_manifest("", None, data, media_type, names=tags)
+        engine.emit("image", "save", image.id, {"name": refs.parse(tags[0]).familiar} if tags else {})
+    writer.close()
