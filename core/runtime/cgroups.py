@@ -301,14 +301,47 @@ class Cgroup:
                 cpu_ns = int(_read(acct + "/cpuacct.usage"))
         return Stats(usage, limit, cpu_ns, len(self.pids()))
 
+
     @classmethod
     def of_pid(cls, pid: int) -> "Cgroup | None":
-        """The cgroup a running process is in, if it is a `parent/name` one."""
-        text = _read(f"/proc/{pid}/cgroup")
-        for line in text.splitlines():
+        """The container cgroup `pid` is in (by its pids/v2 path), or None at root."""
+        v2 = is_v2()
+        for line in _read(f"/proc/{pid}/cgroup").splitlines():
             _, ctrls, path = line.split(":", 2)
-            wanted = ctrls == "" if is_v2() else "pids" in ctrls.split(",") or "memory" in ctrls.split(",")
-            if wanted and path.count("/") >= 1 and path != "/":
-                parent, _, name = path.strip("/").rpartition("/")
+            if (ctrls == "") if v2 else ("pids" in ctrls.split(",")):
+                rel = path.strip("/")
+                if not rel:
+                    return None
+                parent, _, name = rel.rpartition("/")
                 return cls(parent, name)
         return None
+
+
+def cgroup_procs_of(pid: int) -> list[str]:
+    """The cgroup.procs files of every hierarchy `pid` is in (for exec).
+
+    Read from /proc/PID/cgroup as seen from the caller's cgroup namespace,
+    so the paths are host paths. Hierarchies not mounted under
+    /sys/fs/cgroup are skipped.
+    """
+    v2 = is_v2()
+    files = []
+    for line in _read(f"/proc/{pid}/cgroup").splitlines():
+        _, ctrls, path = line.split(":", 2)
+        if ctrls == "":
+            mounts = [CGROUP_ROOT] if v2 else [CGROUP_ROOT + "/unified"]
+        else:
+            names = [c.removeprefix("name=") for c in ctrls.split(",")]
+            mounts = [f"{CGROUP_ROOT}/{ctrls}"] + [f"{CGROUP_ROOT}/{n}" for n in names]
+        for mount in mounts:
+            procs = f"{mount}{path.rstrip('/')}/cgroup.procs"
+            if os.path.exists(procs):
+                files.append(procs)
+                break
+    return files
+
+
+def join(procs_files: list[str]) -> None:
+    """Move the calling process into each cgroup.procs file given."""
+    for path in procs_files:
+        _write(path, "0")

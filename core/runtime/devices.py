@@ -48,4 +48,6 @@ def populate(dev: str, shm_size: int, console_fd: int | None = None) -> None:
     except OSError:
         pass  # optional, as in Docker
     if console_fd is not None:
-        sc.mount(f"/proc/self/fd/{console_fd}", f"{dev}/console", None, sc.MS_BIND)
+        # By name: an fd's mount belongs to the caller's mount namespace,
+        # and the kernel refuses to bind from another namespace.
+        sc.mount(os.ttyname(console_fd), f"{dev}/console", None, sc.MS_BIND)

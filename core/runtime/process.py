@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from berth.core.runtime import capabilities
 from berth.core.runtime import filesystem
 from berth.core.runtime import syscalls as sc
+from berth.core.runtime import cgroups
 from berth.core.runtime.cgroups import Cgroup
 from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
 from berth.core.runtime.spec import DEFAULT_PATH, ContainerSpec, ProcessSpec
@@ -122,15 +123,17 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
 def exec_process(target_pid: int, spec: ProcessSpec, cgroup: Cgroup | None = None) -> int:
     """Run spec.args inside the running container whose PID 1 is target_pid.
 
-    Joins its cgroup (`cgroup`, or the one target_pid is in), cgroup, ipc,
+    Joins its cgroups (those of `cgroup`, else every one target_pid is in), cgroup, ipc,
     uts, net, pid and mount namespaces; applies user, capabilities and
     no_new_privs like start(). Returns the host pid, a child of the caller.
     Raises like start().
     """
     cap_mask = capabilities.resolve(spec.cap_add, spec.cap_drop)
     last_cap = capabilities.last_cap()
-    if cgroup is None:
-        cgroup = Cgroup.of_pid(target_pid)
+    if cgroup is not None:
+        procs = [f"{d}/cgroup.procs" for d in cgroup.dirs.values()]
+    else:
+        procs = cgroups.cgroup_procs_of(target_pid)
     fds = {}
     try:
         for name, _ in _NS_ORDER + (("pid", sc.CLONE_NEWPID),):
@@ -142,7 +145,7 @@ def exec_process(target_pid: int, spec: ProcessSpec, cgroup: Cgroup | None = Non
                          "open namespaces") from None
     try:
         def child(status_w: int, go_r: int) -> None:
-            _exec_child(spec, cgroup, fds, cap_mask, last_cap, status_w, go_r)
+            _exec_child(spec, procs, fds, cap_mask, last_cap, status_w, go_r)
 
         pid, status_r, go_w = _fork_into_pidns(fds["pid"], child, spec)
         try:
@@ -357,16 +360,15 @@ def _container_child(spec, cgroup, netns_fd, new_netns, cap_mask, last_cap,
     _run_child(pipes, body)
 
 
-def _exec_child(spec, cgroup, fds, cap_mask, last_cap, status_w, go_r) -> None:
+def _exec_child(spec, procs, fds, cap_mask, last_cap, status_w, go_r) -> None:
     pipes = _Pipes(status_w, go_r)
 
     def body():
         step = filesystem.step
         step.current = "stdio"
         _setup_stdio(spec, pipes)
-        if cgroup is not None:
-            step.current = "join cgroup"
-            cgroup.add(0)
+        step.current = "join cgroup"
+        cgroups.join(procs)
         for name, nstype in _NS_ORDER:
             step.current = f"join {name} namespace"
             sc.setns(fds[name], nstype)

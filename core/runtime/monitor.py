@@ -1,0 +1,780 @@
+"""The per-container monitor: one small process per running container.
+
+`spawn()` (called by `berth start/run`) double-forks a monitor that
+survives the command. The monitor mounts the container's root filesystem,
+writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the run
+directory, starts the container's PID 1 as its own child (runtime.start),
+then owns its stdio: it feeds every line to the log driver and to the
+clients attached on ``<runroot>/containers/<id>/attach.sock``. When PID 1
+exits it records ExitCode and FinishedAt, emits ``die``, unmounts, removes
+the cgroup, removes a ``--rm`` container, tells the attached clients the exit
+code, and exits.
+
+The command that spawned it learns the outcome through a pipe: one JSON
+line, ``{"pid": N}`` once the command runs, or ``{"error": msg, "code": 127}``
+when it could not be executed.
+
+Attach protocol (unix stream socket): the client sends one JSON line
+``{"stdin": bool, "stdout": bool, "stderr": bool}``, then frames; the monitor
+answers with frames. A frame is ``>BI`` (kind, length) + payload:
+STDIN data (client->monitor), STDOUT/STDERR data, RESIZE ``>HH`` rows, cols,
+STDIN_EOF, EXIT (payload: the exit code in ASCII, sent last).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
+_HEADER = struct.Struct(">BI")
+_TIOCSWINSZ = 0x5414
+_TIOCGWINSZ = 0x5413
+ATTACH_WAIT_SECONDS = 10  # a foreground client that never comes must not wedge the container
+MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16K
+
+
+# -- protocol ------------------------------------------------------------------------
+
+
+def frame(kind: int, payload: bytes = b"") -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+class FrameReader:
+    """Split a byte stream into (kind, payload) frames."""
+
+    def __init__(self):
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self.buffer += data
+        out = []
+        while len(self.buffer) >= _HEADER.size:
+            kind, length = _HEADER.unpack_from(self.buffer)
+            if len(self.buffer) < _HEADER.size + length:
+                break
+            out.append((kind, self.buffer[_HEADER.size:_HEADER.size + length]))
+            self.buffer = self.buffer[_HEADER.size + length:]
+        return out
+
+
+def _short_path(path: str) -> tuple[str, int]:
+    """A unix socket path under 108 bytes: /proc/self/fd/N/<name> on an O_PATH dir fd."""
+    dir_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
+    return f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}", dir_fd
+
+
+def connect(path: str) -> socket.socket:
+    short, dir_fd = _short_path(path)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            sock.connect(short)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    finally:
+        os.close(dir_fd)
+
+
+def window_size(fd: int) -> tuple[int, int] | None:
+    try:
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, _TIOCGWINSZ, b"\0" * 8))
+        return rows, cols
+    except OSError:
+        return None
+
+
+def attach(path: str, *, stdin_fd: int | None, stdout_fd: int | None, stderr_fd: int | None,
+           tty: bool = False, detach_keys: bytes | None = None, close_stdin: bool = True) -> int | None:
+    """Attach this process's fds to a container; return its exit code.
+
+    Returns None when the user detached (detach_keys, default ctrl-p ctrl-q
+    with a tty) or the monitor went away without an exit code.
+    stdin EOF is passed on (STDIN_EOF) when close_stdin.
+    """
+    sock = connect(path)
+    hello = {"stdin": stdin_fd is not None, "stdout": stdout_fd is not None, "stderr": stderr_fd is not None}
+    sock.sendall(json.dumps(hello).encode() + b"\n")
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    old_winch = None
+    if tty and stdin_fd is not None and os.isatty(stdin_fd):
+        size = window_size(stdin_fd)
+        if size:
+            sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
+        old_winch = signal.signal(signal.SIGWINCH, lambda *_: os.write(wake_w, b"w"))
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ, "sock")
+    sel.register(wake_r, selectors.EVENT_READ, "wake")
+    if stdin_fd is not None:
+        sel.register(stdin_fd, selectors.EVENT_READ, "stdin")
+    reader = FrameReader()
+    pending_escape = b""
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.data == "wake":
+                    os.read(wake_r, 64)
+                    size = window_size(stdin_fd)
+                    if size:
+                        sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
+                elif key.data == "stdin":
+                    try:
+                        data = os.read(stdin_fd, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        sel.unregister(stdin_fd)
+                        if close_stdin:
+                            sock.sendall(frame(STDIN_EOF))
+                        continue
+                    if detach_keys:
+                        data = pending_escape + data
+                        pending_escape = b""
+                        if detach_keys in data:
+                            before = data[:data.index(detach_keys)]
+                            if before:
+                                sock.sendall(frame(STDIN, before))
+                            return None
+                        if data.endswith(detach_keys[:1]):
+                            pending_escape, data = data[-1:], data[:-1]
+                    if data:
+                        sock.sendall(frame(STDIN, data))
+                else:
+                    try:
+                        data = sock.recv(65536)
+                    except ConnectionResetError:
+                        data = b""
+                    if not data:
+                        return None
+                    for kind, payload in reader.feed(data):
+                        if kind == EXIT:
+                            return int(payload or b"0")
+                        fd = stdout_fd if kind == STDOUT else stderr_fd if kind == STDERR else None
+                        if fd is not None:
+                            _write_all(fd, payload)
+    finally:
+        if old_winch is not None:
+            signal.signal(signal.SIGWINCH, old_winch)
+        sel.close()
+        sock.close()
+        os.close(wake_r)
+        os.close(wake_w)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            time.sleep(0.001)
+            continue
+        view = view[n:]
+
+
+# -- spawning ------------------------------------------------------------------------
+
+
+def spawn(engine, container, *, attach_wait: bool = False) -> int:
+    """Start the monitor of `container`; return the container's host PID once its command runs.
+
+    Raises the runtime's errors (StartError 125, CommandNotFound 127,
+    CommandNotExecutable 126) when the command could not be started.
+    """
+    from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
+
+    run_dir = engine.containers.run_dir(container.id)
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    # SQLite must not cross a fork: close our connection, the monitor opens its own
+    # and this process reopens on next use.
+    if "store" in engine.__dict__:
+        engine.__dict__.pop("store").close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked processes
+        code = 0
+        try:
+            os.close(ready_r)
+            os.setsid()
+            if os.fork() == 0:
+                code = _monitor_main(engine.config, container.id, ready_w, attach_wait)
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(ready_w)
+    os.waitpid(child, 0)
+    chunks = []
+    while True:
+        chunk = os.read(ready_r, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(ready_r)
+    raw = b"".join(chunks).strip()
+    try:
+        message = json.loads(raw.splitlines()[0]) if raw else {}
+    except ValueError:
+        message = {}
+    if "pid" in message:
+        return int(message["pid"])
+    if "error" in message:
+        cls = {127: CommandNotFound, 126: CommandNotExecutable}.get(message.get("code"), StartError)
+        raise cls(message["error"])
+    log = run_dir / "monitor.log"
+    detail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
+    raise StartError("the container's monitor process died while starting it"
+                     + (f": {detail[0]}" if detail else ""))
+
+
+def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool) -> int:  # pragma: no cover
+    """Body of the monitor process (after the double fork)."""
+    os.chdir("/")
+    null = os.open("/dev/null", os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    # Keep only the ready pipe: the CLI's descriptors must not keep its pipes open.
+    ready = fcntl.fcntl(ready_w, fcntl.F_DUPFD_CLOEXEC, 3)
+    for fd in _open_fds():
+        if fd > 2 and fd != ready:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
+                signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_IGN)
+    from berth.core.engine import Engine
+
+    engine = Engine(config)
+    run_dir = engine.containers.run_dir(container_id)
+    log_fd = os.open(run_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stderr = open(2, "w", closefd=False)
+    try:
+        return Monitor(engine, container_id, ready, attach_wait).run()
+    except BaseException as exc:
+        import traceback
+
+        traceback.print_exc()
+        _send_ready(ready, {"error": f"monitor: {type(exc).__name__}: {exc}", "code": 125})
+        return 1
+
+
+def _open_fds() -> list[int]:
+    try:
+        return [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1024))
+
+
+def _send_ready(fd: int, message: dict) -> None:
+    try:
+        os.write(fd, json.dumps(message).encode() + b"\n")
+        os.close(fd)
+    except OSError:
+        pass
+
+
+# -- the monitor ---------------------------------------------------------------------
+
+
+class _Client:
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.hello: dict | None = None
+        self.buffer = b""
+        self.reader = FrameReader()
+
+
+class Monitor:
+    """Runs one container and stays its parent until it exits."""
+
+    def __init__(self, engine, container_id: str, ready_w: int, attach_wait: bool):
+        self.engine = engine
+        self.service = engine.containers
+        self.container = self.service.load(container_id)
+        self.ready_w = ready_w
+        self.pumping = not attach_wait
+        self.attach_deadline = time.monotonic() + ATTACH_WAIT_SECONDS
+        self.clients: dict[int, _Client] = {}
+        self.partial = {"stdout": b"", "stderr": b""}
+        self.sel = selectors.DefaultSelector()
+        self.outputs: dict[int, str] = {}  # fd -> stream name
+        self.stdin_w: int | None = None
+        self.master: int | None = None
+        self.log = None
+        self.exit_code: int | None = None
+
+    # -- setup ---------------------------------------------------------------------
+
+    def run(self) -> int:
+        c = self.container
+        if c is None:
+            _send_ready(self.ready_w, {"error": "No such container", "code": 125})
+            return 1
+        run_dir = self.service.run_dir(c.id)
+        self.listener = self._listen(run_dir / "attach.sock")
+        storage = self.service.storage_for(c)
+        rootfs = storage.mount(c.id)
+        try:
+            started, child_fds = self._start(rootfs, run_dir)
+        except BaseException as exc:
+            self._start_failed(exc)
+            return 0
+        for fd in child_fds:
+            os.close(fd)
+        self.pid = started.pid
+        self.cgroup = started.cgroup
+        self.service.update_state(
+            c.id, Status="running", Running=True, Paused=False, Pid=started.pid, PidStart=started.start_time,
+            MonitorPid=os.getpid(), MonitorStart=_self_start(), ExitCode=0, Error="", StartedAt=_now(),
+            FinishedAt="0001-01-01T00:00:00Z", OOMKilled=False,
+        )
+        self.engine.emit("container", "start", c.id, c.attrs())
+        self.container = self.service.load(c.id) or c
+        self.engine.hook("container_post_start", container=self.container)
+        _send_ready(self.ready_w, {"pid": started.pid})
+        self.loop()
+        self.finish()
+        return 0
+
+    def _listen(self, path) -> socket.socket:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        short, dir_fd = _short_path(str(path))
+        try:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            old = os.umask(0o177)
+            try:
+                sock.bind(short)
+            finally:
+                os.umask(old)
+            sock.listen(16)
+        finally:
+            os.close(dir_fd)
+        sock.setblocking(False)
+        return sock
+
+    def _log_driver(self):
+        from berth.core import plugins
+
+        cfg = self.container.host_config.get("LogConfig") or {}
+        registry = plugins.drivers("log")
+        if not registry.names():
+            return None  # no logging plugin installed
+        cls = registry.supported(cfg.get("Type") or "json-file")
+        log_dir = self.service.log_dir(self.container.id)
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return cls(self.container.id, log_dir, cfg.get("Config") or {})
+
+    def _start(self, rootfs, run_dir):
+        """Stdio, files, mounts, then runtime.start. Returns (Started, fds to close)."""
+        from berth.core.runtime import process
+        from berth.core.runtime.cgroups import Limits
+        from berth.core.runtime.spec import ContainerSpec
+
+        c = self.container
+        cfg, hc = c.config, c.host_config
+        self.log = self._log_driver()
+        files = write_etc_files(self.engine, c, run_dir)
+        child_fds = []
+        if cfg.get("Tty"):
+            master, slave = os.openpty()
+            os.set_blocking(master, False)
+            fcntl.ioctl(master, _TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            self.master = master
+            self.outputs[master] = "stdout"
+            stdin = stdout = stderr = slave
+            child_fds = [slave]
+        else:
+            if cfg.get("OpenStdin"):
+                stdin, self.stdin_w = os.pipe2(os.O_CLOEXEC)
+                child_fds.append(stdin)
+            else:
+                stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+                child_fds.append(stdin)
+            out_r, stdout = os.pipe2(os.O_CLOEXEC)
+            err_r, stderr = os.pipe2(os.O_CLOEXEC)
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+            self.outputs[out_r] = "stdout"
+            self.outputs[err_r] = "stderr"
+            child_fds += [stdout, stderr]
+        mounts = []
+        volumes = getattr(self.engine, "volumes", None)
+        if volumes is not None and hasattr(volumes, "mounts_for"):
+            mounts = volumes.mounts_for(c, rootfs)
+        netns = _netns(self.service, c)
+        networks = getattr(self.engine, "networks", None)
+
+        def before_exec(pid: int) -> None:
+            if networks is not None and hasattr(networks, "attach") and c.network_mode not in ("host", "none") \
+                    and not c.network_mode.startswith("container:"):
+                networks.attach(c, pid)
+
+        cpus = (hc.get("NanoCpus") or 0) / 1e9 or None
+        swap = hc.get("MemorySwap") or None
+        spec = ContainerSpec(
+            args=c.command, env=list(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/",
+            user=cfg.get("User") or "", tty=bool(cfg.get("Tty")), stdin=stdin, stdout=stdout, stderr=stderr,
+            cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
+            rootfs=rootfs, hostname=cfg.get("Hostname") or c.id[:12], readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
+            mounts=mounts, files=files, netns=netns, shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
+            limits=Limits(memory=hc.get("Memory") or None, memory_swap=swap, cpus=cpus,
+                          pids_limit=hc.get("PidsLimit")),
+            cgroup_parent="berth", cgroup_name=c.id,
+        )
+        try:
+            return process.start(spec, before_exec=before_exec), child_fds
+        except BaseException:
+            for fd in child_fds:
+                os.close(fd)
+            raise
+
+    def _start_failed(self, exc: BaseException) -> None:
+        """The command could not run: undo everything, keep the container (created), report."""
+        from berth.core.errors import BerthError
+
+        c = self.container
+        code = getattr(exc, "exit_code", 125) if isinstance(exc, BerthError) else 125
+        message = exc.message if isinstance(exc, BerthError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, BerthError):
+            import traceback
+
+            traceback.print_exc()
+        self.service._release_resources(c)
+        if self.log is not None:
+            self.log.close()
+        self.service.update_state(c.id, ExitCode=code, Error=message)
+        if c.host_config.get("AutoRemove"):
+            try:
+                self.service.remove(c.id, force=True)
+            except BerthError:
+                pass
+        _send_ready(self.ready_w, {"error": message, "code": code})
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def loop(self) -> None:
+        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        self.sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
+        if self.pumping:
+            self._pump_outputs()
+        drain_deadline = None
+        self._reap()
+        while True:
+            if self.exit_code is not None and self.pumping:
+                if not self.outputs:
+                    break
+                drain_deadline = drain_deadline or time.monotonic() + 2
+                if time.monotonic() > drain_deadline:
+                    break
+            timeout = None
+            if not self.pumping:
+                timeout = max(self.attach_deadline - time.monotonic(), 0)
+            elif drain_deadline:
+                timeout = 0.1
+            for key, _ in self.sel.select(timeout):
+                kind, fd = key.data
+                if kind == "wake":
+                    try:
+                        os.read(wake_r, 512)
+                    except BlockingIOError:
+                        pass
+                    self._reap()
+                elif kind == "listen":
+                    self._accept()
+                elif kind == "client":
+                    self._client_readable(fd)
+                elif kind == "output":
+                    self._output_readable(fd)
+            if not self.pumping and time.monotonic() >= self.attach_deadline:
+                self._pump_outputs()
+        signal.set_wakeup_fd(-1)
+
+    def _reap(self) -> None:
+        if self.exit_code is not None:
+            return
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            self.exit_code = 255
+            return
+        if pid:
+            code = os.waitstatus_to_exitcode(status)
+            self.exit_code = code if code >= 0 else 128 - code
+
+    def _pump_outputs(self) -> None:
+        self.pumping = True
+        for fd in self.outputs:
+            self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        sock.setblocking(True)
+        client = _Client(sock)
+        self.clients[sock.fileno()] = client
+        self.sel.register(sock, selectors.EVENT_READ, ("client", sock.fileno()))
+
+    def _drop(self, client: _Client) -> None:
+        fd = client.sock.fileno()
+        self.sel.unregister(client.sock)
+        self.clients.pop(fd, None)
+        client.sock.close()
+        if client.hello and client.hello.get("stdin") and self.container.config.get("StdinOnce"):
+            self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.stdin_w is not None:
+            os.close(self.stdin_w)
+            self.stdin_w = None
+
+    def _client_readable(self, fd: int) -> None:
+        client = self.clients[fd]
+        try:
+            data = client.sock.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        if client.hello is None:
+            client.buffer += data
+            if b"\n" not in client.buffer:
+                return
+            line, _, data = client.buffer.partition(b"\n")
+            try:
+                client.hello = json.loads(line)
+            except ValueError:
+                self._drop(client)
+                return
+            if not self.pumping:
+                self._pump_outputs()
+        for kind, payload in client.reader.feed(data):
+            if kind == STDIN and client.hello.get("stdin"):
+                target = self.master if self.master is not None else self.stdin_w
+                if target is not None:
+                    try:
+                        _write_all(target, payload)
+                    except OSError:
+                        pass
+            elif kind == STDIN_EOF and client.hello.get("stdin"):
+                if self.master is None:
+                    self._close_stdin()
+            elif kind == RESIZE and self.master is not None and len(payload) == 4:
+                rows, cols = struct.unpack(">HH", payload)
+                try:
+                    fcntl.ioctl(self.master, _TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                except OSError:
+                    pass
+
+    def _output_readable(self, fd: int) -> None:
+        stream = self.outputs[fd]
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # EIO: the pty's last slave closed
+            if exc.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            self.sel.unregister(fd)
+            del self.outputs[fd]
+            if fd != self.master:
+                os.close(fd)
+            return
+        kind = STDOUT if stream == "stdout" else STDERR
+        message = frame(kind, data)
+        for client in list(self.clients.values()):
+            if client.hello and client.hello.get(stream):
+                try:
+                    client.sock.sendall(message)
+                except OSError:
+                    self._drop(client)
+        self._log(stream, data)
+
+    def _log(self, stream: str, data: bytes) -> None:
+        if self.log is None:
+            return
+        from datetime import datetime, timezone
+
+        from berth.core.drivers import LogEntry
+
+        buf = self.partial[stream] + data
+        now = datetime.now(timezone.utc)
+        while True:
+            cut = buf.find(b"\n")
+            if cut < 0 and len(buf) < MAX_LINE:
+                break
+            cut = MAX_LINE - 1 if cut < 0 or cut >= MAX_LINE else cut
+            line, buf = buf[:cut + 1], buf[cut + 1:]
+            self._write_log(LogEntry(stream, line, now))
+        self.partial[stream] = buf
+
+    def _write_log(self, entry) -> None:
+        try:
+            self.log.write(entry)
+        except Exception as exc:  # a full disk must not kill the container
+            print(f"log driver: {exc}", file=sys.stderr)
+
+    # -- the end --------------------------------------------------------------------
+
+    def finish(self) -> None:
+        from berth.core.errors import BerthError
+
+        c = self.container
+        if self.log is not None:
+            from datetime import datetime, timezone
+
+            from berth.core.drivers import LogEntry
+
+            for stream, rest in self.partial.items():
+                if rest:
+                    self._write_log(LogEntry(stream, rest, datetime.now(timezone.utc)))
+            try:
+                self.log.close()
+            except Exception:
+                pass
+        oom = False
+        if self.cgroup is not None:
+            try:
+                oom = self.cgroup.memory_oom_kills() > 0
+            except OSError:
+                pass
+        for fd in list(self.outputs):
+            os.close(fd)
+        if self.master is not None:
+            os.close(self.master)
+        self._close_stdin()
+        code = self.exit_code if self.exit_code is not None else 255
+        self.service.release(c, exit_code=code, oom=oom)
+        if c.host_config.get("AutoRemove"):
+            try:
+                self.service.remove(c.id, force=True)
+            except BerthError as exc:
+                print(f"auto-remove: {exc}", file=sys.stderr)
+        self.listener.close()
+        for client in list(self.clients.values()):
+            try:
+                client.sock.sendall(frame(EXIT, str(code).encode()))
+            except OSError:
+                pass
+            client.sock.close()
+
+
+def _self_start() -> int:
+    from berth.core.container import proc_start
+
+    return proc_start(os.getpid())
+
+
+def _now() -> str:
+    from berth.core.units import now_iso
+
+    return now_iso()
+
+
+def _netns(service, container) -> str | None:
+    """The runtime's netns argument for the container's network mode."""
+    mode = container.network_mode
+    if mode == "host":
+        return "host"
+    if mode.startswith("container:"):
+        from berth.core.errors import FailedPrecondition
+
+        other = service.get(mode.split(":", 1)[1])
+        if not other.running:
+            raise FailedPrecondition(f"cannot join network of a non running container: {other.id}")
+        return f"/proc/{other.pid}/ns/net"
+    return None  # "none" and every network: a new namespace (the network service wires it)
+
+
+# -- /etc files ----------------------------------------------------------------------
+
+_HOSTS = """127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+
+
+def write_etc_files(engine, container, run_dir) -> dict[str, str]:
+    """hostname, hosts and resolv.conf in the run directory; container path -> host file.
+
+    Network seam: `engine.networks.hosts_entries(container)` lines are added
+    to /etc/hosts and `engine.networks.resolv_conf(container)` (text) is the
+    resolv.conf, when a network service exists and the mode is not host/none.
+    """
+    mode = container.network_mode
+    networks = getattr(engine, "networks", None)
+    wired = networks is not None and mode not in ("host", "none")
+    hostname = container.config.get("Hostname") or container.id[:12]
+    if mode == "host":
+        hosts = _read_host("/etc/hosts") or _HOSTS
+        resolv = _read_host("/etc/resolv.conf")
+    else:
+        hosts = _HOSTS
+        if wired and hasattr(networks, "hosts_entries"):
+            hosts += "".join(line.rstrip("\n") + "\n" for line in networks.hosts_entries(container))
+        if wired and hasattr(networks, "resolv_conf"):
+            resolv = networks.resolv_conf(container)
+        elif mode == "none":
+            resolv = "# berth: --network none, no name servers\n"
+        else:
+            resolv = _host_resolv_without_localhost()
+    files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
+    out = {}
+    for name, text in files.items():
+        path = run_dir / name
+        tmp = run_dir / f".{name}.tmp"
+        tmp.write_text(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        out[f"/etc/{name}"] = str(path)
+    return out
+
+
+def _read_host(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _host_resolv_without_localhost() -> str:
+    """As Docker: the host's resolv.conf minus loopback name servers (unreachable from a netns)."""
+    lines = []
+    for line in _read_host("/etc/resolv.conf").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1"):
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
