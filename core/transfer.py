@@ -508,10 +508,10 @@ def load_archive(engine, stream: BinaryIO) -> Iterator[str]:
     """`berth load`: every image of a docker-archive or OCI archive; yields Docker's lines."""
     reader_cls = _archive_transport("docker-archive").Reader
     with engine.lock("gc", shared=True):
-        reader = reader_cls(stream, engine.content)
+        reader = reader_cls(engine.content)
         try:
             results = []
-            for entry in reader.images:
+            for entry in reader.read(stream):
                 doc, kind = parse_manifest(entry.manifest, entry.media_type)
                 if kind in INDEX_TYPES:
                     raise Corrupt("invalid archive: an image entry is an index")

@@ -84,6 +84,19 @@ def _link_target(member: tarfile.TarInfo, path: str) -> str:
     return "/".join(parts)
 
 
+def _read_errors() -> tuple[type[BaseException], ...]:
+    import zlib
+
+    errors: list[type[BaseException]] = [EOFError, OSError, zlib.error]
+    try:
+        import zstandard
+
+        errors.append(zstandard.ZstdError)
+    except ImportError:  # pragma: no cover - zstandard is a dependency
+        pass
+    return tuple(errors)
+
+
 def _json(data: bytes, what: str):
     try:
         return json.loads(data)
@@ -116,23 +129,30 @@ class ArchiveReader:
     this reader added to the store (the caller removes the unused ones).
     """
 
-    def __init__(self, stream: BinaryIO, staging, platform: tuple[str, str, str | None] | None = None):
-        from berth.core.archive import decompressed
-
+    def __init__(self, staging, platform: tuple[str, str, str | None] | None = None):
         self.staging = staging
+        self.platform = platform
         self.staged: set[str] = set()
+        self.images: list[ArchiveImage] = []
         self._files: dict[str, tuple[str, int]] = {}  # path -> (digest, size)
         self._links: dict[str, str] = {}
         self._meta: dict[str, bytes] = {}
         self._manifests: dict[str, ArchiveImage] = {}
-        self.platform = platform
+
+    def read(self, stream: BinaryIO) -> list[ArchiveImage]:
+        """Read the whole archive (plain, gzip or zstd); return its images.
+
+        On an error, what was staged so far is in `staged` for the caller to remove.
+        """
+        from berth.core.archive import decompressed
+
         try:
             with tarfile.open(fileobj=decompressed(stream), mode="r|") as tar:
                 for member in tar:
                     self._read_member(tar, member)
         except tarfile.TarError as exc:
             raise Corrupt(f"invalid archive: {exc}") from None
-        except (EOFError, OSError) as exc:
+        except _read_errors() as exc:
             raise Corrupt(f"invalid archive: truncated or unreadable: {exc}") from None
         if "manifest.json" in self._meta:
             self.images = self._docker_images()
@@ -143,6 +163,7 @@ class ArchiveReader:
                           "(not a docker-archive or an OCI image layout)")
         for image in self.images:
             self._manifests[image.digest] = image
+        return self.images
 
     # -- reading the tar ---------------------------------------------------------
 

@@ -1,0 +1,292 @@
+"""Registry commands: pull, push, login, logout, search."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+import click
+
+from berth.core.cli.main import CONTEXT, get_engine
+from berth.core.errors import InvalidArgument
+
+
+class ProgressView:
+    """Per-layer progress: redrawn bars on a terminal, one line per step otherwise."""
+
+    QUIET_STEPS = {"Downloading", "Pushing", "Preparing", "Pulling fs layer"}
+
+    def __init__(self, tty: bool, quiet: bool = False):
+        self.tty = tty
+        self.quiet = quiet
+        self.lock = threading.Lock()
+        self.order: list[str] = []
+        self.state: dict[str, tuple[str, int, int]] = {}
+        self.started: dict[str, float] = {}
+        self.drawn = 0
+        self.last_draw = 0.0
+
+    def __call__(self, label: str, status: str, current: int = 0, total: int = 0) -> None:
+        if self.quiet:
+            return
+        with self.lock:
+            if label not in self.state:
+                self.order.append(label)
+            previous = self.state.get(label, ("", 0, 0))[0]
+            self.state[label] = (status, current, total)
+            if status in ("Downloading", "Pushing"):
+                self.started.setdefault(label, time.monotonic())
+            if self.tty:
+                now = time.monotonic()
+                if status in ("Downloading", "Pushing") and now - self.last_draw < 0.1:
+                    return
+                self.last_draw = now
+                self._draw()
+            elif status != previous and status not in ("Downloading", "Pushing"):
+                click.echo(f"{label}: {status}")
+
+    def _line(self, label: str) -> str:
+        status, current, total = self.state[label]
+        if status not in ("Downloading", "Pushing") or not total:
+            return f"{label}: {status}"
+        from berth.core.units import human_size
+
+        width = 40
+        filled = min(width, int(width * current / total))
+        bar = "=" * max(0, filled - 1) + (">" if filled < width else "=") + " " * (width - filled)
+        elapsed = max(time.monotonic() - self.started.get(label, time.monotonic()), 1e-3)
+        speed = human_size(current / elapsed)
+        return f"{label}: {status} [{bar}] {human_size(current)}/{human_size(total)} {speed}/s"
+
+    def _draw(self) -> None:
+        out = sys.stdout
+        if self.drawn:
+            out.write(f"\x1b[{self.drawn}A")
+        for label in self.order:
+            out.write("\x1b[2K" + self._line(label) + "\n")
+        self.drawn = len(self.order)
+        out.flush()
+
+    def reset(self) -> None:
+        """A new image starts: forget the lines already drawn."""
+        with self.lock:
+            self.order.clear()
+            self.state.clear()
+            self.drawn = 0
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM ends a transfer like Ctrl-C: temporary blobs are removed on the way out."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command("pull", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository.")
+@click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant]).")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+def pull(name, all_tags, platform, quiet):
+    """Download an image from a registry."""
+    from berth.core import reference as refs
+    from berth.core.transfer import pull as do_pull
+
+    engine = get_engine()
+    ref = refs.parse(name, default_tag=False)
+    if ref.tag is None and ref.digest is None and not all_tags:
+        if not quiet:
+            click.echo("Using default tag: latest")
+        ref = ref.with_tag(refs.DEFAULT_TAG)
+    view = ProgressView(sys.stdout.isatty(), quiet)
+
+    def on_start(one):
+        view.reset()
+        if not quiet:
+            what = one.tag or one.digest
+            click.echo(f"{what}: Pulling from {one.repository}")
+
+    _terminate_as_interrupt()
+    results = do_pull(engine, ref, platform=platform, progress=view, all_tags=all_tags,
+                      on_start=None if all_tags else on_start) if not all_tags else \
+        _pull_all(engine, ref, platform, view, quiet)
+    for result in results:
+        if quiet:
+            click.echo(str(result.ref))
+            continue
+        if not all_tags:
+            click.echo(f"Digest: {result.digest}")
+            status = "Image is up to date" if result.up_to_date else "Downloaded newer image"
+            click.echo(f"Status: {status} for {result.ref.familiar}")
+            click.echo(str(result.ref))
+    if all_tags and not quiet:
+        newer = any(not r.up_to_date for r in results)
+        status = "Downloaded newer image" if newer else "Image is up to date"
+        click.echo(f"Status: {status} for {ref.familiar_name}")
+        click.echo(ref.name)
+
+
+def _pull_all(engine, ref, platform, view, quiet):
+    from berth.core.transfer import pull as do_pull
+
+    if not quiet:
+        click.echo(f"Pulling from {ref.repository}")
+
+    def on_start(one):
+        view.reset()
+
+    results = do_pull(engine, ref, platform=platform, progress=view, all_tags=True, on_start=on_start)
+    if not quiet:
+        for r in results:
+            click.echo(f"{r.ref.tag}: Digest: {r.digest}")
+    return results
+
+
+@click.command("push", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("-a", "--all-tags", is_flag=True, help="Push all tags of an image to the repository.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
+def push(name, all_tags, quiet):
+    """Upload an image to a registry."""
+    from berth.core import reference as refs
+    from berth.core.transfer import push as do_push
+
+    engine = get_engine()
+    ref = refs.parse(name, default_tag=False)
+    if all_tags and ref.tag:
+        raise InvalidArgument("tag can't be used with --all-tags/-a")
+    if not quiet:
+        if ref.tag is None and not all_tags:
+            click.echo("Using default tag: latest")
+        click.echo(f"The push refers to repository [{ref.name}]")
+    view = ProgressView(sys.stdout.isatty(), quiet)
+    _terminate_as_interrupt()
+    target = ref.name if all_tags else str(ref if ref.tag else ref.with_tag(refs.DEFAULT_TAG))
+    for one, digest, size in do_push(engine, target, progress=view, all_tags=all_tags,
+                                     on_start=lambda one: view.reset()):
+        if not quiet:
+            click.echo(f"{one.tag}: digest: {digest} size: {size}")
+        else:
+            click.echo(str(one))
+
+
+def _server_host(server: str | None) -> str:
+    """docker.io for none or Docker Hub's URLs; else the host[:port] of SERVER."""
+    if not server:
+        return "docker.io"
+    s = server.strip()
+    for prefix in ("https://", "http://"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+    s = s.split("/", 1)[0]
+    if s in ("index.docker.io", "registry-1.docker.io", "docker.io"):
+        return "docker.io"
+    return s
+
+
+@click.command("login", context_settings=CONTEXT)
+@click.argument("server", required=False)
+@click.option("-u", "--username", help="Username.")
+@click.option("-p", "--password", help="Password.")
+@click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
+def login(server, username, password, password_stdin):
+    """Log in to a registry."""
+    from berth.core import credentials
+    from berth.core.transfer import open_registry
+
+    if password and password_stdin:
+        raise InvalidArgument("--password and --password-stdin are mutually exclusive")
+    if password:
+        click.echo("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", err=True)
+    if password_stdin:
+        if not username:
+            raise InvalidArgument("Must provide --username with --password-stdin")
+        password = sys.stdin.read().rstrip("\r\n")
+    host = _server_host(server)
+    if not username:
+        if not sys.stdin.isatty():
+            raise InvalidArgument("Cannot perform an interactive login from a non TTY device")
+        username = click.prompt("Username")
+    if not password:
+        if not sys.stdin.isatty():
+            raise InvalidArgument("Cannot perform an interactive login from a non TTY device")
+        password = click.prompt("Password", hide_input=True)
+    engine = get_engine()
+    registry = open_registry(engine, host, credentials=(username, password))
+    registry.login(username, password)
+    credentials.store(host, username, password)
+    engine.emit("registry", "login", host, {"name": host})
+    click.echo("Login Succeeded")
+
+
+@click.command("logout", context_settings=CONTEXT)
+@click.argument("server", required=False)
+def logout(server):
+    """Log out from a registry."""
+    from berth.core import credentials
+
+    host = _server_host(server)
+    shown = "https://index.docker.io/v1/" if host == "docker.io" else host
+    if not credentials.erase(host):
+        click.echo(f"Not logged in to {shown}")
+        return
+    click.echo(f"Removing login credentials for {shown}")
+
+
+@click.command("search", context_settings=CONTEXT)
+@click.argument("term")
+@click.option("--limit", type=int, default=25, show_default=True, help="Max number of search results.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (is-official=true, stars=N).")
+@click.option("--format", "fmt", help="Pretty-print search using a Go template.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+def search(term, limit, filters, fmt, no_trunc):
+    """Search Docker Hub or a registry for images."""
+    from berth.core.cli import output
+    from berth.core.transfer import open_registry
+
+    if limit < 1 or limit > 100:
+        raise InvalidArgument(f"Limit {limit} is outside the range of [1, 100]")
+    official: bool | None = None
+    min_stars = 0
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
+        if key == "is-official":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid filter 'is-official={value}'")
+            official = value.lower() in ("true", "1")
+        elif key == "stars":
+            try:
+                min_stars = int(value)
+            except ValueError:
+                raise InvalidArgument(f"invalid filter 'stars={value}'") from None
+        elif key == "is-automated":
+            continue
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    host, _, query = term.rpartition("/") if "." in term.split("/", 1)[0] or ":" in term.split("/", 1)[0] \
+        else ("", "", term)
+    host = host.split("/", 1)[0] if host else "docker.io"
+    if host == "docker.io":
+        query = term
+    engine = get_engine()
+    results = open_registry(engine, host).search(query, limit)
+    rows = []
+    for r in results:
+        stars = int(r.get("star_count", r.get("stars", 0)) or 0)
+        is_official = bool(r.get("is_official", r.get("official", False)))
+        if stars < min_stars or (official is not None and is_official != official):
+            continue
+        desc = r.get("description") or r.get("short_description") or ""
+        if not no_trunc and len(desc) > 45:
+            desc = desc[:44] + "…"
+        rows.append({"Name": r.get("name") or r.get("repo_name", ""), "Description": desc, "StarCount": stars,
+                     "IsOfficial": is_official, "IsAutomated": bool(r.get("is_automated", False))})
+    for r in rows:
+        r["Official"] = "[OK]" if r["IsOfficial"] else ""
+    columns = [("Name", "NAME"), ("Description", "DESCRIPTION"), ("StarCount", "STARS"), ("Official", "OFFICIAL")]
+    output.table(rows[:limit], columns, fmt)
