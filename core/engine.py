@@ -87,6 +87,12 @@ class Engine:
         return ImageService(self)
 
     @functools.cached_property
+    def containers(self):
+        from berth.core.container import ContainerService
+
+        return ContainerService(self)
+
+    @functools.cached_property
     def volumes(self):
         from berth.core.volume import VolumeService
 
@@ -142,4 +148,4 @@ class Engine:
 
 
 # What each subsystem does after a reboot: "module:function(engine, store)".
-REBOOT_RECOVERIES: list[str] = []
+REBOOT_RECOVERIES: list[str] = ["berth.core.container:recover_after_reboot"]

@@ -255,9 +255,11 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool) ->
                 os.close(fd)
             except OSError:
                 pass
+    # Caught, not ignored: an ignored signal stays ignored across execve, and
+    # the container's PID 1 must start with default dispositions.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
-                signal.SIGTTIN, signal.SIGTTOU):
-        signal.signal(sig, signal.SIG_IGN)
+                signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, _ignore)
     from berth.core.engine import Engine
 
     engine = Engine(config)
@@ -274,6 +276,10 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool) ->
         traceback.print_exc()
         _send_ready(ready, {"error": f"monitor: {type(exc).__name__}: {exc}", "code": 125})
         return 1
+
+
+def _ignore(*_):
+    pass
 
 
 def _open_fds() -> list[int]:

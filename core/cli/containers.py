@@ -1,0 +1,958 @@
+"""Container commands: run, create, start, stop, ps, logs, exec ... and `berth container`.
+
+Thin: parse the flags Docker has, call ContainerService, print what Docker
+prints. `run`/`create` failures in berth exit 125 (Docker's rule); a
+command that cannot be executed 126, not found 127; otherwise `run` exits
+with the container's own status.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import click
+
+from berth.core.cli.main import CONTEXT, _Exit, get_engine
+from berth.core.errors import BerthError, InvalidArgument
+
+# run/create/exec keep -h free for --hostname, as Docker does.
+RUN_CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100,
+               "allow_interspersed_args": False}
+NO_H_CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+
+
+def _as_run_error(exc: BerthError) -> BerthError:
+    """run/create: berth's own failures exit 125, the command's 126/127 stay."""
+    if exc.exit_code in (126, 127, 125):
+        return exc
+    return _Exit(exc.message, 125)
+
+
+def _each(refs, action) -> None:
+    """Apply `action` to every argument; print failures, exit 1 if any failed."""
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+        except BerthError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            failed = True
+    if failed:
+        raise _Exit("", 1)
+
+
+def _key_values(items, what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid argument \"{item}\" for \"{what}\" flag")
+        out[key] = value
+    return out
+
+
+# -- run / create ---------------------------------------------------------------------
+
+
+def _create_options(f):
+    opts = [
+        click.option("-a", "--attach", "attach", multiple=True, metavar="STREAM",
+                     help="Attach to STDIN, STDOUT or STDERR."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--name", help="Assign a name to the container."),
+        click.option("-e", "--env", multiple=True, help="Set environment variables."),
+        click.option("--env-file", multiple=True, help="Read in a file of environment variables."),
+        click.option("-w", "--workdir", help="Working directory inside the container."),
+        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+        click.option("-h", "--hostname", help="Container host name."),
+        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+        click.option("-l", "--label", "labels", multiple=True, help="Set meta data on a container."),
+        click.option("--rm", "auto_remove", is_flag=True, help="Automatically remove the container when it exits."),
+        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only."),
+        click.option("-m", "--memory", help="Memory limit."),
+        click.option("--memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap."),
+        click.option("--cpus", type=float, help="Number of CPUs."),
+        click.option("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)."),
+        click.option("--shm-size", help="Size of /dev/shm."),
+        click.option("--log-driver", help="Logging driver for the container."),
+        click.option("--log-opt", multiple=True, help="Log driver options."),
+        click.option("--net", "--network", "network", help="Connect a container to a network (none, host)."),
+        click.option("--restart", default="no", help="Restart policy (stored; berth has no restart manager)."),
+        click.option("--stop-signal", help="Signal to stop the container."),
+        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume."),
+        click.option("--mount", "mounts", multiple=True, help="Attach a filesystem mount to the container."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
+        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)."),
+        click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
+                     help="Pull image before running."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _build_options(engine, image, command, kw, detach=False):
+    from berth.core.container import CreateOptions, parse_restart
+    from berth.core.units import ram_in_bytes
+
+    parse_restart(kw["restart"])
+    memory = ram_in_bytes(kw["memory"]) if kw["memory"] else None
+    swap = None
+    if kw["memory_swap"]:
+        swap = -1 if kw["memory_swap"] == "-1" else ram_in_bytes(kw["memory_swap"])
+    if kw["auto_remove"] and kw["restart"] not in ("no", ""):
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    return CreateOptions(
+        image=image, command=list(command), name=kw["name"], entrypoint=kw["entrypoint"], env=list(kw["env"]),
+        env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"],
+        labels=_key_values(kw["labels"], "--label"), tty=kw["tty"], interactive=kw["interactive"],
+        attach=list(kw["attach"]), detach=detach, auto_remove=kw["auto_remove"], read_only=kw["read_only"],
+        memory=memory, memory_swap=swap, cpus=kw["cpus"], pids_limit=kw["pids_limit"],
+        log_driver=kw["log_driver"], log_opts=_key_values(kw["log_opt"], "--log-opt"), network=kw["network"],
+        restart=kw["restart"], stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
+        cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
+        shm_size=ram_in_bytes(kw["shm_size"]) if kw["shm_size"] else None,
+        mounts=_mounts(engine, kw),
+    )
+
+
+def _mounts(engine, kw) -> list[dict]:
+    """The volume seam: -v/--mount/--tmpfs/--volumes-from parsed by berth.core.mounts."""
+    if not (kw["volumes"] or kw["mounts"] or kw["tmpfs"] or kw["volumes_from"]):
+        return []
+    from berth.core import mounts
+
+    volumes_from = []
+    for spec in kw["volumes_from"]:
+        ref, _, mode = spec.partition(":")
+        volumes_from.append((engine.containers.get(ref).mounts, mode))
+    driver = engine.config.get("volumes.driver")
+    return mounts.container_mounts(volumes=kw["volumes"], mounts=kw["mounts"], tmpfs=kw["tmpfs"],
+                                   volumes_from=volumes_from, volume_driver=driver)
+
+
+def _image_volumes(engine, opts, image) -> None:
+    """Image VOLUMEs become anonymous volumes (when the volume seam exists)."""
+    vols = (image.config.get("config") or {}).get("Volumes")
+    if not vols:
+        return
+    try:
+        from berth.core import mounts
+    except ImportError:
+        return
+    explicit = {m["Destination"] for m in opts.mounts}
+    extra = mounts.container_mounts(image_volumes={p: {} for p in vols if p not in explicit},
+                                    volume_driver=engine.config.get("volumes.driver"))
+    opts.mounts = list(opts.mounts) + extra
+
+
+def _resolve_image(engine, name: str, pull: str = "missing"):
+    """The image, or the pull seam, or Docker's "Unable to find image" path."""
+    from berth.core import reference as refs
+    from berth.core.errors import NotFound
+
+    images = engine.images
+    if pull == "always" and hasattr(images, "pull"):
+        images.pull(name)
+    try:
+        return images.get(name)
+    except NotFound:
+        pass
+    try:
+        familiar = refs.parse(name).familiar
+    except InvalidArgument:
+        raise
+    if pull == "never":
+        raise NotFound(f"No such image: {familiar}")
+    click.echo(f"Unable to find image '{familiar}' locally", err=True)
+    if hasattr(images, "pull"):
+        images.pull(name)
+        return images.get(name)
+    raise NotFound(f"No such image: {familiar}")
+
+
+def _create(engine, image_name, command, kw, detach=False):
+    try:
+        opts = _build_options(engine, image_name, command, kw, detach)
+        image = _resolve_image(engine, image_name, kw.get("pull") or "missing")
+        _image_volumes(engine, opts, image)
+        return engine.containers.create(opts, image)
+    except BerthError as exc:
+        raise _as_run_error(exc) from None
+
+
+@click.command("create", context_settings=RUN_CONTEXT)
+@_create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def create(image, command, **kw):
+    """Create a new container."""
+    engine = get_engine()
+    container = _create(engine, image, command, kw)
+    click.echo(container.id)
+
+
+@click.command("run", context_settings=RUN_CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
+@_create_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(image, command, detach, sig_proxy, detach_keys, **kw):
+    """Create and run a new container from an image."""
+    engine = get_engine()
+    container = _create(engine, image, command, kw, detach=detach)
+    service = engine.containers
+    if detach:
+        service.start(container)
+        click.echo(container.id)
+        return 0
+    try:
+        container = service.start(container, attach_wait=True)
+    except BerthError as exc:
+        raise _as_run_error(exc) from None
+    return _attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
+
+
+def _parse_detach_keys(text: str | None) -> bytes:
+    """Docker's --detach-keys: "ctrl-p,ctrl-q", "a,ctrl-@"."""
+    if not text:
+        return DETACH_KEYS
+    out = b""
+    for key in text.split(","):
+        key = key.strip()
+        if key.startswith("ctrl-") and len(key) == 6:
+            c = key[5]
+            out += bytes([(ord(c.upper()) - 64) & 0x7F if c != "@" else 0])
+        elif len(key) == 1:
+            out += key.encode()
+        else:
+            raise InvalidArgument(f"Invalid detach keys ({text}) provided")
+    return out
+
+
+def _attach_foreground(engine, container, *, sig_proxy=True, detach_keys=None, stdin=None) -> int:
+    """Stream a started container's stdio here; return its exit code."""
+    from berth.core.runtime import monitor
+
+    cfg = container.config
+    tty = bool(cfg.get("Tty"))
+    want_in = cfg.get("AttachStdin") if stdin is None else stdin
+    stdin_fd = 0 if want_in else None
+    stdout_fd = 1 if cfg.get("AttachStdout") else None
+    stderr_fd = 2 if cfg.get("AttachStderr") else None
+    engine.emit("container", "attach", container.id, container.attrs())
+    keys = _parse_detach_keys(detach_keys) if (tty and stdin_fd is not None) or detach_keys else None
+    restore = _raw_terminal(0) if tty and stdin_fd is not None and os.isatty(0) else None
+    old_handlers = {}
+    if sig_proxy and not tty:
+        pid, start = container.pid, container.state.get("PidStart")
+
+        def forward(signum, _frame):
+            from berth.core.container import alive
+
+            if alive(pid, start):
+                os.kill(pid, signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            old_handlers[sig] = signal.signal(sig, forward)
+    try:
+        code = monitor.attach(str(engine.containers.run_dir(container.id) / "attach.sock"),
+                              stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty,
+                              detach_keys=keys)
+    except (FileNotFoundError, ConnectionRefusedError):
+        code = None  # the container already finished
+    finally:
+        if restore:
+            restore()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    if code is not None:
+        return code
+    after = engine.containers.load(container.id)
+    if after is not None and after.running:
+        if keys:  # detached by the user
+            click.echo("", err=False) if tty else None
+            return 0
+        after = engine.containers.wait_exit(after)
+    if after is None:
+        return 0
+    return int(after.state.get("ExitCode") or 0)
+
+
+def _raw_terminal(fd: int):
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+
+    def restore():
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    return restore
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+@click.command("start", context_settings=CONTEXT)
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
+@click.argument("containers", nargs=-1, required=True)
+def start(attach, interactive, detach_keys, containers):
+    """Start one or more stopped containers."""
+    engine = get_engine()
+    service = engine.containers
+    if attach or interactive:
+        if len(containers) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        container = service.get(containers[0])
+        if container.running:
+            raise _Exit(f"container {container.id} is already running", 1)
+        container = service.start(container, attach_wait=True)
+        return _attach_foreground(engine, container, detach_keys=detach_keys, stdin=interactive)
+
+    def one(ref):
+        service.start(ref)
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command("stop", context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-s", "--signal", "sig", help="Signal to send to the container.")
+@click.argument("containers", nargs=-1, required=True)
+def stop(timeout, sig, containers):
+    """Stop one or more running containers."""
+    service = get_engine().containers
+
+    def one(ref):
+        c = service.get(ref)
+        if sig:
+            c.config["StopSignal"] = sig
+        service.stop(c, timeout)
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command("restart", context_settings=CONTEXT)
+@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.argument("containers", nargs=-1, required=True)
+def restart(timeout, containers):
+    """Restart one or more containers."""
+    service = get_engine().containers
+
+    def one(ref):
+        service.restart(ref, timeout)
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command("kill", context_settings=CONTEXT)
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send to the container.")
+@click.argument("containers", nargs=-1, required=True)
+def kill(sig, containers):
+    """Kill one or more running containers."""
+    from berth.core.container import signal_number
+
+    signal_number(sig)
+    service = get_engine().containers
+
+    def one(ref):
+        service.kill(ref, sig)
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command("pause", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+def pause(containers):
+    """Pause all processes within one or more containers."""
+    service = get_engine().containers
+    _each(containers, lambda ref: (service.pause(ref), click.echo(ref)))
+
+
+@click.command("unpause", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+def unpause(containers):
+    """Unpause all processes within one or more containers."""
+    service = get_engine().containers
+    _each(containers, lambda ref: (service.unpause(ref), click.echo(ref)))
+
+
+@click.command("rm", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container (uses SIGKILL).")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes associated with the container.")
+@click.option("-l", "--link", is_flag=True, hidden=True)
+@click.argument("containers", nargs=-1, required=True)
+def rm(force, volumes, link, containers):
+    """Remove one or more containers."""
+    from berth.core.errors import NotFound
+
+    service = get_engine().containers
+
+    def one(ref):
+        try:
+            service.remove(ref, force=force, volumes=volumes)
+        except NotFound:
+            if not force:
+                raise
+            return  # as Docker: rm -f of a missing container is quiet
+        click.echo(ref)
+
+    _each(containers, one)
+
+
+@click.command("rename", context_settings=CONTEXT)
+@click.argument("container")
+@click.argument("new_name")
+def rename(container, new_name):
+    """Rename a container."""
+    get_engine().containers.rename(container, new_name)
+
+
+@click.command("wait", context_settings=CONTEXT)
+@click.argument("containers", nargs=-1, required=True)
+def wait(containers):
+    """Block until one or more containers stop, then print their exit codes."""
+    service = get_engine().containers
+
+    def one(ref):
+        c = service.get(ref)
+        after = service.wait_exit(c)
+        click.echo(int((after or c).state.get("ExitCode") or 0))
+
+    _each(containers, one)
+
+
+@click.command("attach", context_settings=CONTEXT)
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
+@click.argument("container")
+def attach(no_stdin, sig_proxy, detach_keys, container):
+    """Attach local standard input, output, and error streams to a running container."""
+    engine = get_engine()
+    c = engine.containers.get(container)
+    if not c.running:
+        raise _Exit("You cannot attach to a stopped container, start it first", 1)
+    if c.status == "paused":
+        raise _Exit("You cannot attach to a paused container, unpause it first", 1)
+    c.config["AttachStdout"] = c.config["AttachStderr"] = True
+    stdin = bool(c.config.get("OpenStdin")) and not no_stdin
+    return _attach_foreground(engine, c, sig_proxy=sig_proxy, detach_keys=detach_keys, stdin=stdin)
+
+
+# -- listing ------------------------------------------------------------------------------
+
+
+def _status_text(c) -> str:
+    from berth.core.units import ago, human_duration, parse_time
+
+    import datetime as _dt
+
+    status = c.status
+    if status in ("running", "paused"):
+        started = parse_time(c.state["StartedAt"])
+        up = human_duration((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())
+        return f"Up {up}" + (" (Paused)" if status == "paused" else "")
+    if status == "exited":
+        return f"Exited ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
+    if status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def _quote(text: str) -> str:
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _ps_row(c, no_trunc: bool) -> dict:
+    from berth.core.units import ago
+
+    command = " ".join(c.command)
+    if not no_trunc and len(command) > 20:
+        command = command[:19] + "…"
+    labels = c.config.get("Labels") or {}
+    return {
+        "ID": c.id if no_trunc else c.short_id,
+        "Image": c.image,
+        "Command": _quote(command),
+        "CreatedAt": c.created,
+        "RunningFor": ago(c.created),
+        "Ports": _ports(c),
+        "Status": _status_text(c),
+        "State": c.status,
+        "Names": c.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        "Mounts": ",".join(m.get("Name") or m.get("Source", "") for m in c.mounts),
+        "Networks": c.network_mode,
+        "Size": "",
+    }
+
+
+def _ports(c) -> str:
+    """PORTS column from NetworkSettings.Ports (filled by the network service)."""
+    ports = (c.network or {}).get("Ports") or {}
+    out = []
+    for private, bindings in sorted(ports.items()):
+        for b in bindings or []:
+            out.append(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}->{private}")
+        if not bindings:
+            out.append(private)
+    return ", ".join(out)
+
+
+def _ps_filter(engine, c, filters: dict[str, list[str]]) -> bool:
+    import re
+
+    for key, values in filters.items():
+        if key == "name":
+            if not any(re.search(v.lstrip("/"), c.name) for v in values):
+                return False
+        elif key == "id":
+            if not any(c.id.startswith(v) for v in values):
+                return False
+        elif key == "status":
+            for v in values:
+                if v not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+                    raise InvalidArgument(f"invalid filter 'status={v}'")
+            if c.status not in values:
+                return False
+        elif key == "exited":
+            if c.status != "exited" or str(c.state.get("ExitCode")) not in values:
+                return False
+        elif key == "label":
+            labels = c.config.get("Labels") or {}
+            for v in values:
+                k, sep, val = v.partition("=")
+                if k not in labels or (sep and labels[k] != val):
+                    return False
+        elif key == "ancestor":
+            if not any(_is_ancestor(engine, c, v) for v in values):
+                return False
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return True
+
+
+def _is_ancestor(engine, c, ref: str) -> bool:
+    if c.image == ref:
+        return True
+    try:
+        wanted = engine.images.find_id(ref)
+    except BerthError:
+        return False
+    if wanted is None:
+        return False
+    image_id = c.image_id
+    while image_id:  # the container's image or any image it was built from
+        if image_id == wanted:
+            return True
+        row = engine.store.one("SELECT parent FROM images WHERE id = ?", (image_id,))
+        image_id = row["parent"] if row else None
+    return False
+
+
+@click.command("ps", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("-n", "--last", type=int, default=-1, help="Show n last created containers (includes all states).")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container (includes all states).")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided.")
+@click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
+def ps(all_, quiet, last, latest, no_trunc, size, filters, fmt):
+    """List containers."""
+    from berth.core.cli import output
+
+    engine = get_engine()
+    parsed: dict[str, list[str]] = {}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value)")
+        parsed.setdefault(key, []).append(value)
+    containers = engine.containers.list()
+    if latest:
+        last = 1
+    if last >= 0:
+        all_ = True
+        containers = containers[:last]
+    if not all_ and "status" not in parsed:
+        containers = [c for c in containers if c.running]
+    containers = [c for c in containers if _ps_filter(engine, c, parsed)]
+    rows = [_ps_row(c, no_trunc) for c in containers]
+    if size:
+        for c, row in zip(containers, rows):
+            row["Size"] = _size(engine, c)
+    if quiet:
+        for row in rows:
+            click.echo(row["ID"])
+        return
+    columns = [("ID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("RunningFor", "CREATED"),
+               ("Status", "STATUS"), ("Ports", "PORTS"), ("Names", "NAMES")]
+    if size:
+        columns.append(("Size", "SIZE"))
+    output.table(rows, columns, fmt)
+
+
+def _size(engine, c) -> str:
+    from berth.core.units import human_size
+
+    try:
+        return human_size(engine.containers.storage_for(c).usage(c.id))
+    except BerthError:
+        return ""
+
+
+# -- inspect-like ---------------------------------------------------------------------------
+
+
+@click.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
+@click.argument("containers", nargs=-1, required=True)
+def container_inspect(fmt, size, containers):
+    """Display detailed information on one or more containers."""
+    from berth.core.cli import output
+
+    service = get_engine().containers
+    found, missing = [], []
+    for ref in containers:
+        try:
+            found.append(service.inspect(service.get(ref)))
+        except BerthError as exc:
+            missing.append(exc.message)
+    output.inspect(found, fmt)
+    if missing:
+        for m in missing:
+            click.echo(f"Error: {m}", err=True)
+        raise _Exit("", 1)
+
+
+@click.command("logs", context_settings=CONTEXT)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("--tail", "-n", default="all", help="Number of lines to show from the end of the logs.")
+@click.option("--since", help="Show logs since timestamp or relative (e.g. 42m).")
+@click.option("--until", help="Show logs before a timestamp or relative (e.g. 42m).")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs.")
+@click.argument("container")
+def logs(follow, tail, since, until, timestamps, details, container):
+    """Fetch the logs of a container."""
+    import inspect as pyinspect
+    from datetime import datetime, timezone
+
+    from berth.core import plugins
+    from berth.core.units import parse_since
+
+    engine = get_engine()
+    service = engine.containers
+    c = service.get(container)
+    cfg = c.host_config.get("LogConfig") or {}
+    cls = plugins.drivers("log").get(cfg.get("Type") or "json-file")
+    if not getattr(cls, "readable", False):
+        raise _Exit("configured logging driver does not support reading", 1)
+    tail_n = None
+    if tail not in ("all", "", None):
+        try:
+            tail_n = int(tail)
+        except ValueError:
+            raise InvalidArgument(f"invalid value for \"tail\": {tail}") from None
+        if tail_n < 0:
+            tail_n = None
+    since_dt = datetime.fromtimestamp(parse_since(since), timezone.utc) if since else None
+    until_dt = datetime.fromtimestamp(parse_since(until), timezone.utc) if until else None
+    driver = cls(c.id, service.log_dir(c.id), cfg.get("Config") or {})
+    kwargs = {"follow": follow and c.running, "since": since_dt, "until": until_dt, "tail": tail_n}
+    if "stop" in pyinspect.signature(driver.read).parameters:
+        def stopped() -> bool:
+            current = service.load(c.id)
+            return current is None or not service.reconcile(current).running
+
+        kwargs["stop"] = stopped
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for entry in driver.read(**kwargs):
+        target = err if entry.stream == "stderr" else out
+        if timestamps:
+            target.write(_rfc3339(entry.time).encode() + b" ")
+        target.write(entry.line)
+        if follow:
+            target.flush()
+    out.flush()
+    err.flush()
+
+
+def _rfc3339(dt) -> str:
+    from datetime import timezone
+
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}000Z"
+
+
+# -- exec -----------------------------------------------------------------------------------
+
+
+@click.command("exec", context_settings=RUN_CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Detached mode: run command in the background.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("-e", "--env", multiple=True, help="Set environment variables.")
+@click.option("--env-file", multiple=True, help="Read in a file of environment variables.")
+@click.option("-w", "--workdir", help="Working directory inside the container.")
+@click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>]).")
+@click.option("--privileged", is_flag=True, hidden=True)
+@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
+@click.argument("container")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, detach_keys, container, command):
+    """Execute a command in a running container."""
+    from berth.core.container import CGROUP_PARENT, merge_env, parse_env_file
+    from berth.core.runtime import process
+    from berth.core.runtime.cgroups import Cgroup
+    from berth.core.runtime.spec import ProcessSpec
+
+    engine = get_engine()
+    c = engine.containers.get(container)
+    if c.status == "paused":
+        raise _Exit(f"Container {c.id} is paused, unpause the container before exec", 1)
+    if not c.running:
+        raise _Exit(f"Container {c.id} is not running", 1)
+    cfg = c.config
+    extra = [e for f in env_file for e in parse_env_file(f)] + list(env)
+    spec = ProcessSpec(args=list(command), env=merge_env(list(cfg.get("Env") or []), extra),
+                       cwd=workdir or cfg.get("WorkingDir") or "/", user=user if user is not None else cfg.get("User", ""),
+                       tty=tty, cap_add=list(c.host_config.get("CapAdd") or []),
+                       cap_drop=list(c.host_config.get("CapDrop") or []))
+    action_cmd = " ".join(command)
+    engine.emit("container", f"exec_create: {action_cmd}", c.id, c.attrs())
+    master = None
+    close_after = []
+    if detach:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        spec.stdin = spec.stdout = spec.stderr = null
+        close_after.append(null)
+    elif tty:
+        master, slave = os.openpty()
+        if os.isatty(0):
+            import fcntl
+            import termios
+
+            try:
+                fcntl.ioctl(slave, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
+            except OSError:
+                pass
+        spec.stdin = spec.stdout = spec.stderr = slave
+        close_after.append(slave)
+    else:
+        if interactive:
+            spec.stdin = 0
+        else:
+            null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+            spec.stdin = null
+            close_after.append(null)
+        spec.stdout, spec.stderr = 1, 2
+    # Python ignores SIGPIPE; an ignored signal would stay ignored in the exec'd command.
+    signal.signal(signal.SIGPIPE, lambda *_: None)
+    signal.signal(signal.SIGXFSZ, lambda *_: None)
+    try:
+        pid = process.exec_process(c.pid, spec, Cgroup(CGROUP_PARENT, c.id))
+    except BerthError:
+        raise
+    finally:
+        for fd in close_after:
+            os.close(fd)
+    engine.emit("container", f"exec_start: {action_cmd}", c.id, c.attrs(execID=str(pid)))
+    if detach:
+        return 0
+    if master is not None:
+        _pump_pty(master, interactive, pid)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    code = code if code >= 0 else 128 - code
+    engine.emit("container", "exec_die", c.id, c.attrs(execID=str(pid), exitCode=str(code)))
+    return code
+
+
+def _pump_pty(master: int, interactive: bool, pid: int) -> None:
+    """Copy between our terminal and an exec'd process's pty until it closes."""
+    import selectors
+
+    restore = _raw_terminal(0) if interactive and os.isatty(0) else None
+    sel = selectors.DefaultSelector()
+    sel.register(master, selectors.EVENT_READ, "pty")
+    if interactive:
+        sel.register(0, selectors.EVENT_READ, "stdin")
+    try:
+        while True:
+            for key, _ in sel.select():
+                if key.data == "pty":
+                    try:
+                        data = os.read(master, 65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        return
+                    os.write(1, data)
+                else:
+                    data = os.read(0, 65536)
+                    if not data:
+                        sel.unregister(0)
+                        os.write(master, b"\x04")
+                        continue
+                    os.write(master, data)
+    finally:
+        if restore:
+            restore()
+        sel.close()
+        os.close(master)
+
+
+# -- processes and files ------------------------------------------------------------------
+
+
+@click.command("top", context_settings={**CONTEXT, "allow_interspersed_args": False})
+@click.argument("container")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+def top(container, ps_args):
+    """Display the running processes of a container."""
+    import subprocess
+
+    engine = get_engine()
+    c, pids = engine.containers.top(container)
+    args = list(ps_args) or ["-ef"]
+    try:
+        out = subprocess.run(["ps", *args], capture_output=True, text=True, check=True).stdout
+    except FileNotFoundError:
+        out = _ps_from_proc()
+    except subprocess.CalledProcessError as exc:
+        raise _Exit(f"Error running top: ps: {exc.stderr.strip()}", 1) from None
+    lines = out.splitlines()
+    if not lines:
+        return
+    header = lines[0].split()
+    if "PID" not in header:
+        raise _Exit(f"Couldn't find PID field in ps output", 1)
+    col = header.index("PID")
+    wanted = set(pids)
+    rows = [lines[0]]
+    for line in lines[1:]:
+        fields = line.split()
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in wanted:
+            rows.append(line)
+    click.echo("\n".join(rows))
+
+
+def _ps_from_proc() -> str:
+    """A minimal `ps -ef` when the host has no ps: UID PID PPID CMD."""
+    lines = ["UID PID PPID CMD"]
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            uid = os.stat(f"/proc/{name}").st_uid
+        except OSError:
+            continue
+        ppid = stat[stat.rindex(b")") + 2:].split()[1].decode()
+        lines.append(f"{uid} {name} {ppid} {cmd}")
+    return "\n".join(lines) + "\n"
+
+
+@click.command("diff", context_settings=CONTEXT)
+@click.argument("container")
+def diff(container):
+    """Inspect changes to files or directories on a container's filesystem."""
+    for change in get_engine().containers.changes(container):
+        click.echo(f"{change.kind} {change.path}")
+
+
+@click.command("commit", context_settings=CONTEXT)
+@click.option("-a", "--author", default="", help='Author (e.g., "John Hannibal Smith <hannibal@a-team.com>").')
+@click.option("-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image.")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-p/--no-pause", "--pause", "pause_", default=True, help="Pause container during commit.")
+@click.argument("container")
+@click.argument("repository", required=False)
+def commit(author, changes, message, pause_, container, repository):
+    """Create a new image from a container's changes."""
+    image = get_engine().containers.commit(container, repository=repository, message=message, author=author,
+                                           changes=list(changes), pause=pause_)
+    click.echo(image.id)
+
+
+@click.command("cp", context_settings=CONTEXT)
+@click.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information).")
+@click.option("-L", "--follow-link", is_flag=True, help="Always follow symbol link in SRC_PATH.")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output.")
+@click.argument("src")
+@click.argument("dest")
+def cp(archive, follow_link, quiet, src, dest):
+    """Copy files/folders between a container and the local filesystem.
+
+    Use CONTAINER:PATH for the container side; '-' streams a tar archive.
+    """
+    from berth.core import copy as _copy  # noqa: F401  (placeholder to keep imports lazy)
+
+
+def _split_cp(arg: str):
+    """CONTAINER:PATH -> (container, path); a local path -> (None, path)."""
+    if arg.startswith("/") or arg.startswith(".") or ":" not in arg:
+        return None, arg
+    ref, _, path = arg.partition(":")
+    return ref, path
+
+
+# -- the container group --------------------------------------------------------------------
+
+
+@click.command("prune", context_settings=CONTEXT)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (accepted, not applied).")
+def prune(force, filters):
+    """Remove all stopped containers."""
+    if not force and not click.confirm("WARNING! This will remove all stopped containers.\n"
+                                       "Are you sure you want to continue?", default=False):
+        return
+    engine = get_engine()
+    removed = engine.containers.prune()
+    if removed:
+        click.echo("Deleted Containers:")
+        for cid in removed:
+            click.echo(cid)
+        click.echo("")
+    click.echo("Total reclaimed space: 0B")
+
+
+@click.group("container", context_settings=CONTEXT)
+def container():
+    """Manage containers."""
+
+
+for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop", stop), ("restart", restart),
+                    ("kill", kill), ("pause", pause), ("unpause", unpause), ("rm", rm), ("remove", rm),
+                    ("rename", rename), ("ls", ps), ("ps", ps), ("list", ps), ("wait", wait), ("attach", attach),
+                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp),
+                    ("inspect", container_inspect), ("prune", prune)):
+    container.add_command(_cmd, _name)

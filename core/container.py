@@ -1,0 +1,968 @@
+"""Containers: the model, its state machine, and the service that runs them.
+
+State machine (State.Status, as Docker)::
+
+    created --start--> running --pause--> paused --unpause--> running
+    running/paused --(process exits | stop | kill)--> exited --start--> running
+    any --rm--> (gone)
+
+A container whose command could not be executed stays "created" with
+ExitCode 126/127 and State.Error set, as Docker leaves it.
+
+Liveness: the store says "running" only as long as the recorded PID is
+alive *and* has the recorded start time (PIDs are reused). Every read path
+reconciles (`ContainerService.get/list`): when the monitor process is gone,
+the container is marked exited and what it held is released. If the monitor
+died while the container still runs, the container's cgroup is killed
+(ExitCode 137): nothing runs unsupervised. An unknown exit code is recorded
+as 255.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import secrets
+import shutil
+import signal as signals
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.store import dumps, loads
+from berth.core.units import now_iso
+
+NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+ZERO_TIME = "0001-01-01T00:00:00Z"
+CGROUP_PARENT = "berth"
+UNKNOWN_EXIT = 255  # the process vanished and nobody saw its status
+KILLED_EXIT = 137  # the monitor died and we killed the orphaned container
+
+_LIVE = ("running", "paused")
+
+# Bookkeeping kept in the state column but not shown by inspect.
+_PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart")
+
+
+def proc_start(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie `pid`, else None."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def alive(pid: int, start: int | None) -> bool:
+    """Whether `pid` is still the process that had start time `start`."""
+    return bool(pid) and start is not None and proc_start(pid) == start
+
+
+@dataclasses.dataclass
+class Container:
+    id: str
+    name: str
+    image_id: str
+    image: str
+    created: str
+    driver: str
+    config: dict
+    host_config: dict
+    state: dict
+    network: dict
+    mounts: list
+
+    @classmethod
+    def from_row(cls, row) -> "Container":
+        return cls(
+            id=row["id"], name=row["name"], image_id=row["image_id"], image=row["image"], created=row["created"],
+            driver=row["driver"], config=loads(row["config"]), host_config=loads(row["host_config"]),
+            state=loads(row["state"]), network=loads(row["network"]), mounts=loads(row["mounts"]),
+        )
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    @property
+    def status(self) -> str:
+        return self.state.get("Status", "created")
+
+    @property
+    def running(self) -> bool:
+        return self.status in _LIVE
+
+    @property
+    def pid(self) -> int:
+        return int(self.state.get("Pid") or 0)
+
+    @property
+    def command(self) -> list[str]:
+        return list(self.config.get("Entrypoint") or []) + list(self.config.get("Cmd") or [])
+
+    @property
+    def network_mode(self) -> str:
+        return self.host_config.get("NetworkMode") or "none"
+
+    def attrs(self, **extra: str) -> dict[str, str]:
+        """Event attributes Docker attaches to container events."""
+        out = {k: str(v) for k, v in (self.config.get("Labels") or {}).items()}
+        out.update(image=self.image, name=self.name)
+        out.update(extra)
+        return out
+
+
+def initial_state() -> dict:
+    return {
+        "Status": "created", "Running": False, "Paused": False, "Restarting": False, "OOMKilled": False,
+        "Dead": False, "Pid": 0, "ExitCode": 0, "Error": "", "StartedAt": ZERO_TIME, "FinishedAt": ZERO_TIME,
+    }
+
+
+# -- names ---------------------------------------------------------------------
+
+_ADJECTIVES = (
+    "admiring adoring affectionate agitated amazing angry awesome blissful bold boring brave busy charming "
+    "clever cool compassionate competent condescending confident cranky crazy dazzling determined distracted "
+    "dreamy eager ecstatic elastic elated elegant eloquent epic fervent festive flamboyant focused friendly "
+    "frosty gallant gifted goofy gracious happy hardcore heuristic hopeful hungry infallible inspiring "
+    "jolly jovial keen kind laughing loving lucid magical modest musing mystifying naughty nervous nice "
+    "nifty nostalgic objective optimistic peaceful pedantic pensive practical priceless quirky quizzical "
+    "relaxed reverent romantic sad serene sharp silly sleepy stoic strange stupefied suspicious sweet "
+    "tender thirsty trusting unruffled upbeat vibrant vigilant vigorous wizardly wonderful xenodochial "
+    "youthful zealous zen"
+).split()
+_NOUNS = (
+    "albattani allen almeida agnesi archimedes ardinghelli aryabhata austin babbage banach bardeen bartik "
+    "bassi beaver bell benz bhabha bhaskara black blackwell bohr booth borg bose boyd brahmagupta brattain "
+    "brown carson cartwright chandrasekhar chaplygin chatelet chatterjee chebyshev cohen chaum clarke "
+    "colden cori cray curran curie darwin davinci dewdney dhawan diffie dijkstra dirac driscoll dubinsky "
+    "easley edison einstein elbakyan elgamal elion ellis engelbart euclid euler faraday feistel fermat "
+    "fermi feynman franklin gagarin galileo galois ganguly gates gauss germain goldberg goldstine goldwasser "
+    "golick goodall gould greider grothendieck haibt hamilton haslett hawking hellman heisenberg hermann "
+    "herschel hertz heyrovsky hodgkin hofstadter hoover hopper hugle hypatia ishizaka jackson jang jemison "
+    "jennings jepsen johnson joliot jones kalam kapitsa kare keldysh keller kepler khayyam khorana kilby "
+    "kirch knuth kowalevski lalande lamarr lamport leakey leavitt lederberg lehmann lewin lichterman "
+    "liskov lovelace lumiere mahavira margulis matsumoto maxwell mayer mccarthy mcclintock mclaren mclean "
+    "mcnulty meitner mendel mendeleev meninsky merkle mestorf mirzakhani montalcini moore morse moser "
+    "murdock napier nash neumann newton nightingale nobel noether northcutt noyce panini pare pascal "
+    "pasteur payne perlman pike poincare poitras proskuriakova ptolemy raman ramanujan rhodes ride "
+    "ritchie robinson roentgen rosalind rubin saha sammet sanderson satoshi shamir shannon shaw shirley "
+    "shockley shtern sinoussi snyder solomon spence stonebraker sutherland swanson swartz swirles taussig "
+    "tesla tharp thompson torvalds tu turing varahamihira vaughan villani visvesvaraya volhard wescoff "
+    "wilbur wiles williams williamson wilson wing wozniak wright wu yalow yonath zhukovsky"
+).split()
+
+
+def random_name() -> str:
+    """Docker-style `adjective_scientist`."""
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+
+
+def check_name(name: str) -> str:
+    """Validate a user-given name; return it without a leading slash."""
+    if not NAME_RE.match(name):
+        raise InvalidArgument(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    return name.lstrip("/")
+
+
+def name_conflict(name: str, holder: str) -> Conflict:
+    return Conflict(f'Conflict. The container name "/{name}" is already in use by container "{holder}". '
+                    "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+# -- options of create ----------------------------------------------------------
+
+
+@dataclasses.dataclass
+class CreateOptions:
+    """Everything `berth create/run` accepts, already parsed."""
+
+    image: str
+    command: list[str] = dataclasses.field(default_factory=list)
+    name: str | None = None
+    entrypoint: str | None = None
+    env: list[str] = dataclasses.field(default_factory=list)
+    env_files: list[str] = dataclasses.field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    tty: bool = False
+    interactive: bool = False
+    attach: list[str] = dataclasses.field(default_factory=list)  # STDIN/STDOUT/STDERR for foreground
+    detach: bool = False
+    auto_remove: bool = False
+    read_only: bool = False
+    memory: int | None = None
+    memory_swap: int | None = None
+    cpus: float | None = None
+    pids_limit: int | None = None
+    log_driver: str | None = None
+    log_opts: dict[str, str] = dataclasses.field(default_factory=dict)
+    network: str | None = None
+    restart: str = "no"
+    stop_signal: str | None = None
+    stop_timeout: int | None = None
+    cap_add: list[str] = dataclasses.field(default_factory=list)
+    cap_drop: list[str] = dataclasses.field(default_factory=list)
+    mounts: list[dict] = dataclasses.field(default_factory=list)  # from berth.core.mounts (volume seam)
+    shm_size: int | None = None
+
+
+def parse_env_file(path: str) -> list[str]:
+    """Docker's --env-file: KEY=VALUE lines, # comments, bare KEY taken from our environment."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InvalidArgument(f"open {path}: {exc.strerror.lower()}") from None
+    out = []
+    for line in text.splitlines():
+        line = line.lstrip()
+        if not line or line.startswith("#"):
+            continue
+        out.append(line)
+    return out
+
+
+def merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """Image env, then the user's; a bare KEY takes the host's value or is dropped."""
+    env: dict[str, str] = {}
+    for item in base:
+        key, _, value = item.partition("=")
+        env[key] = value
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {item}")
+        if not sep:
+            if key in os.environ:
+                env[key] = os.environ[key]
+            else:
+                env.pop(key, None)
+            continue
+        env[key] = value
+    return [f"{k}={v}" for k, v in env.items()]
+
+
+def parse_restart(text: str) -> dict:
+    name, _, count = (text or "no").partition(":")
+    if name not in ("no", "always", "on-failure", "unless-stopped"):
+        raise InvalidArgument(f"invalid restart policy '{text}'")
+    if count and (name != "on-failure" or not count.isdigit()):
+        raise InvalidArgument(f"invalid restart policy '{text}'")
+    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count or 0)}
+
+
+def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
+    """"SIGTERM", "TERM", "15" -> 15, as Docker's signal.ParseSignal."""
+    if sig is None or sig == "":
+        return default
+    if isinstance(sig, int):
+        return sig
+    text = str(sig).strip().upper()
+    if text.isdigit():
+        number = int(text)
+        if not 0 < number < 65:
+            raise InvalidArgument(f"Invalid signal: {sig}")
+        return number
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return int(getattr(signals.Signals, text))
+    except AttributeError:
+        raise InvalidArgument(f"Invalid signal: {sig}") from None
+
+
+# -- the service -------------------------------------------------------------------
+
+
+class ContainerService:
+    """Every container operation; one instance per Engine (`engine.containers`)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    @property
+    def store(self):
+        return self.engine.store
+
+    def run_dir(self, container_id: str) -> Path:
+        """runroot/containers/<id>: hostname, hosts, resolv.conf, attach.sock."""
+        return self.engine.runroot / "containers" / container_id
+
+    def log_dir(self, container_id: str) -> Path:
+        return self.engine.root / "containers" / container_id
+
+    # -- lookup --------------------------------------------------------------
+
+    def _row(self, container_id: str):
+        return self.store.one("SELECT * FROM containers WHERE id = ?", (container_id,))
+
+    def find_id(self, ref: str) -> str:
+        """Full ID, exact name, or unique ID prefix -> full ID (as Docker looks up)."""
+        if not ref:
+            raise NotFound("No such container: ")
+        row = self.store.one("SELECT id FROM containers WHERE id = ?", (ref,))
+        if row:
+            return row["id"]
+        row = self.store.one("SELECT id FROM containers WHERE name = ?", (ref.lstrip("/"),))
+        if row:
+            return row["id"]
+        if re.fullmatch(r"[0-9a-f]{1,63}", ref):
+            rows = self.store.all("SELECT id FROM containers WHERE id LIKE ?", (ref + "%",))
+            if len(rows) == 1:
+                return rows[0]["id"]
+            if len(rows) > 1:
+                raise InvalidArgument(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def load(self, container_id: str) -> Container | None:
+        row = self._row(container_id)
+        return Container.from_row(row) if row else None
+
+    def get(self, ref: str) -> Container:
+        """The container named by `ref`, its state reconciled with reality."""
+        container = self.load(self.find_id(ref))
+        if container is None:
+            raise NotFound(f"No such container: {ref}")
+        return self.reconcile(container)
+
+    def list(self) -> list[Container]:
+        """All containers, newest first, reconciled."""
+        rows = self.store.all("SELECT * FROM containers ORDER BY created DESC")
+        out = []
+        for row in rows:
+            c = self.reconcile(Container.from_row(row))
+            if c is not None:
+                out.append(c)
+        return out
+
+    # -- state ---------------------------------------------------------------------
+
+    def update_state(self, container_id: str, **changes: Any) -> dict | None:
+        """Atomically merge `changes` into the stored State; None when the row is gone."""
+        with self.store.transaction() as db:
+            row = db.execute("SELECT state FROM containers WHERE id = ?", (container_id,)).fetchone()
+            if row is None:
+                return None
+            state = loads(row["state"])
+            state.update(changes)
+            db.execute("UPDATE containers SET state = ? WHERE id = ?", (dumps(state), container_id))
+        return state
+
+    def reconcile(self, container: Container) -> Container:
+        """Make the stored state true: a dead running container becomes exited."""
+        if not container.running:
+            return container
+        state = container.state
+        if alive(state.get("MonitorPid", 0), state.get("MonitorStart")):
+            return container  # the monitor watches it and will record the exit
+        if alive(container.pid, state.get("PidStart")):
+            return self._orphaned(container)
+        self.release(container, exit_code=state.get("ExitCode") or UNKNOWN_EXIT,
+                     error="the container's monitor process exited unexpectedly")
+        return self.load(container.id) or container
+
+    def _orphaned(self, container: Container) -> Container:
+        """The monitor died, the container runs: kill it, so nothing runs unsupervised."""
+        from berth.core.runtime.cgroups import Cgroup
+
+        cgroup = Cgroup(CGROUP_PARENT, container.id)
+        try:
+            cgroup.kill(signals.SIGKILL)
+            if cgroup.is_frozen():
+                cgroup.thaw()
+        except OSError:
+            pass
+        try:
+            os.kill(container.pid, signals.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 10
+        while alive(container.pid, container.state.get("PidStart")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.release(container, exit_code=KILLED_EXIT, error="the container's monitor process exited unexpectedly")
+        return self.load(container.id) or container
+
+    def release(self, container: Container, *, exit_code: int, error: str = "", oom: bool = False,
+                emit: bool = True) -> bool:
+        """Record the exit and free what a running container holds (once).
+
+        Called by the monitor when the process exits and by reconcile when the
+        monitor is gone. Returns False if someone else already did it.
+        """
+        from berth.core.runtime.cgroups import Cgroup
+
+        with self.engine.lock(f"container-{container.id}"):
+            current = self.load(container.id)
+            if current is None or not current.running:
+                return False
+            self._release_resources(current)
+            try:
+                Cgroup(CGROUP_PARENT, container.id).remove()
+            except OSError:
+                pass
+            self.update_state(
+                container.id, Status="exited", Running=False, Paused=False, Pid=0, ExitCode=exit_code,
+                Error=error, FinishedAt=now_iso(), OOMKilled=oom, PidStart=None, MonitorPid=0, MonitorStart=None,
+            )
+        if emit:
+            self.engine.emit("container", "die", container.id, container.attrs(exitCode=str(exit_code)))
+            current.state.update(ExitCode=exit_code)
+            self.engine.hook("container_post_stop", container=current)
+        return True
+
+    def _release_resources(self, container: Container) -> None:
+        """Network, volumes and the union mount of a container that stopped."""
+        networks = getattr(self.engine, "networks", None)
+        if networks is not None and hasattr(networks, "detach"):
+            try:
+                networks.detach(container)
+            except BerthError:
+                pass
+        volumes = getattr(self.engine, "volumes", None)
+        if volumes is not None and hasattr(volumes, "release"):
+            try:
+                volumes.release(container)
+            except BerthError:
+                pass
+        try:
+            self.storage_for(container).unmount(container.id)
+        except BerthError:
+            pass
+
+    def storage_for(self, container: Container):
+        if container.driver != self.engine.storage_driver_name:
+            raise FailedPrecondition(
+                f"container {container.short_id} uses storage driver {container.driver}, "
+                f"but berth runs with {self.engine.storage_driver_name}")
+        return self.engine.storage
+
+    # -- create --------------------------------------------------------------
+
+    def create(self, opts: CreateOptions, image=None) -> Container:
+        """Make a container: the row (its name reserved by the UNIQUE constraint) then its writable layer."""
+        engine = self.engine
+        if image is None:
+            image = engine.images.get(opts.image)
+        config, host_config = self._merge_config(opts, image)
+        container_id = secrets.token_hex(32)
+        config["Hostname"] = opts.hostname or container_id[:12]
+        if host_config["NetworkMode"] == "host" and not opts.hostname:
+            config["Hostname"] = os.uname().nodename
+        name = check_name(opts.name) if opts.name else None
+        row = {
+            "id": container_id, "image_id": image.id, "image": opts.image, "created": now_iso(),
+            "driver": engine.storage_driver_name, "config": dumps(config), "host_config": dumps(host_config),
+            "state": dumps(initial_state()), "mounts": dumps(opts.mounts or []),
+        }
+        for attempt in range(20):
+            row["name"] = name or random_name() + ("" if attempt < 10 else str(secrets.randbelow(100)))
+            try:
+                with self.store.transaction() as db:
+                    db.execute(
+                        "INSERT INTO containers (id, name, image_id, image, created, driver, config, host_config,"
+                        " state, mounts) VALUES (:id, :name, :image_id, :image, :created, :driver, :config,"
+                        " :host_config, :state, :mounts)", row)
+                break
+            except sqlite3.IntegrityError:
+                if name:
+                    holder = self.store.one("SELECT id FROM containers WHERE name = ?", (name,))
+                    raise name_conflict(name, holder["id"] if holder else "") from None
+        else:
+            raise Conflict("could not find a free container name")
+        try:
+            parent = engine.images.layer_cache_id(image.top_layer) if image.top_layer else None
+            self.storage_for(self.load(container_id)).create_rw(container_id, parent)
+        except BaseException:
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+            try:
+                engine.storage.remove(container_id)
+            except Exception:
+                pass
+            raise
+        container = self.load(container_id)
+        engine.emit("container", "create", container.id, container.attrs())
+        engine.hook("container_created", container=container)
+        return container
+
+    def _merge_config(self, opts: CreateOptions, image) -> tuple[dict, dict]:
+        """Docker's rules: image config under the user's flags."""
+        from berth.core import plugins
+
+        icfg = image.config.get("config") or {}
+        env = merge_env(list(icfg.get("Env") or []), [e for f in opts.env_files for e in parse_env_file(f)] + opts.env)
+        if opts.entrypoint is not None:
+            entrypoint = [opts.entrypoint] if opts.entrypoint else None
+            cmd = list(opts.command) or None
+        else:
+            entrypoint = icfg.get("Entrypoint") or None
+            cmd = list(opts.command) or icfg.get("Cmd") or None
+        if not (entrypoint or cmd):
+            raise InvalidArgument("No command specified")
+        attach = [a.upper() for a in opts.attach]
+        for a in attach:
+            if a not in ("STDIN", "STDOUT", "STDERR"):
+                raise InvalidArgument(f"invalid argument \"{a.lower()}\" for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR")
+        if opts.detach:
+            if attach:
+                raise InvalidArgument("Conflicting options: -a and -d")
+            attach_in = attach_out = attach_err = False
+        elif attach:
+            attach_in, attach_out, attach_err = ("STDIN" in attach, "STDOUT" in attach, "STDERR" in attach)
+        else:
+            attach_in, attach_out, attach_err = opts.interactive, True, True
+        labels = dict(icfg.get("Labels") or {})
+        labels.update(opts.labels)
+        config = {
+            "Hostname": "", "Domainname": "", "User": opts.user if opts.user is not None else icfg.get("User", ""),
+            "AttachStdin": attach_in, "AttachStdout": attach_out, "AttachStderr": attach_err,
+            "Tty": opts.tty, "OpenStdin": opts.interactive, "StdinOnce": opts.interactive and not opts.detach,
+            "Env": env, "Cmd": cmd, "Image": opts.image, "Volumes": icfg.get("Volumes"),
+            "WorkingDir": opts.workdir if opts.workdir is not None else icfg.get("WorkingDir", ""),
+            "Entrypoint": entrypoint, "OnBuild": None, "Labels": labels,
+        }
+        stop_signal = opts.stop_signal or icfg.get("StopSignal")
+        if stop_signal:
+            signal_number(stop_signal)
+            config["StopSignal"] = stop_signal
+        if opts.stop_timeout is not None:
+            config["StopTimeout"] = opts.stop_timeout
+        if config["WorkingDir"] and not config["WorkingDir"].startswith("/"):
+            raise InvalidArgument(f"the working directory '{config['WorkingDir']}' is invalid, it needs to be an absolute path")
+        log_type = opts.log_driver or self.engine.config.get("logging.driver")
+        log_opts = dict(self.engine.config.get("logging.options") or {}) if not opts.log_driver else {}
+        log_opts.update(opts.log_opts)
+        log_drivers = plugins.drivers("log")
+        if log_drivers.names() or opts.log_driver:  # no logging plugin installed at all: no logs
+            log_drivers.supported(log_type).validate_options(log_opts)
+        network = opts.network or self._default_network()
+        if network not in ("none", "host") and not network.startswith("container:") \
+                and not hasattr(self.engine, "networks"):
+            raise NotFound(f"network {network} not found")
+        if network.startswith("container:"):
+            self.get(network.split(":", 1)[1])  # must exist now
+        if opts.memory is not None and opts.memory and opts.memory < 6 * 1024 * 1024:
+            raise InvalidArgument("Minimum memory limit allowed is 6MB")
+        if opts.cpus is not None and opts.cpus < 0:
+            raise InvalidArgument("Range of CPUs is from 0.01 to the number of CPUs available")
+        host_config = {
+            "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": log_type, "Config": log_opts},
+            "NetworkMode": network, "PortBindings": {}, "RestartPolicy": parse_restart(opts.restart),
+            "AutoRemove": opts.auto_remove, "VolumeDriver": "", "VolumesFrom": None,
+            "CapAdd": opts.cap_add or None, "CapDrop": opts.cap_drop or None, "Dns": [], "DnsOptions": [],
+            "DnsSearch": [], "ExtraHosts": None, "IpcMode": "private", "Privileged": False,
+            "PublishAllPorts": False, "ReadonlyRootfs": opts.read_only, "SecurityOpt": None,
+            "UTSMode": "", "ShmSize": opts.shm_size or 64 * 1024 * 1024, "Runtime": "berth",
+            "Memory": opts.memory or 0, "MemorySwap": opts.memory_swap or 0,
+            "NanoCpus": int((opts.cpus or 0) * 1e9), "PidsLimit": opts.pids_limit,
+            "CgroupParent": "", "MaskedPaths": None, "ReadonlyPaths": None,
+        }
+        return config, host_config
+
+    def _default_network(self) -> str:
+        if hasattr(self.engine, "networks"):
+            return self.engine.config.get("network.default")
+        return "none"
+
+    # -- start / stop ---------------------------------------------------------------
+
+    def start(self, ref: str | Container, *, attach_wait: bool = False) -> Container:
+        """Start the container's monitor; return once the process runs.
+
+        Raises the runtime's StartError/CommandNotFound/CommandNotExecutable
+        (Docker's 125/127/126) when the command cannot run.
+        """
+        from berth.core import plugins
+        from berth.core.runtime import monitor
+
+        container = self.get(ref) if isinstance(ref, str) else self.reconcile(ref)
+        if container.status == "paused":
+            raise FailedPrecondition(f"cannot start a paused container, try unpause instead")
+        if container.running:
+            return container
+        try:
+            plugins.call("container_pre_start", engine=self.engine, container=container)
+        except BerthError:
+            raise  # a *_pre_* hook may refuse the step
+        except Exception as exc:  # a broken plugin must not block starts
+            from berth.core.log import get_logger
+
+            get_logger("berth.container").warning("plugin hook failed", hook="container_pre_start", error=str(exc))
+        monitor.spawn(self.engine, container, attach_wait=attach_wait)
+        return self.load(container.id) or container
+
+    def stop_signal(self, container: Container) -> int:
+        return signal_number(container.config.get("StopSignal"), signals.SIGTERM)
+
+    def kill(self, ref: str | Container, sig: str | int | None = "KILL", *, emit: bool = True) -> Container:
+        """Send a signal to the container's PID 1 (Docker's `kill`)."""
+        container = self.get(ref) if isinstance(ref, str) else ref
+        number = signal_number(sig, signals.SIGKILL)
+        if not container.running:
+            raise FailedPrecondition(f"Cannot kill container: {ref if isinstance(ref, str) else container.id}: "
+                                     f"Container {container.id} is not running")
+        if emit:
+            self.engine.emit("container", "kill", container.id, container.attrs(signal=str(number)))
+        self._signal(container, number)
+        return container
+
+    def _signal(self, container: Container, number: int) -> None:
+        from berth.core.runtime.cgroups import Cgroup
+
+        if not alive(container.pid, container.state.get("PidStart")):
+            return
+        if number == signals.SIGKILL:
+            try:
+                Cgroup(CGROUP_PARENT, container.id).kill(signals.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.kill(container.pid, number)
+        except ProcessLookupError:
+            pass
+        if container.status == "paused" and number == signals.SIGKILL:
+            try:
+                Cgroup(CGROUP_PARENT, container.id).thaw()
+            except (OSError, TimeoutError):
+                pass
+
+    def wait_exit(self, container: Container, timeout: float | None = None) -> Container | None:
+        """Block until the container is no longer running (or `timeout`); None if it was removed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            current = self.load(container.id)
+            if current is None:
+                return None
+            current = self.reconcile(current)
+            if not current.running:
+                return current
+            if deadline is not None and time.monotonic() >= deadline:
+                return current
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def stop(self, ref: str | Container, timeout: int | None = None) -> Container:
+        """Stop signal, then SIGKILL after `timeout` seconds (default 10 or the container's StopTimeout)."""
+        container = self.get(ref) if isinstance(ref, str) else ref
+        if not container.running:
+            return container  # as Docker: stopping a stopped container succeeds
+        if timeout is None:
+            timeout = container.config.get("StopTimeout", 10)
+        sig = self.stop_signal(container)
+        if container.status == "paused":
+            self.kill(container, signals.SIGKILL)
+        else:
+            self.kill(container, sig)
+            after = self.wait_exit(container, timeout if timeout >= 0 else None)
+            if after is not None and after.running:
+                self.kill(container, signals.SIGKILL)
+        after = self.wait_exit(container, 30)
+        self.engine.emit("container", "stop", container.id, container.attrs())
+        return after or container
+
+    def restart(self, ref: str, timeout: int | None = None) -> Container:
+        container = self.stop(ref, timeout)
+        container = self.start(container)
+        self.engine.emit("container", "restart", container.id, container.attrs())
+        return container
+
+    def pause(self, ref: str) -> Container:
+        from berth.core.runtime.cgroups import Cgroup
+
+        container = self.get(ref)
+        if container.status == "paused":
+            raise FailedPrecondition(f"Container {container.id} is already paused")
+        if not container.running:
+            raise FailedPrecondition(f"Container {container.id} is not running")
+        try:
+            Cgroup(CGROUP_PARENT, container.id).freeze()
+        except (OSError, TimeoutError) as exc:
+            raise FailedPrecondition(f"Cannot pause container {container.id}: {exc}") from None
+        self.update_state(container.id, Status="paused", Paused=True)
+        self.engine.emit("container", "pause", container.id, container.attrs())
+        return self.load(container.id)
+
+    def unpause(self, ref: str) -> Container:
+        from berth.core.runtime.cgroups import Cgroup
+
+        container = self.get(ref)
+        if container.status != "paused":
+            raise FailedPrecondition(f"Container {container.id} is not paused")
+        try:
+            Cgroup(CGROUP_PARENT, container.id).thaw()
+        except (OSError, TimeoutError) as exc:
+            raise FailedPrecondition(f"Cannot unpause container {container.id}: {exc}") from None
+        self.update_state(container.id, Status="running", Paused=False)
+        self.engine.emit("container", "unpause", container.id, container.attrs())
+        return self.load(container.id)
+
+    # -- remove / rename --------------------------------------------------------------
+
+    def remove(self, ref: str | Container, *, force: bool = False, volumes: bool = False) -> str:
+        """`berth rm`: kill (with force), delete the writable layer, then the row."""
+        container = self.get(ref) if isinstance(ref, str) else ref
+        if container.running:
+            if not force:
+                if container.status == "paused":
+                    raise Conflict(f"cannot remove container \"/{container.name}\": container is paused and must "
+                                   "be unpaused first")
+                raise Conflict(f"cannot remove container \"/{container.name}\": container is running: stop the "
+                               "container before removing or force remove")
+            self.kill(container, signals.SIGKILL, emit=True)
+            self.wait_exit(container, 30)
+        with self.engine.lock(f"container-{container.id}"):
+            current = self.load(container.id)
+            if current is None:
+                return container.id  # someone else (the monitor of a --rm container) did it
+            if current.running:
+                raise Conflict(f"cannot remove container \"/{container.name}\": container is running")
+            self.storage_for(current).remove(current.id)
+            if volumes or current.host_config.get("AutoRemove"):
+                vols = getattr(self.engine, "volumes", None)
+                if vols is not None and hasattr(vols, "remove_anonymous"):
+                    try:
+                        vols.remove_anonymous(current.id, current.mounts)
+                    except BerthError:
+                        pass
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM containers WHERE id = ?", (current.id,))
+            shutil.rmtree(self.run_dir(current.id), ignore_errors=True)
+            shutil.rmtree(self.log_dir(current.id), ignore_errors=True)
+        self.engine.emit("container", "destroy", current.id, current.attrs())
+        self.engine.hook("container_removed", container_id=current.id)
+        return current.id
+
+    def rename(self, ref: str, new_name: str) -> None:
+        container = self.get(ref)
+        new_name = new_name.lstrip("/")
+        if not new_name:
+            raise InvalidArgument("Neither old nor new names may be empty")
+        check_name(new_name)
+        if new_name == container.name:
+            raise InvalidArgument("Renaming a container with the same name as its current name")
+        try:
+            with self.store.transaction() as db:
+                db.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, container.id))
+        except sqlite3.IntegrityError:
+            holder = self.store.one("SELECT id FROM containers WHERE name = ?", (new_name,))
+            raise name_conflict(new_name, holder["id"] if holder else "") from None
+        old = container.name
+        container.name = new_name
+        self.engine.emit("container", "rename", container.id, container.attrs(oldName="/" + old))
+
+    # -- presentation ---------------------------------------------------------------
+
+    def inspect(self, container: Container) -> dict:
+        """Docker-shaped `inspect` JSON."""
+        run = self.run_dir(container.id)
+        state = {k: v for k, v in container.state.items() if k not in _PRIVATE_STATE}
+        graph = {}
+        try:
+            graph = self.storage_for(container).metadata(container.id)
+        except BerthError:
+            pass
+        log_type = container.host_config.get("LogConfig", {}).get("Type", "")
+        log_path = ""
+        if log_type == "json-file":
+            log_path = str(self.log_dir(container.id) / f"{container.id}-json.log")
+        try:
+            from berth.core.mounts import public
+            mounts = [public(m) for m in container.mounts]
+        except ImportError:
+            mounts = list(container.mounts)
+        network = {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {}, "SandboxKey": "",
+                   "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "Networks": {}}
+        network.update(container.network or {})
+        cmd = container.command
+        return {
+            "Id": container.id,
+            "Created": container.created,
+            "Path": cmd[0] if cmd else "",
+            "Args": cmd[1:],
+            "State": state,
+            "Image": container.image_id,
+            "ResolvConfPath": str(run / "resolv.conf"),
+            "HostnamePath": str(run / "hostname"),
+            "HostsPath": str(run / "hosts"),
+            "LogPath": log_path,
+            "Name": "/" + container.name,
+            "RestartCount": 0,
+            "Driver": container.driver,
+            "Platform": "linux",
+            "MountLabel": "",
+            "ProcessLabel": "",
+            "AppArmorProfile": "",
+            "ExecIDs": None,
+            "HostConfig": container.host_config,
+            "GraphDriver": {"Name": container.driver, "Data": graph},
+            "Mounts": mounts,
+            "Config": container.config,
+            "NetworkSettings": network,
+        }
+
+    # -- filesystem ---------------------------------------------------------------
+
+    def changes(self, ref: str):
+        container = self.get(ref)
+        return self.storage_for(container).changes(container.id)
+
+    def commit(self, ref: str, *, repository: str | None = None, message: str = "", author: str = "",
+               changes: list[str] = (), pause: bool = True):
+        """A new image: the container's image layers plus its writable layer's diff."""
+        import hashlib
+        import json
+        import tempfile
+
+        from berth.core import reference as refs
+        from berth.core.dockerfile import apply_changes
+        from berth.core.image import OCI_LAYER, Layer, arch
+
+        container = self.get(ref)
+        ref_obj = refs.parse(repository) if repository else None
+        if ref_obj is not None and ref_obj.digest:
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+        base = self.engine.images._load(container.image_id)
+        paused_here = False
+        if pause and container.status == "running":
+            try:
+                self.pause(container.id)
+                paused_here = True
+            except BerthError:
+                pass
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.engine.root, prefix=".commit-") as tmp:
+                self.storage_for(container).export_diff(container.id, tmp)
+                tmp.flush()
+                tmp.seek(0)
+                digest, size = self.engine.content.put(tmp)
+            with self.engine.content.open(digest) as f:
+                h = hashlib.sha256()
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            diff_id = "sha256:" + h.hexdigest()
+        finally:
+            if paused_here:
+                try:
+                    self.unpause(container.id)
+                except BerthError:
+                    pass
+        created = now_iso()
+        cfg = dict(base.config.get("config") or {})
+        # What the container runs becomes the image's defaults, as Docker's commit.
+        for key in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes",
+                    "StopSignal"):
+            value = container.config.get(key)
+            if value not in (None, "", [], {}):
+                cfg[key] = value
+            elif key in ("Cmd", "Entrypoint") and key in cfg and not value:
+                cfg.pop(key)
+        cfg = apply_changes(cfg, changes)
+        history = list(base.config.get("history") or [])
+        history.append({"created": created, "created_by": " ".join(container.command), "comment": message,
+                        **({"author": author} if author else {})})
+        layers = [Layer(l["digest"], l["size"], l["mediaType"], d)
+                  for l, d in zip(base.manifest.get("layers", []), base.diff_ids)]
+        layers.append(Layer(digest, size, OCI_LAYER, diff_id))
+        config = {
+            "architecture": base.config.get("architecture") or arch(),
+            "os": base.config.get("os", "linux"),
+            "created": created,
+            "config": cfg,
+            "container": container.id,
+            "rootfs": {"type": "layers", "diff_ids": list(base.diff_ids) + [diff_id]},
+            "history": history,
+        }
+        if author:
+            config["author"] = author
+        image = self.engine.images.register(json.dumps(config, separators=(",", ":")).encode(), layers,
+                                            tags=[ref_obj] if ref_obj else [], parent=base.id, action="commit")
+        self.engine.emit("container", "commit", container.id, container.attrs(comment=message))
+        return image
+
+    def mounted(self, container: Container):
+        """Context manager: the container's root filesystem mounted (nested counts)."""
+        import contextlib
+
+        driver = self.storage_for(container)
+
+        @contextlib.contextmanager
+        def cm():
+            root = driver.mount(container.id)
+            try:
+                yield Path(root)
+            finally:
+                driver.unmount(container.id)
+
+        return cm()
+
+    def top(self, ref: str) -> tuple[Container, list[int]]:
+        """Host PIDs of every process of a running container."""
+        from berth.core.runtime.cgroups import Cgroup
+
+        container = self.get(ref)
+        if not container.running:
+            raise FailedPrecondition(f"Container {container.id} is not running")
+        pids = Cgroup(CGROUP_PARENT, container.id).pids()
+        return container, sorted(pids) or [container.pid]
+
+    def prune(self) -> list[str]:
+        removed = []
+        for c in self.list():
+            if c.status in ("exited", "created", "dead"):
+                try:
+                    removed.append(self.remove(c))
+                except BerthError:
+                    pass
+        return removed
+
+
+def recover_after_reboot(engine, store) -> None:
+    """The run directory is empty: every running container is exited now (ExitCode 255)."""
+    for row in store.all("SELECT id, state FROM containers"):
+        state = loads(row["state"])
+        if state.get("Status") not in _LIVE:
+            continue
+        _kill_leftovers(engine, row["id"], state)
+        state.update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=UNKNOWN_EXIT,
+                     FinishedAt=now_iso(), Error="the host rebooted", PidStart=None, MonitorPid=0,
+                     MonitorStart=None)
+        with store.transaction() as db:
+            db.execute("UPDATE containers SET state = ? WHERE id = ?", (dumps(state), row["id"]))
+
+
+def _kill_leftovers(engine, container_id: str, state: dict) -> None:
+    """After a real reboot nothing is left; when only the run directory was
+    wiped, the old monitor and container may live on: end them, unmount."""
+    from berth.core.runtime.cgroups import Cgroup
+
+    if alive(state.get("MonitorPid", 0), state.get("MonitorStart")):
+        try:
+            os.kill(state["MonitorPid"], signals.SIGKILL)
+        except ProcessLookupError:
+            pass
+    cgroup = Cgroup(CGROUP_PARENT, container_id)
+    try:
+        if cgroup.exists():
+            cgroup.kill(signals.SIGKILL)
+            if cgroup.is_frozen():
+                cgroup.thaw()
+            cgroup.remove()
+    except (OSError, TimeoutError):
+        pass
+    try:
+        engine.storage.unmount(container_id)
+    except Exception:  # the driver may be gone too; nothing is mounted after a reboot
+        pass
