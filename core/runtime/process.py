@@ -302,6 +302,23 @@ def _run_child(pipes: _Pipes, body) -> None:
     os._exit(125)
 
 
+def _reset_signals() -> None:
+    """Give the command default signal handling.
+
+    Python ignores SIGPIPE and SIGXFSZ, and the caller may ignore or block
+    others; ignored dispositions and the mask survive execve.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            if signal.getsignal(sig) == signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+
+
 def _setup_stdio(spec: ProcessSpec, pipes: _Pipes) -> None:
     """dup2 the caller's stdio onto 0/1/2; move our pipes to fds >= 3."""
     pipes.status = fcntl.fcntl(pipes.status, fcntl.F_DUPFD_CLOEXEC, 3)
@@ -332,6 +349,7 @@ def _container_child(spec, cgroup, netns_fd, new_netns, cap_mask, last_cap,
     def body():
         step = filesystem.step
         step.current = "stdio"
+        _reset_signals()
         _setup_stdio(spec, pipes)
         if cgroup is not None:
             step.current = "join cgroup"
@@ -366,6 +384,7 @@ def _exec_child(spec, procs, fds, cap_mask, last_cap, status_w, go_r) -> None:
     def body():
         step = filesystem.step
         step.current = "stdio"
+        _reset_signals()
         _setup_stdio(spec, pipes)
         step.current = "join cgroup"
         cgroups.join(procs)

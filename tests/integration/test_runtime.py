@@ -207,6 +207,12 @@ def test_docker_default_capabilities_and_no_new_privs(rootfs):
                       "CapBnd": "00000000a80425fb", "NoNewPrivs": "1"}
 
 
+def test_signals_default_in_container(rootfs):
+    # Python ignores SIGPIPE; the container's command must not inherit that.
+    code, out, _ = run(ContainerSpec(rootfs=rootfs, args=["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]))
+    assert out.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
+
+
 def test_cap_add_and_drop(rootfs):
     _, out, _ = run(sh(rootfs, "grep CapEff /proc/self/status",
                        cap_add=["NET_ADMIN"], cap_drop=["cap_chown"]))
