@@ -325,6 +325,13 @@ class ImageService:
                 self.engine.content.delete(digest)
             raise
 
+    def pull(self, name: str, platform: str | None = None, progress=None) -> Image:
+        """Pull `name` from its registry (what `run`/`create` do for a missing image)."""
+        from berth.core import transfer
+
+        kwargs = {"progress": progress} if progress else {}
+        return transfer.pull(self.engine, name, platform=platform, **kwargs)[0].image
+
     # -- tags --------------------------------------------------------------------
 
     def tag(self, source: str, target: str) -> None:
