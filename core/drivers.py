@@ -18,7 +18,9 @@ import dataclasses
 from abc import ABC, abstractmethod
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Iterator, Mapping
+from typing import BinaryIO, Callable, ClassVar, Iterator, Mapping
+
+from berth.core.errors import Unsupported
 
 
 class Driver(ABC):
@@ -164,15 +166,29 @@ class StorageDriver(Driver):
 
 @dataclasses.dataclass(frozen=True)
 class LogEntry:
+    """One line of a container's output."""
+
     stream: str  # "stdout" or "stderr"
     line: bytes  # one line, with its trailing newline if it had one
-    time: datetime  # when berth read it, UTC
+    time: datetime  # when berth read it, UTC (aware)
 
 
 class LogDriver(Driver):
     """Receives a container's output lines; may be able to read them back.
 
-    One instance per container, made by the container's monitor process.
+    One writing instance per container, made by the container's monitor
+    process: it alone calls `write` and `close`. Readers (`berth logs`, in
+    other processes) make their own instance with the same arguments and
+    call `read`; a reader never writes.
+
+    Worked example::
+
+        cls = plugins.drivers("log").get("json-file")
+        cls.validate_options({"max-size": "10m"})        # at container create
+        w = cls(cid, log_dir, {"max-size": "10m"})       # in the monitor
+        w.write(LogEntry("stdout", b"hello\n", now)); w.close()
+        r = cls(cid, log_dir, {"max-size": "10m"})       # in `berth logs`
+        for e in r.read(follow=True, stop=lambda: not running()): ...
     """
 
     #: whether `read` works; `berth logs` refuses otherwise, as Docker does
@@ -185,14 +201,18 @@ class LogDriver(Driver):
 
     @classmethod
     def validate_options(cls, options: Mapping[str, str]) -> None:
-        """Raise InvalidArgument for an option this driver does not know."""
+        """Raise InvalidArgument for an option this driver does not know or
+        a value it cannot use, with Docker's text
+        (``unknown log opt 'foo' for json-file log driver``).
+        """
 
     @abstractmethod
     def write(self, entry: LogEntry) -> None:
-        """Record one line."""
+        """Record one line. May raise OSError (disk full): the caller logs it
+        and goes on; the container must not die of it."""
 
     def close(self) -> None:
-        """Flush and release; the container has exited."""
+        """Flush and release; the container has exited. Idempotent."""
 
     def read(
         self,
@@ -201,12 +221,24 @@ class LogDriver(Driver):
         since: datetime | None = None,
         until: datetime | None = None,
         tail: int | None = None,
+        stop: Callable[[], bool] | None = None,
     ) -> Iterator[LogEntry]:
         """Yield recorded entries, oldest first; with `follow`, keep waiting.
 
-        Following must survive a rotation of the underlying files.
+        - `since` / `until`: only entries with since <= time <= until.
+        - `tail`: only the last `tail` entries (after since/until filtering);
+          None or negative means all, 0 none.
+        - `follow`: after the recorded entries, yield new ones as another
+          process writes them, across rotations (none lost, none repeated).
+          Following ends when `stop()` (polled while idle) returns true and
+          everything written so far is yielded, or once an entry later than
+          `until` appears; without `stop` it lasts until the caller closes
+          the generator.
+
+        A driver that cannot read (`readable = False`) raises Unsupported
+        with Docker's text; this default does exactly that.
         """
-        raise NotImplementedError
+        raise Unsupported("configured logging driver does not support reading")
 
 
 # --------------------------------------------------------------------------
@@ -215,7 +247,20 @@ class LogDriver(Driver):
 
 
 class VolumeDriver(Driver):
-    """Keeps named volumes: data that outlives any container."""
+    """Keeps named volumes: data that outlives any container.
+
+    The engine checks names against Docker's grammar and refuses to remove a
+    volume in use; a driver still refuses names that could escape its home
+    (InvalidArgument). Every method works across processes: state lives on
+    disk, never only in memory.
+
+    Worked example::
+
+        d.create("data", {})                    # idempotent with equal options
+        src = d.mount("data", cid)              # bind src into the container
+        d.unmount("data", cid)                  # the container stopped
+        d.remove("data")                        # NotFound: "no such volume: data"
+    """
 
     def __init__(self, home: Path, options: Mapping[str, str] | None = None):
         self.home = Path(home)
@@ -223,28 +268,155 @@ class VolumeDriver(Driver):
 
     @abstractmethod
     def create(self, name: str, options: Mapping[str, str]) -> None:
-        """Make volume `name`; options are the user's `-o key=value`."""
+        """Make volume `name`; options are the user's `-o key=value`.
+
+        Creating an existing volume with equal options does nothing; with
+        different options it raises Conflict. Bad options: InvalidArgument.
+        A crash never leaves half a volume.
+        """
 
     @abstractmethod
     def remove(self, name: str) -> None:
-        """Delete volume `name` and its data."""
+        """Delete volume `name` and its data (unmounting it first).
+
+        A missing volume raises NotFound (``no such volume: NAME``).
+        """
 
     @abstractmethod
     def mount(self, name: str, container_id: str) -> Path:
-        """Make the volume usable by a container; return the host path to bind."""
+        """Container `container_id` starts using the volume; return the host
+        path to bind. Calls for several containers nest; a repeated call for
+        the same container counts once. NotFound for a missing volume."""
 
     @abstractmethod
     def unmount(self, name: str, container_id: str) -> None:
-        """The container no longer uses the volume."""
+        """Container `container_id` no longer uses the volume; after the last
+        user the driver may release it (a tmpfs is unmounted and its data
+        gone). Unknown container: no-op. NotFound for a missing volume."""
 
     @abstractmethod
     def path(self, name: str) -> Path:
-        """The volume's host path (its Mountpoint in inspect)."""
+        """The volume's host path (its Mountpoint in inspect); does not check
+        that the volume exists."""
 
     @abstractmethod
     def list(self) -> list[str]:
-        """Names of the volumes this driver holds."""
+        """Names of the volumes this driver holds, sorted."""
 
     def capabilities(self) -> dict[str, str]:
         """{"Scope": "local"} or {"Scope": "global"}."""
         return {"Scope": "local"}
+
+
+# --------------------------------------------------------------------------
+# networks
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkSpec:
+    """One network as the store holds it, handed to its driver.
+
+    ``table`` is the nftables table (family ``ip``) this berth installation
+    owns: every rule a driver adds lives there, tagged with a comment, so a
+    driver removes exactly its own rules and a test installation never
+    touches a real one's.
+    """
+
+    id: str
+    name: str
+    driver: str
+    subnet: str | None = None  # "10.213.0.0/16"
+    gateway: str | None = None  # "10.213.0.1"
+    bridge: str = ""  # host device (bridge driver): "berth0", "br-<id12>"
+    internal: bool = False  # no traffic in or out of the subnet, no masquerade
+    table: str = "berth"
+    options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoint:
+    """A container's place on one network while it runs.
+
+    The service allocates ``address`` (IPAM in the store), derives ``mac``
+    (02:42 + the address's bytes, as Docker) and the host-side interface
+    name; the driver only wires what it is given.
+    """
+
+    container_id: str
+    network_id: str
+    address: str  # "10.213.0.2"
+    prefixlen: int  # 16
+    gateway: str  # "10.213.0.1"
+    mac: str  # "02:42:0a:d5:00:02"
+    host_ifname: str  # "veth1a2b3c4" on the host
+    ifname: str = "eth0"  # inside the container
+    default_route: bool = True  # the container's first network routes everything
+
+
+@dataclasses.dataclass(frozen=True)
+class PortMapping:
+    """One published port: host_ip:host_port/proto -> endpoint address:container_port."""
+
+    proto: str  # "tcp", "udp", "sctp"
+    host_ip: str  # "" for every address of the host, else one address
+    host_port: int
+    container_port: int
+
+
+class NetworkDriver(Driver):
+    """Wires containers to a network: devices, addresses, routes, NAT.
+
+    The NetworkService (berth.core.network) owns the bookkeeping -- which
+    networks exist, IPAM, port allocation, /etc/hosts -- and calls the
+    driver only to make the host match it. Three kinds of operation:
+
+    - network lifetime: ``create_network`` / ``delete_network``. Both are
+      idempotent: create_network "ensures" (called again before every
+      attach, so a bridge deleted by hand or by a reboot comes back);
+      delete_network of a missing network is not an error.
+    - container wiring: ``attach`` runs while the container's first process
+      waits in its fresh network namespace (``pid`` is its host PID, the
+      namespace is ``/proc/PID/ns/net``); ``detach`` undoes it. attach is
+      NOT idempotent and may fail half-way: the service then calls detach,
+      which must remove whatever exists and ignore what does not.
+    - port publishing: ``publish`` adds forwarding rules for an attached
+      endpoint; ``unpublish`` removes every rule of that container on that
+      network (idempotent).
+
+    ``namespace`` says what the runtime gives the container: ``"new"`` (a
+    fresh namespace the driver wires: bridge; loopback only: none),
+    ``"host"`` (the host's stack: host) or ``"join"`` (another container's:
+    container). Drivers that need no wiring keep the no-op defaults.
+
+    Every method may be called by any berth process at any time, also for
+    crash recovery after the process that attached died; use no in-memory
+    state between calls.
+    """
+
+    namespace: ClassVar[str] = "new"
+    #: whether networks of this driver can be created by `network create`
+    user_creatable: ClassVar[bool] = False
+
+    def __init__(self, options: Mapping[str, str] | None = None):
+        self.options = dict(options or {})
+
+    def create_network(self, net: NetworkSpec) -> None:
+        """Make the host side of `net` exist (bridge, gateway address, NAT). Idempotent."""
+
+    def delete_network(self, net: NetworkSpec) -> None:
+        """Remove the host side of `net` and all its rules. Missing is not an error."""
+
+    def attach(self, net: NetworkSpec, endpoint: Endpoint, pid: int) -> None:
+        """Give the container whose PID 1 is `pid` its interface on `net`."""
+
+    def detach(self, net: NetworkSpec, endpoint: Endpoint) -> None:
+        """Remove the container's interface on `net`. Idempotent."""
+
+    def publish(self, net: NetworkSpec, endpoint: Endpoint, ports: list[PortMapping]) -> None:
+        """Forward each host port to the endpoint (from other hosts, this host's
+        own addresses including 127.0.0.1 for wildcard or loopback bindings,
+        and other containers)."""
+
+    def unpublish(self, net: NetworkSpec, endpoint: Endpoint) -> None:
+        """Remove every forwarding rule of the endpoint's container. Idempotent."""
