@@ -523,6 +523,11 @@ def load_archive(engine, stream: BinaryIO) -> Iterator[str]:
                     tags.append(ref)
                 fetched = fetch(engine, reader, "", doc, tags=tags, action="load", staged=reader.staged)
                 results.append((fetched.image, tags))
+        except Corrupt as exc:
+            _discard(engine, reader.staged)
+            if exc.message.startswith("invalid archive"):
+                raise
+            raise Corrupt(f"invalid archive: {exc.message}") from None
         except BaseException:
             _discard(engine, reader.staged)
             raise
