@@ -913,7 +913,18 @@ def cp(archive, follow_link, quiet, src, dest):
 
     Use CONTAINER:PATH for the container side; '-' streams a tar archive.
     """
-    from berth.core import copy as _copy  # noqa: F401  (placeholder to keep imports lazy)
+    src_ctr, src_path = _split_cp(src)
+    dst_ctr, dst_path = _split_cp(dest)
+    if (src_ctr is None) == (dst_ctr is None):
+        raise InvalidArgument("must specify at least one container source" if src_ctr is None
+                              else "copying between containers is not supported")
+    if src_path == "-" or dst_path == "-":
+        raise InvalidArgument("berth cp: '-' (tar streams) is not supported yet")
+    service = get_engine().containers
+    if src_ctr is not None:
+        service.copy_from(src_ctr, src_path, dst_path)
+    else:
+        service.copy_to(dst_ctr, src_path, dst_path)
 
 
 def _split_cp(arg: str):

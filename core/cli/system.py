@@ -1,0 +1,298 @@
+"""System commands: inspect (any object), events, info, version."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+
+import click
+
+from berth.core.cli.main import CONTEXT, _Exit, get_engine
+from berth.core.errors import BerthError, InvalidArgument, NotFound
+
+
+@click.command("inspect", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container.")
+@click.option("--type", "type_", type=click.Choice(["container", "image"]), help="Return JSON for specified type.")
+@click.argument("names", nargs=-1, required=True)
+def inspect(fmt, size, type_, names):
+    """Return low-level information on berth objects (containers, then images)."""
+    from berth.core.cli import output
+
+    engine = get_engine()
+    found, errors = [], []
+    for name in names:
+        obj = None
+        if type_ in (None, "container"):
+            try:
+                obj = engine.containers.inspect(engine.containers.get(name))
+            except NotFound:
+                pass
+        if obj is None and type_ in (None, "image"):
+            try:
+                obj = engine.images.inspect(engine.images.get(name))
+            except (NotFound, InvalidArgument):
+                pass
+        if obj is None:
+            errors.append(f"No such object: {name}")
+        else:
+            found.append(obj)
+    output.inspect(found, fmt)
+    if errors:
+        for message in errors:
+            click.echo(f"Error: {message}", err=True)
+        raise _Exit("", 1)
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def _event_line(event: dict) -> str:
+    """Docker's default line: `<time> container create <id> (image=busybox, name=x)`."""
+    from datetime import datetime, timezone
+
+    ns = event["timeNano"]
+    stamp = datetime.fromtimestamp(ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    attrs = event["Actor"].get("Attributes") or {}
+    tail = f" ({', '.join(f'{k}={v}' for k, v in sorted(attrs.items()))})" if attrs else ""
+    return f"{stamp}.{ns % 1_000_000_000:09d}Z {event['Type']} {event['Action']} {event['Actor']['ID']}{tail}"
+
+
+def _matches(event: dict, filters: dict[str, list[str]]) -> bool:
+    attrs = event["Actor"].get("Attributes") or {}
+    for key, values in filters.items():
+        if key == "type":
+            ok = event["Type"] in values
+        elif key == "event":
+            action = event["Action"]
+            ok = action in values or action.split(":", 1)[0] in values
+        elif key in ("container", "image", "volume", "network"):
+            ok = event["Type"] == key and any(
+                v in (event["Actor"]["ID"], attrs.get("name")) or event["Actor"]["ID"].startswith(v)
+                or (key == "image" and v in (attrs.get("image"),)) for v in values)
+            if key == "image" and not ok:  # Docker: container events of containers from that image too
+                ok = attrs.get("image") in values
+        elif key == "label":
+            ok = all(attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs
+                     for v in values)
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
+
+
+@click.command("events", context_settings=CONTEXT)
+@click.option("--since", help="Show all events created since timestamp.")
+@click.option("--until", help="Stream events until this timestamp.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter output based on conditions provided.")
+@click.option("--format", "fmt", help="Format the output using the given Go template, or 'json'.")
+def events(since, until, filters, fmt):
+    """Get real time events from berth."""
+    from berth.core.units import parse_since
+
+    parsed: dict[str, list[str]] = {}
+    for f in filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter (expected name=value)")
+        parsed.setdefault(key, []).append(value)
+    since_ns = int(parse_since(since) * 1e9) if since else None
+    until_ns = int(parse_since(until) * 1e9) if until else None
+    engine = get_engine()
+    render = None
+    if fmt and fmt != "json":
+        from berth.core import template
+
+        render = lambda e: template.render(fmt, _template_event(e))  # noqa: E731
+    out = sys.stdout
+    try:
+        for event in engine.journal.read(since_ns=since_ns, until_ns=until_ns, follow=until_ns is None):
+            if not _matches(event, parsed):
+                continue
+            if fmt == "json":
+                line = json.dumps(event, separators=(",", ":"))
+            elif render:
+                line = render(event)
+            else:
+                line = _event_line(event)
+            out.write(line + "\n")
+            out.flush()
+    except KeyboardInterrupt:
+        return 0
+
+
+def _template_event(event: dict) -> dict:
+    """Docker's template fields: .Type .Action .Actor.ID .ID .Status .From .Time .TimeNano."""
+    out = dict(event)
+    out.setdefault("ID", event["Actor"]["ID"])
+    out.setdefault("Status", event.get("status", event["Action"]))
+    out.setdefault("From", event.get("from", ""))
+    out["Time"] = event["time"]
+    out["TimeNano"] = event["timeNano"]
+    return out
+
+
+# -- info / version ----------------------------------------------------------------------------
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("berth")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def _os_name() -> str:
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def info_data(engine) -> dict:
+    """`berth info` as Docker's field names (for --format)."""
+    from berth.core.runtime.cgroups import is_v2
+
+    containers = engine.containers.list()
+    running = sum(1 for c in containers if c.status == "running")
+    paused = sum(1 for c in containers if c.status == "paused")
+    try:
+        storage_status = engine.storage.status()
+    except BerthError as exc:
+        storage_status = [("Error", exc.message)]
+    images = engine.store.one("SELECT COUNT(*) AS n FROM images")["n"]
+    return {
+        "ID": "", "Containers": len(containers), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": len(containers) - running - paused, "Images": images,
+        "Driver": engine.storage_driver_name, "DriverStatus": [list(x) for x in storage_status],
+        "LoggingDriver": engine.config.get("logging.driver"),
+        "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if is_v2() else "1",
+        "KernelVersion": platform.release(), "OperatingSystem": _os_name(), "OSType": "linux",
+        "Architecture": platform.machine(), "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
+        "DockerRootDir": str(engine.root), "BerthRootDir": str(engine.root), "RunRoot": str(engine.runroot),
+        "Name": platform.node(), "ServerVersion": _version(),
+        "DefaultRuntime": "berth", "Plugins": _plugins(),
+    }
+
+
+def _plugins() -> dict:
+    from berth.core import plugins
+
+    out = {}
+    for kind, title in (("storage", "Storage"), ("log", "Log"), ("network", "Network"), ("volume", "Volume")):
+        try:
+            out[title] = plugins.drivers(kind).names()
+        except BerthError:
+            out[title] = []
+    return out
+
+
+@click.command("info", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", help="Format the output using the given Go template.")
+def info(fmt):
+    """Display system-wide information."""
+    engine = get_engine()
+    data = info_data(engine)
+    if fmt:
+        if fmt == "json":
+            click.echo(json.dumps(data))
+        else:
+            from berth.core import template
+
+            click.echo(template.render(fmt, data))
+        return
+    lines = [
+        "Server:",
+        f" Containers: {data['Containers']}",
+        f"  Running: {data['ContainersRunning']}",
+        f"  Paused: {data['ContainersPaused']}",
+        f"  Stopped: {data['ContainersStopped']}",
+        f" Images: {data['Images']}",
+        f" Server Version: {data['ServerVersion']}",
+        f" Storage Driver: {data['Driver']}",
+    ]
+    lines += [f"  {k}: {v}" for k, v in data["DriverStatus"]]
+    lines += [
+        f" Logging Driver: {data['LoggingDriver']}",
+        f" Cgroup Driver: {data['CgroupDriver']}",
+        f" Cgroup Version: {data['CgroupVersion']}",
+        " Plugins:",
+    ]
+    lines += [f"  {k}: {' '.join(v)}" for k, v in data["Plugins"].items()]
+    lines += [
+        f" Default Runtime: {data['DefaultRuntime']}",
+        f" Kernel Version: {data['KernelVersion']}",
+        f" Operating System: {data['OperatingSystem']}",
+        f" OSType: {data['OSType']}",
+        f" Architecture: {data['Architecture']}",
+        f" CPUs: {data['NCPU']}",
+        f" Total Memory: {_gib(data['MemTotal'])}",
+        f" Name: {data['Name']}",
+        f" Berth Root Dir: {data['BerthRootDir']}",
+        f" Berth Run Dir: {data['RunRoot']}",
+    ]
+    click.echo("\n".join(lines))
+
+
+def _gib(n: int) -> str:
+    """Docker prints Total Memory in binary units: 15.53GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.4g}{unit}" if unit != "B" else f"{n}B"
+        n /= 1024
+    return f"{n}"
+
+
+@click.command("version", context_settings=CONTEXT)
+@click.option("-f", "--format", "fmt", help="Format the output using the given Go template.")
+def version(fmt):
+    """Show the berth version information."""
+    data = {
+        "Client": {"Version": _version(), "ApiVersion": "1.43", "GoVersion": f"python{platform.python_version()}",
+                   "Os": "linux", "Arch": platform.machine()},
+        "Server": {"Version": _version(), "Os": "linux", "Arch": platform.machine(),
+                   "KernelVersion": platform.release(), "Components": [{"Name": "berth", "Version": _version()}]},
+    }
+    if fmt:
+        if fmt == "json":
+            click.echo(json.dumps(data))
+        else:
+            from berth.core import template
+
+            click.echo(template.render(fmt, data))
+        return
+    c, s = data["Client"], data["Server"]
+    click.echo("\n".join([
+        "Client:",
+        f" Version:           {c['Version']}",
+        f" API version:       {c['ApiVersion']}",
+        f" Python version:    {platform.python_version()}",
+        f" OS/Arch:           {c['Os']}/{c['Arch']}",
+        "",
+        "Server:",
+        " Engine:",
+        f"  Version:          {s['Version']}",
+        f"  OS/Arch:          {s['Os']}/{s['Arch']}",
+        f"  Kernel Version:   {s['KernelVersion']}",
+    ]))
