@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass
 
 from berth.core.runtime import capabilities
-from berth.core.runtime import filesystem
+from berth.core.runtime import filesystem, seccomp
 from berth.core.runtime import syscalls as sc
 from berth.core.runtime import cgroups
 from berth.core.runtime.cgroups import Cgroup
@@ -438,6 +438,11 @@ def _finish(spec, cap_mask, last_cap, status_w, readonly_root) -> None:
     if readonly_root:
         filesystem.make_root_readonly()
 
+    if spec.seccomp and seccomp.supported():
+        # Installed while still fully privileged (works without
+        # no_new_privs); nothing after it uses a denied call.
+        step.current = "seccomp"
+        sc.seccomp_filter(seccomp.program(cap_mask))
     step.current = "capabilities"
     capabilities.drop_bounding(cap_mask, last_cap)
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)

@@ -57,6 +57,8 @@ class ProcessSpec:
     the child does setsid + TIOCSCTTY on it.
     cap_add/cap_drop: capability names ("NET_ADMIN", "CAP_NET_ADMIN", "ALL")
     applied on top of Docker's default set.
+    seccomp: install berth's default seccomp filter (runtime.seccomp);
+    False is Docker's --security-opt seccomp=unconfined.
     """
 
     args: list[str]
@@ -70,6 +72,7 @@ class ProcessSpec:
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
     no_new_privs: bool = True
+    seccomp: bool = True
 
 
 @dataclass(kw_only=True)

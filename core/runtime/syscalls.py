@@ -156,3 +156,19 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_libc.capset(ctypes.byref(header), data))
+
+
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def seccomp_filter(program: bytes) -> None:
+    """Install a classic-BPF seccomp filter (8-byte sock_filter entries)."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER,
+                       ctypes.addressof(prog), 0, 0))

@@ -213,6 +213,20 @@ def test_signals_default_in_container(rootfs):
     assert out.split() == ["SigBlk:", "0000000000000000", "SigIgn:", "0000000000000000"]
 
 
+def test_seccomp_blocks_user_namespaces_and_keyrings(rootfs):
+    script = "unshare -U true 2>/dev/null || echo userns-denied; grep -c Seccomp:.2 /proc/self/status; " \
+             "(echo fork-ok)"
+    _, out, _ = run(sh(rootfs, script))
+    assert out.split() == ["userns-denied", "1", "fork-ok"]
+
+
+def test_seccomp_unconfined_and_sys_admin(rootfs):
+    _, out, _ = run(sh(rootfs, "unshare -U true && echo userns-ok", seccomp=False))
+    assert out == "userns-ok\n"
+    _, out, _ = run(sh(rootfs, "unshare -n true && echo netns-ok", cap_add=["SYS_ADMIN"]))
+    assert out == "netns-ok\n"
+
+
 def test_cap_add_and_drop(rootfs):
     _, out, _ = run(sh(rootfs, "grep CapEff /proc/self/status",
                        cap_add=["NET_ADMIN"], cap_drop=["cap_chown"]))
