@@ -8,9 +8,14 @@ PID namespace, the caller's thread does unshare(CLONE_NEWPID) (which only
 changes where its *next* child goes), forks once, and immediately setns()
 back into its own PID namespace: later forks of the caller are unaffected.
 exec_process does the same with setns() into the container's PID namespace.
-Constraint: the calling *thread* must not fork concurrently from elsewhere
-between these two calls (they are adjacent; a single-purpose monitor is
-fine), and the caller must be root.
+Constraints: the caller must be root; os.register_at_fork "after in
+parent" hooks run before the setns back (they must not fork).
+
+Reaping: when PID 1 exits, the kernel kills the rest of its PID namespace
+and PID 1 only finishes exiting once every other process of the namespace
+has been reaped. A process started by exec_process is a child of *its*
+caller: whoever waits for PID 1 must not block while also being the one
+that has to reap exec'd processes (reap them first, or use waitpid(-1)).
 
 Synchronisation: two close-on-exec pipes. The child writes b"R" on the
 status pipe once its namespaces exist; the parent then runs
@@ -96,7 +101,11 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
     cgroup = None
     try:
         if spec.cgroup_name:
-            cgroup = Cgroup.create(spec.cgroup_parent, spec.cgroup_name, spec.limits)
+            try:
+                cgroup = Cgroup.create(spec.cgroup_parent, spec.cgroup_name, spec.limits)
+            except OSError as e:
+                raise StartError(f"cannot set up cgroup {spec.cgroup_name}: "
+                                 f"{e.filename}: {e.strerror}", "cgroup") from None
 
         def child(status_w: int, go_r: int) -> None:
             _container_child(spec, cgroup, netns_fd, new_netns, cap_mask, last_cap,

@@ -392,6 +392,15 @@ def test_setup_failure_names_the_step(rootfs, tmp_path):
     assert "bind source path does not exist" in str(info.value)
 
 
+def test_bad_limit_is_a_start_error(rootfs, cgroups):
+    if not os.path.exists(f"{CGROUP_ROOT}/memory/memory.memsw.limit_in_bytes"):
+        pytest.skip("kernel without cgroup v1 swap accounting")
+    with pytest.raises(StartError) as info:
+        start(sh(rootfs, "true", cgroup_parent=cgroups.parent, cgroup_name=cgroups.name(),
+                 limits=Limits(memory=32 << 20, memory_swap=16 << 20)))  # swap below memory
+    assert info.value.step == "cgroup"
+
+
 def test_caller_can_still_fork_normally(rootfs):
     run(sh(rootfs, "true"))
     pid = os.fork()
