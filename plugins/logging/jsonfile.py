@@ -1,0 +1,422 @@
+"""Docker's json-file log driver: one JSON object per line, with rotation.
+
+Layout (Docker's): ``<log_dir>/<container_id>-json.log`` is the live file,
+``...-json.log.1`` the newest rotated one, ``.2`` older, up to
+``max-file - 1`` rotated files. A line::
+
+    {"log":"hello\\n","stream":"stdout","time":"2026-11-29T06:51:07.123456Z"}
+
+The time is Go's RFC3339Nano in UTC, as Docker writes it (trailing zeros of
+the fraction trimmed; berth's clock has microseconds).
+
+Crash safety: each line goes out in one os.write on an O_APPEND descriptor;
+a torn last line (crash mid-write) is skipped by readers, and a writer that
+reopens such a file ends it first with a newline.
+
+Following: the reader keeps its descriptor on the file it reads; when the
+live name points to another file, it drains its file and moves to the file
+that came right after it, found by inode among the rotated names. With
+max-file=1 rotation unlinks and recreates (rather than truncating, as Docker
+does) so a follower still drains the old file: nothing lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Mapping
+
+from berth.core.drivers import LogDriver, LogEntry
+from berth.core.errors import InvalidArgument
+
+_KNOWN_OPTIONS = {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"}
+_SI = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
+_READ_CHUNK = 1 << 16
+
+
+def parse_max_size(text: str) -> int:
+    """Docker's max-size (units.FromHumanSize, decimal: 10k = 10000); -1 = unlimited."""
+    if str(text).strip() == "-1":
+        return -1
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)[bB]?\s*", str(text))
+    if not m:
+        raise InvalidArgument(f"invalid size: '{text}'")
+    size = int(float(m.group(1)) * _SI[m.group(2).lower()])
+    if size <= 0:
+        raise InvalidArgument("max-size must be a positive number")
+    return size
+
+
+def parse_max_file(text: str) -> int:
+    try:
+        count = int(str(text).strip(), 10)
+    except ValueError:
+        raise InvalidArgument(f"invalid max-file '{text}': must be a positive integer") from None
+    if count < 1:
+        raise InvalidArgument("max-file cannot be less than 1")
+    return count
+
+
+def _parse_bool(text: str) -> bool:
+    # Go's strconv.ParseBool
+    if text in ("1", "t", "T", "TRUE", "true", "True"):
+        return True
+    if text in ("0", "f", "F", "FALSE", "false", "False"):
+        return False
+    raise InvalidArgument(f'strconv.ParseBool: parsing "{text}": invalid syntax')
+
+
+# -- the line format ---------------------------------------------------------------
+
+_HEX = "0123456789abcdef"
+_ESCAPES = {ord("\\"): b"\\\\", ord('"'): b'\\"', ord("\n"): b"\\n", ord("\r"): b"\\r"}
+
+
+def _escape_bytes(data: bytes) -> bytes:
+    """Docker's JSON string escaping of a log line (jsonlog's ffjson writer).
+
+    Control characters and <, >, & as \\u00XX (\\n and \\r short), U+2028 and
+    U+2029 escaped, invalid UTF-8 bytes become \\ufffd.
+    """
+    text = data.decode("utf-8", errors="replace")
+    out = []
+    for ch in text:
+        c = ord(ch)
+        if c < 0x80:
+            if c in _ESCAPES:
+                out.append(_ESCAPES[c].decode())
+            elif c < 0x20 or ch in "<>&":
+                out.append("\\u00" + _HEX[c >> 4] + _HEX[c & 0xF])
+            else:
+                out.append(ch)
+        elif ch == "\ufffd":
+            out.append("\\ufffd")
+        elif ch in "\u2028\u2029":
+            out.append("\\u202" + _HEX[c & 0xF])
+        else:
+            out.append(ch)
+    return "".join(out).encode("utf-8")
+
+
+def format_time(t: datetime) -> str:
+    """Go's time.RFC3339Nano of `t` in UTC: fraction without trailing zeros."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    t = t.astimezone(timezone.utc)
+    base = t.strftime("%Y-%m-%dT%H:%M:%S")
+    frac = f"{t.microsecond:06d}".rstrip("0")
+    return f"{base}.{frac}Z" if frac else f"{base}Z"
+
+
+def encode_entry(entry: LogEntry) -> bytes:
+    """One json-file line, newline included."""
+    return b'{"log":"%s","stream":"%s","time":"%s"}\n' % (
+        _escape_bytes(entry.line), entry.stream.encode(), format_time(entry.time).encode())
+
+
+_TIME_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
+
+
+def parse_time(text: str) -> datetime:
+    """RFC 3339 with any fraction length (nanoseconds truncated to micro)."""
+    m = _TIME_RE.fullmatch(text)
+    if not m:
+        raise ValueError(text)
+    micro = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    t = datetime(*(int(m.group(i)) for i in range(1, 7)), micro, tzinfo=timezone.utc)
+    zone = m.group(8)
+    if zone != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        from datetime import timedelta
+
+        t -= sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+    return t
+
+
+def decode_line(raw: bytes) -> LogEntry | None:
+    """A LogEntry from one complete json-file line, None if it is not one."""
+    try:
+        obj = json.loads(raw)
+        return LogEntry(obj.get("stream", "stdout"), obj["log"].encode("utf-8", "surrogatepass"),
+                        parse_time(obj["time"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+# -- the driver --------------------------------------------------------------------
+
+
+class JsonFileLogDriver(LogDriver):
+    """Docker's json-file driver (options max-size, max-file; compress=false)."""
+
+    name = "json-file"
+    readable = True
+
+    def __init__(self, container_id: str, log_dir: Path, options: Mapping[str, str] | None = None):
+        super().__init__(container_id, log_dir, options)
+        self.validate_options(self.options)
+        self.max_size = parse_max_size(self.options.get("max-size", "-1"))
+        self.max_file = parse_max_file(self.options.get("max-file", "1"))
+        self.path = self.log_dir / f"{container_id}-json.log"
+        self._fd: int | None = None
+        self._size = 0
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, str]) -> None:
+        for key in options:
+            if key not in _KNOWN_OPTIONS:
+                raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
+        size = parse_max_size(options["max-size"]) if "max-size" in options else -1
+        parse_max_file(options.get("max-file", "1"))
+        if "compress" in options and _parse_bool(options["compress"]):
+            raise InvalidArgument("json-file log driver: compress is not supported by berth")
+        if size == -1 and "max-file" in options and parse_max_file(options["max-file"]) > 1:
+            pass  # Docker accepts it and never rotates; so do we
+
+    # -- writing ---------------------------------------------------------------
+
+    def _open(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        size = os.fstat(fd).st_size
+        if size:
+            # a crash may have left a torn last line: end it so ours parse
+            with open(self.path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":
+                    size += os.write(fd, b"\n")
+        self._fd, self._size = fd, size
+
+    def write(self, entry: LogEntry) -> None:
+        data = encode_entry(entry)
+        if self._fd is None:
+            self._open()
+        if self.max_size > 0 and self._size >= self.max_size:
+            self._rotate()
+        written = os.write(self._fd, data)
+        self._size += written
+        if written != len(data):  # a short write (disk full): end the line so the file stays parseable
+            raise OSError(errno.ENOSPC, f"short write to {self.path}")
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        self._fd = None
+        if self.max_file < 2:
+            self.path.unlink(missing_ok=True)  # a follower still drains the old file
+        else:
+            for n in range(self.max_file - 1, 1, -1):
+                try:
+                    os.rename(f"{self.path}.{n - 1}", f"{self.path}.{n}")
+                except FileNotFoundError:
+                    pass
+            os.rename(self.path, f"{self.path}.1")
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
+        self._size = 0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _names(self) -> list[str]:
+        """Paths of the log files, oldest first, the live one last."""
+        rotated = []
+        prefix = self.path.name + "."
+        try:
+            for name in os.listdir(self.log_dir):
+                if name.startswith(prefix) and name[len(prefix):].isdigit():
+                    rotated.append(int(name[len(prefix):]))
+        except FileNotFoundError:
+            return []
+        return [f"{self.path}.{n}" for n in sorted(rotated, reverse=True)] + [str(self.path)]
+
+    def _chain(self) -> list[tuple[str, int]]:
+        """(path, inode) of the existing log files, oldest first."""
+        out = []
+        for p in self._names():
+            try:
+                out.append((p, os.stat(p).st_ino))
+            except FileNotFoundError:
+                pass
+        return out
+
+    def _open_snapshot(self) -> list[tuple[int, int]]:
+        """Open every log file as one consistent set: [(fd, inode)], oldest first."""
+        for _ in range(50):
+            fds = []
+            try:
+                for p in reversed(self._names()):  # newest first: a rotation meanwhile repeats, never skips
+                    try:
+                        fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+                    except FileNotFoundError:
+                        continue
+                    fds.append((fd, os.fstat(fd).st_ino))
+                fds.reverse()
+                if [ino for _, ino in fds] == [ino for _, ino in self._chain()]:
+                    return fds
+            except BaseException:
+                for fd, _ in fds:
+                    os.close(fd)
+                raise
+            for fd, _ in fds:
+                os.close(fd)
+            time.sleep(0.005)  # rotated while we looked: look again
+        raise OSError(errno.EAGAIN, f"{self.path}: log files keep rotating")
+
+    def read(
+        self,
+        *,
+        follow: bool = False,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tail: int | None = None,
+        stop: Callable[[], bool] | None = None,
+    ) -> Iterator[LogEntry]:
+        """See LogDriver.read; since/until are applied before tail."""
+        since, until = _aware(since), _aware(until)
+
+        def wanted(e: LogEntry) -> bool:
+            return since is None or e.time >= since
+
+        files = self._open_snapshot()
+        try:
+            last: collections.deque[LogEntry] | None = None
+            if tail is not None and tail >= 0:
+                last = collections.deque(maxlen=tail)
+            past_until = False
+            live = None
+            for fd, _ in files:
+                live = _LineReader(fd)
+                for e in live.entries():
+                    if until is not None and e.time > until:
+                        past_until = True
+                        break
+                    if not wanted(e):
+                        continue
+                    if last is None:
+                        yield e
+                    elif tail:
+                        last.append(e)
+                if past_until:
+                    break
+            if last:
+                yield from last
+            if follow and not past_until:
+                yield from self._follow(live, wanted, until, stop)
+        finally:
+            for fd, _ in files:
+                os.close(fd)
+
+    def _follow(self, current, wanted, until, stop) -> Iterator[LogEntry]:
+        """Yield what is written after `current` (a reader of the live file at
+        the start, or None when there was none) until stop or until."""
+        stopping = False
+        idle = 0.01
+        nxt = None
+        try:
+            while True:
+                progressed = False
+                if current is not None:
+                    for e in current.entries():
+                        progressed = True
+                        if until is not None and e.time > until:
+                            return
+                        if wanted(e):
+                            yield e
+                nxt = self._successor(current)
+                if nxt is not None:
+                    if current is not None:
+                        # lines written between our last read and the rotation
+                        for e in current.entries():
+                            if until is not None and e.time > until:
+                                return
+                            if wanted(e):
+                                yield e
+                        current.close()
+                    current = nxt
+                    progressed = True
+                if progressed:
+                    idle = 0.01
+                    continue
+                if stopping:
+                    return
+                if (stop is not None and stop()) or (until is not None and datetime.now(timezone.utc) > until):
+                    stopping = True  # one more pass drains what was written before stop
+                    continue
+                time.sleep(idle)
+                idle = min(idle * 2, 0.2)
+        finally:
+            for reader in (current, nxt):
+                if reader is not None:
+                    reader.close()
+
+    def _successor(self, current) -> "_LineReader | None":
+        """The file to read after `current` when it was rotated away, else None."""
+        chain = self._chain()
+        if not chain:
+            return None
+        if current is not None:
+            inodes = [ino for _, ino in chain]
+            if chain[-1][0] == str(self.path) and chain[-1][1] == current.ino:
+                return None  # still the live file
+            if current.ino in inodes:
+                i = inodes.index(current.ino)
+                if i == len(chain) - 1:
+                    return None  # rotated, the new live file is not made yet
+                path, ino = chain[i + 1]
+            else:
+                path, ino = chain[0]  # rotated out of existence under us: lines lost
+        else:
+            path, ino = chain[0]
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        if os.fstat(fd).st_ino != ino:
+            os.close(fd)
+            return None  # rotated meanwhile; the next pass looks again
+        reader = _LineReader(fd)
+        reader.owned = True
+        return reader
+
+
+class _LineReader:
+    """Complete json-file lines from a descriptor, keeping a torn tail for later."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.ino = os.fstat(fd).st_ino
+        self.pending = b""
+        self.owned = False  # whether close() closes fd (snapshot fds are closed by read)
+
+    def entries(self) -> Iterator[LogEntry]:
+        while True:
+            chunk = os.read(self.fd, _READ_CHUNK)
+            if not chunk:
+                return
+            data = self.pending + chunk
+            lines = data.split(b"\n")
+            self.pending = lines.pop()
+            for raw in lines:
+                entry = decode_line(raw)
+                if entry is not None:
+                    yield entry
+
+    def close(self) -> None:
+        if self.owned:
+            os.close(self.fd)
+            self.owned = False
+
+
+def _aware(t: datetime | None) -> datetime | None:
+    if t is not None and t.tzinfo is None:
+        return t.replace(tzinfo=timezone.utc)
+    return t
