@@ -264,7 +264,8 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
             progress(label, "Download complete", size, size)
 
     for desc in layers:
-        progress(short(desc["digest"]), "Pulling fs layer", 0, desc["size"])
+        if not content.exists(desc["digest"]):
+            progress(short(desc["digest"]), "Pulling fs layer", 0, desc["size"])
     try:
         jobs = [(config_desc, False)] + [(d, True) for d in layers]
         with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="berth-pull") as pool:
@@ -301,7 +302,8 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
         _discard(engine, added | (staged or set()))
         raise
     for desc in layers:
-        progress(short(desc["digest"]), "Pull complete", desc["size"], desc["size"])
+        if desc["digest"] in added:
+            progress(short(desc["digest"]), "Pull complete", desc["size"], desc["size"])
     return Fetched(image, len(added), existed)
 
 
@@ -320,12 +322,12 @@ def _discard(engine, digests: set[str]) -> None:
 # --------------------------------------------------------------------------
 
 
-def open_registry(engine, host: str):
+def open_registry(engine, host: str, credentials: tuple[str, str] | None = None):
     """The registry client for `host` (docker.io -> registry-1.docker.io)."""
     from berth.core import plugins
 
     cls = plugins.drivers("registry").get("docker")
-    return cls.for_host(engine.config, host)
+    return cls.for_host(engine.config, host, credentials=credentials)
 
 
 def _mirrors(engine, host: str) -> list[str]:
@@ -374,8 +376,14 @@ def pull(engine, name: str | refs.Reference, *, platform: str | None = None, pro
 
 
 def _pull_one(engine, source, ref: refs.Reference, platform, progress: Progress) -> PullResult:
-    doc, data, kind, top_digest = resolve(source, ref.repository, ref.digest or ref.tag, platform)
-    before = engine.images.find_id(str(ref)) if ref.tag else None
+    try:
+        doc, data, kind, top_digest = resolve(source, ref.repository, ref.digest or ref.tag, platform)
+    except NotFound as exc:
+        raise NotFound(f"manifest for {ref.familiar} not found: {exc.message}") from None
+    before = engine.images.find_id(str(ref))
+    have_all = all(engine.content.exists(d["digest"]) for d in [doc["config"]] + doc["layers"])
+    if before == doc["config"]["digest"] and have_all:
+        progress = _no_progress  # up to date: Docker prints no layer lines
     fetched = fetch(engine, source, ref.repository, doc, tags=[ref] if ref.tag else [],
                     repo_digest=f"{ref.name}@{top_digest}", action="pull", progress=progress)
     up_to_date = fetched.downloaded == 0 and before == fetched.image.id
