@@ -66,6 +66,17 @@ def _write(path: str, value: str) -> None:
         os.close(fd)
 
 
+def _makedirs_racing_remove(path: str) -> None:
+    """makedirs that survives another process removing an empty parent."""
+    for attempt in range(5):
+        try:
+            os.makedirs(path, exist_ok=True)
+            return
+        except FileNotFoundError:
+            if attempt == 4:
+                raise
+
+
 def _read(path: str) -> str:
     with open(path, "rb") as f:
         return f.read().decode()
@@ -110,7 +121,7 @@ class Cgroup:
             cg._create_v2()
         else:
             for ctrl, path in cg.dirs.items():
-                os.makedirs(path, exist_ok=True)
+                _makedirs_racing_remove(path)
             devices = cg.dirs.get("devices")
             if devices:
                 _write(devices + "/devices.deny", "a")
@@ -136,7 +147,7 @@ class Cgroup:
             os.makedirs(level, exist_ok=True)
         if enable:
             _write(level + "/cgroup.subtree_control", enable)
-        os.makedirs(self.dirs[""], exist_ok=True)
+        _makedirs_racing_remove(self.dirs[""])
 
     def exists(self) -> bool:
         return any(os.path.isdir(p) for p in self.dirs.values())
