@@ -420,3 +420,129 @@ class NetworkDriver(Driver):
 
     def unpublish(self, net: NetworkSpec, endpoint: Endpoint) -> None:
         """Remove every forwarding rule of the endpoint's container. Idempotent."""
+
+
+# --------------------------------------------------------------------------
+# registry
+# --------------------------------------------------------------------------
+
+
+class Registry(Driver):
+    """An image transport with the OCI distribution API's vocabulary.
+
+    The default driver, ``docker``, speaks the HTTP API of docker.io and any
+    v2 registry (berth.plugins.registry.distribution); archive formats speak
+    the same vocabulary so that berth.core.transfer copies images between
+    the store and any transport the same way.
+
+    Constructed as ``cls(location, options)``: `location` is ``host[:port]``
+    (``docker.io`` for Docker Hub; an explicit ``https://`` or ``http://``
+    prefix picks the scheme) or, for an archive, a file path. `options`:
+
+    - ``insecure`` (bool): plain HTTP instead of HTTPS;
+    - ``credentials``: ``(username, password)`` or None (anonymous);
+    - ``mirrors`` (list of locations): pull-through mirrors (berth.core.transfer
+      tries them itself; a driver may ignore this);
+    - ``user_agent`` (str), ``timeout`` (seconds, per network operation);
+    - ``chunk_size`` (bytes): above it, blobs are uploaded in chunks.
+
+    Contract every implementation keeps (tests/conformance/registry):
+
+    - Every digest is ``sha256:`` + 64 lower-case hex digits; anything else
+      (``sha256:../x``, a wrong length) is refused with Corrupt before any
+      request is made.
+    - Nothing a registry sends is trusted: a manifest fetched by digest must
+      hash to it, a manifest's digest is computed from its bytes (never taken
+      from a header), manifests over MANIFEST_MAX bytes are refused, a
+      ``mediaType`` that disagrees with the Content-Type is refused; each
+      of these raises Corrupt. A blob stream raises Corrupt at its end when
+      its bytes do not match the digest or the size.
+    - Errors are berth errors with one line: NotFound (unknown manifest,
+      blob or repository, with Docker's texts such as ``manifest unknown``),
+      Unauthorized (``unauthorized: incorrect username or password``),
+      RegistryError (anything else the registry refuses, 5xx, network).
+    - Credentials never appear in a repr, a message, a log line or an event.
+    - Instances are safe to use from several threads at once (parallel layer
+      transfers).
+    """
+
+    #: the largest manifest accepted, as the distribution spec suggests
+    MANIFEST_MAX: ClassVar[int] = 4 << 20
+    #: whether berth may transfer several blobs at once through one instance
+    parallel: ClassVar[bool] = True
+
+    def __init__(self, location: str, options: Mapping | None = None):
+        self.location = location
+        self.options = dict(options or {})
+
+    def __repr__(self) -> str:  # never show options: they hold credentials
+        return f"<{type(self).__name__} {self.location}>"
+
+    @abstractmethod
+    def get_manifest(self, repository: str, reference: str, accept: list[str]) -> tuple[bytes, str, str]:
+        """Fetch a manifest or index by tag or digest.
+
+        `accept` lists the media types the caller understands, preferred
+        first. Returns (raw bytes, media type, ``sha256:`` digest of the bytes).
+        Raises NotFound (``manifest unknown``), Corrupt (see the class doc).
+        """
+
+    @abstractmethod
+    def get_blob(self, repository: str, digest: str) -> BinaryIO:
+        """A readable stream of blob `digest` (the caller closes it).
+
+        The stream raises Corrupt when it ends on bytes that do not hash to
+        `digest` (or on a truncated body). Raises NotFound for an unknown blob.
+        """
+
+    @abstractmethod
+    def has_blob(self, repository: str, digest: str) -> bool:
+        """Whether `repository` already holds blob `digest`."""
+
+    def put_blob(self, repository: str, digest: str, size: int, stream: BinaryIO,
+                 mount_from: str | None = None) -> bool:
+        """Upload `size` bytes of `stream` as blob `digest`.
+
+        With `mount_from` (another repository of the same registry that holds
+        the blob), try a cross-repository mount first. Returns True when the
+        blob was mounted rather than uploaded.
+        """
+        from berth.core.errors import Unsupported
+
+        raise Unsupported(f"{self.name or type(self).__name__}: pushing is not supported")
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """Store manifest `data` under `reference` (a tag or its digest); return its digest."""
+        from berth.core.errors import Unsupported
+
+        raise Unsupported(f"{self.name or type(self).__name__}: pushing is not supported")
+
+    def list_tags(self, repository: str) -> list[str]:
+        """Every tag of `repository`, in the registry's order (all pages)."""
+        from berth.core.errors import Unsupported
+
+        raise Unsupported(f"{self.name or type(self).__name__}: listing tags is not supported")
+
+    def catalog(self) -> list[str]:
+        """Every repository the registry holds (all pages)."""
+        from berth.core.errors import Unsupported
+
+        raise Unsupported(f"{self.name or type(self).__name__}: listing repositories is not supported")
+
+    def search(self, term: str, limit: int = 25) -> list[dict]:
+        """Repositories matching `term`, at most `limit`.
+
+        Each a dict: name, description, star_count, is_official, is_automated.
+        """
+        from berth.core.errors import Unsupported
+
+        raise Unsupported(f"{self.name or type(self).__name__}: search is not supported")
+
+    def login(self, username: str | None = None, password: str | None = None) -> None:
+        """Check credentials (the given ones, else the configured ones) against the registry.
+
+        Raises Unauthorized (``unauthorized: incorrect username or password``).
+        """
+        from berth.core.errors import Unsupported
+
+        raise Unsupported(f"{self.name or type(self).__name__}: login is not supported")

@@ -6,5 +6,6 @@ from berth.core.hookspecs import hookimpl
 
 @hookimpl
 def register_registries(register):
+    register("docker", "berth.plugins.registry.distribution:DistributionRegistry")
     register("docker-archive", "berth.plugins.registry.archive:DockerArchive")
     register("oci-archive", "berth.plugins.registry.archive:OCIArchive")
