@@ -93,6 +93,12 @@ class Engine:
         return ContainerService(self)
 
     @functools.cached_property
+    def networks(self):
+        from berth.core.network import NetworkService
+
+        return NetworkService(self)
+
+    @functools.cached_property
     def volumes(self):
         from berth.core.volume import VolumeService
 
@@ -148,4 +154,5 @@ class Engine:
 
 
 # What each subsystem does after a reboot: "module:function(engine, store)".
-REBOOT_RECOVERIES: list[str] = ["berth.core.container:recover_after_reboot"]
+REBOOT_RECOVERIES: list[str] = ["berth.core.container:recover_after_reboot",
+                                 "berth.core.network:recover_after_reboot"]
