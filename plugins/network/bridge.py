@@ -18,7 +18,7 @@ installation's own table `ip <table>`:
 - forward (filter): accept the bridge's traffic; internal networks drop
   everything leaving or entering the bridge from elsewhere.
 
-Every rule carries a comment: "net:<network id12>" or "ctr:<container id>",
+Every rule carries a comment: "net:<bridge>" or "ctr:<container id>",
 so a network's or a container's rules are found and deleted by handle.
 """
 
@@ -135,7 +135,7 @@ class BridgeDriver(NetworkDriver):
         _sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
         if not net.internal:
             _sysctl("net/ipv4/ip_forward", "1")
-        tag = f"net:{net.id[:12]}"
+        tag = f"net:{net.bridge}"
         if rules_tagged(net.table, tag):
             return
         br, c = net.bridge, f'comment "{tag}"'
@@ -157,7 +157,7 @@ class BridgeDriver(NetworkDriver):
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
 
-        delete_tagged(net.table, f"net:{net.id[:12]}")
+        delete_tagged(net.table, f"net:{net.bridge}")
         if not net.bridge:
             return
         with IPRoute() as ipr:
