@@ -8,6 +8,8 @@ ambiguous once several directories have a conftest.py.
 from __future__ import annotations
 
 import os
+import random
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +28,15 @@ class Berth:
         self.env = dict(os.environ, BERTH_AUTH_FILE=str(base / "auth.json"))
         self.env.pop("BERTH_CONFIG", None)
         self._image: str | None = None
+        # Networking of its own: a bt<hex> bridge and a random /24, so tests never
+        # touch a real installation's berth0 (see cleanup_network).
+        self.bridge = f"bt{secrets.token_hex(4)}"
+        self.subnet = f"10.{random.randint(200, 249)}.{random.randint(0, 255)}"
+        base.mkdir(parents=True, exist_ok=True)
+        self.config = base / "berth.toml"
+        self.config.write_text(f'[network]\nbridge = "{self.bridge}"\nsubnet = "{self.subnet}.0/24"\n'
+                               f'gateway = "{self.subnet}.1"\n')
+        self.env["BERTH_CONFIG"] = str(self.config)
 
     def args(self) -> list[str]:
         a = ["--root", str(self.root), "--runroot", str(self.runroot)]
@@ -61,3 +72,14 @@ class Berth:
                 self("rm", "-f", *ids, timeout=120)
         subprocess.run(["sh", "-c", f"grep -o ' {self.root}[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l"],
                        capture_output=True)
+        self.cleanup_network()
+
+    def cleanup_network(self) -> None:
+        """Remove this installation's bridges, veths and nftables table."""
+        if not (self.root / "berth.db").exists():
+            return
+        code = ("import sys; from berth.core import config; from berth.core.engine import Engine; "
+                "e = Engine(config.load({'engine': {'root': sys.argv[1], 'runroot': sys.argv[2]}})); "
+                "hasattr(e, 'networks') and e.networks.reset()")
+        subprocess.run([sys.executable, "-c", code, str(self.root), str(self.runroot)], env=self.env,
+                       capture_output=True, timeout=60)
