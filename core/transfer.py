@@ -379,7 +379,9 @@ def _pull_one(engine, source, ref: refs.Reference, platform, progress: Progress)
     try:
         doc, data, kind, top_digest = resolve(source, ref.repository, ref.digest or ref.tag, platform)
     except NotFound as exc:
-        raise NotFound(f"manifest for {ref.familiar} not found: {exc.message}") from None
+        if "MANIFEST_UNKNOWN" in exc.message or "manifest unknown" in exc.message:
+            raise NotFound(f"manifest for {ref.familiar} not found: manifest unknown: manifest unknown") from None
+        raise
     before = engine.images.find_id(str(ref))
     have_all = all(engine.content.exists(d["digest"]) for d in [doc["config"]] + doc["layers"])
     if before == doc["config"]["digest"] and have_all:

@@ -1,0 +1,344 @@
+"""pull and push against a real registry (Debian's docker-registry on
+127.0.0.1), checked with skopeo from the other side; faults come from a
+small TCP proxy in front of the registry that throttles, drops or corrupts
+blob downloads."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import Berth
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def registry(tmp_path):
+    """An open docker-registry on 127.0.0.1; yields its host:port."""
+    port = free_port()
+    config = tmp_path / "registry.yml"
+    config.write_text(json.dumps({
+        "version": 0.1, "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(tmp_path / "registry-data")}, "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}"},
+    }))
+    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("docker-registry did not start")
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+class Proxy:
+    """A TCP proxy to the registry. mode: "pass", "slow" (throttled blob
+    bodies), "drop" (closes a blob download after 64 KiB) or "corrupt"
+    (flips a byte of every blob body). Records the request lines."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream.split(":")
+        self.mode = "pass"
+        self.requests: list[str] = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        up = socket.create_connection((self.upstream[0], int(self.upstream[1])))
+        last = [""]
+
+        def forward_requests():
+            try:
+                while data := client.recv(65536):
+                    line = data.split(b"\r\n", 1)[0].decode("latin-1")
+                    if line.split(" ")[0] in ("GET", "HEAD", "PUT", "POST", "PATCH"):
+                        last[0] = line
+                        self.requests.append(line)
+                    up.sendall(data)
+            except OSError:
+                pass
+            finally:
+                try:
+                    up.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        threading.Thread(target=forward_requests, daemon=True).start()
+        sent = 0
+        try:
+            while data := up.recv(65536):
+                blob = last[0].startswith("GET ") and "/blobs/sha256:" in last[0]
+                if blob and self.mode == "slow":
+                    time.sleep(0.02)
+                if blob and self.mode == "corrupt" and len(data) > 1024:
+                    data = data[:-1] + bytes([data[-1] ^ 0xFF])
+                sent += len(data)
+                if blob and self.mode == "drop" and sent > 65536:
+                    break
+                client.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (client, up):  # shutdown wakes the other thread's recv; close alone does not
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+
+
+@pytest.fixture
+def proxy(registry):
+    p = Proxy(registry)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def other(tmp_path, rootfs_tar):
+    """A second, clean berth installation (the other machine)."""
+    b = Berth(tmp_path / "other", rootfs_tar)
+    yield b
+    b.cleanup()
+    shutil.rmtree(tmp_path / "other", ignore_errors=True)
+
+
+def inspect(b, name):
+    return json.loads(b("image", "inspect", name, check=True).stdout)[0]
+
+
+def image_rows(b) -> int:
+    if not (b.root / "berth.db").exists():
+        return 0
+    with sqlite3.connect(b.root / "berth.db") as db:
+        return db.execute("SELECT count(*) FROM images").fetchone()[0]
+
+
+def blob_files(b) -> list[str]:
+    d = b.root / "blobs" / "sha256"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_push_then_pull_on_a_clean_root(berth, other, registry):
+    name = f"{registry}/team/busybox:v1"
+    berth("tag", berth.image, name, check=True)
+    res = berth("push", name, check=True)
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"The push refers to repository [{registry}/team/busybox]"
+    assert any(line.endswith(": Pushed") for line in lines)
+    assert lines[-1].startswith("v1: digest: sha256:") and " size: " in lines[-1]
+    digest = lines[-1].split()[2]
+
+    res = other("pull", name, check=True)
+    out = res.stdout.splitlines()
+    assert out[0] == "v1: Pulling from team/busybox"
+    assert any(line.endswith(": Pull complete") for line in out)
+    assert out[-3:] == [f"Digest: {digest}", f"Status: Downloaded newer image for {name}", name]
+    mine, theirs = inspect(berth, name), inspect(other, name)
+    assert theirs["Id"] == mine["Id"] and theirs["RootFS"] == mine["RootFS"]
+    assert theirs["RepoDigests"] == [f"{registry}/team/busybox@{digest}"]
+
+    again = other("pull", name, check=True).stdout.splitlines()
+    assert again == ["v1: Pulling from team/busybox", f"Digest: {digest}",
+                     f"Status: Image is up to date for {name}", name]
+    by_digest = other("pull", "-q", f"{registry}/team/busybox@{digest}", check=True)
+    assert by_digest.stdout.strip() == f"{registry}/team/busybox@{digest}"
+
+
+def test_skopeo_reads_what_berth_pushed(berth, registry, tmp_path):
+    name = f"{registry}/sk/busybox:t"
+    berth("tag", berth.image, name, check=True)
+    berth("push", name, check=True)
+    info = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{name}"],
+                                     capture_output=True, text=True, check=True).stdout)
+    raw = json.loads(subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{name}"],
+                                    capture_output=True, text=True, check=True).stdout)
+    mine = inspect(berth, name)
+    assert info["Layers"] == [layer["digest"] for layer in raw["layers"]]
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{name}", f"oci:{layout}:t"],
+                   check=True, capture_output=True)
+    index = json.loads((layout / "index.json").read_text())
+    manifest = json.loads((layout / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text())
+    # skopeo compresses what berth pushed uncompressed: compare the layer contents
+    contents = [sha(gzip.decompress((layout / "blobs" / "sha256" / l["digest"][7:]).read_bytes()))
+                for l in manifest["layers"]]
+    assert contents == info["Layers"] == mine["RootFS"]["Layers"]
+
+
+def _oci_image(layout: Path, arch: str, payload: bytes) -> tuple[bytes, dict]:
+    """Write one single-layer image's blobs into `layout`; return (manifest bytes, index descriptor)."""
+    layer = tar_of({"payload": payload, "bin/true": b""})
+    config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["/bin/true"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha(layer)]}}).encode()
+    manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": sha(config), "size": len(config)},
+                           "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                                       "digest": sha(layer), "size": len(layer)}]}).encode()
+    for blob in (layer, config, manifest):
+        (layout / "blobs" / "sha256" / sha(blob)[7:]).write_bytes(blob)
+    return manifest, {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": sha(manifest),
+                      "size": len(manifest), "platform": {"architecture": arch, "os": "linux"}}
+
+
+def test_pull_a_multi_platform_index_skopeo_pushed(other, registry, tmp_path):
+    from berth.core.image import arch
+
+    here = arch()
+    there = "arm64" if here != "arm64" else "amd64"
+    layout = tmp_path / "multi"
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    _, mine = _oci_image(layout, here, b"for " + here.encode())
+    _, theirs = _oci_image(layout, there, b"for " + there.encode())
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": [theirs, mine]}).encode()
+    (layout / "blobs" / "sha256" / sha(index)[7:]).write_bytes(index)
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha(index), "size": len(index),
+         "annotations": {"org.opencontainers.image.ref.name": "multi"}}]}))
+    name = f"{registry}/plat/multi:1"
+    subprocess.run(["skopeo", "copy", "-q", "--all", "--dest-tls-verify=false", f"oci:{layout}:multi",
+                    f"docker://{name}"], check=True, capture_output=True)
+
+    pushed = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{name}"],
+                            capture_output=True, check=True).stdout  # skopeo rewrote the index: ask it
+    assert len(json.loads(pushed)["manifests"]) == 2
+    res = other("pull", name, check=True)
+    assert res.stdout.splitlines()[-3] == f"Digest: {sha(pushed)}"
+    assert inspect(other, name)["Architecture"] == here
+    other("pull", "--platform", f"linux/{there}", f"{registry}/plat/multi:1", check=True)
+    assert inspect(other, name)["Architecture"] == there
+    res = other("pull", "--platform", "linux/s390x", name)
+    assert res.returncode == 1 and "no matching manifest for linux/s390x" in res.stderr
+
+
+def test_all_tags_and_unknown_tag(berth, other, registry):
+    for tag in ("a", "b"):
+        berth("tag", berth.image, f"{registry}/many/img:{tag}", check=True)
+    res = berth("push", "-a", f"{registry}/many/img", check=True)
+    assert [l.split(":")[0] for l in res.stdout.splitlines() if ": digest: " in l] == ["a", "b"]
+    other("pull", "-a", f"{registry}/many/img", check=True)
+    assert inspect(other, f"{registry}/many/img:a")["Id"] == inspect(other, f"{registry}/many/img:b")["Id"]
+    res = other("pull", f"{registry}/many/img:nope")
+    assert res.returncode == 1 and "manifest unknown" in res.stderr
+    assert len(res.stderr.splitlines()) == 1
+
+
+def test_layer_already_present_is_not_downloaded_again(berth, other, proxy, registry):
+    base = f"{proxy.address}/dedup/base:1"
+    berth("tag", berth.image, base, check=True)
+    berth("push", base, check=True)
+    berth("tag", berth.image, f"{proxy.address}/dedup/copy:1", check=True)
+    res = berth("push", f"{proxy.address}/dedup/copy:1", check=True)
+    assert "Mounted from dedup/base" in res.stdout  # cross-repository mount, no upload
+    other("pull", base, check=True)
+    proxy.requests.clear()
+    res = other("pull", f"{proxy.address}/dedup/copy:1", check=True)
+    assert "Already exists" in res.stdout
+    assert [r for r in proxy.requests if "/blobs/" in r] == []
+
+
+@pytest.fixture
+def big_image(berth, registry, tmp_path):
+    """A pushed image with a 50 MB random layer; returns its name."""
+    path = tmp_path / "big.tar"
+    path.write_bytes(tar_of({"random.bin": os.urandom(50 << 20)}))
+    name = f"{registry}/big/random:1"
+    berth("import", str(path), name, check=True)
+    berth("push", name, check=True, timeout=120)
+    return name.split("/", 1)[1]
+
+
+def test_killed_pull_leaves_nothing_and_the_next_completes(other, proxy, big_image):
+    proxy.mode = "slow"
+    name = f"{proxy.address}/{big_image}"
+    proc = other.popen("pull", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(p.stat().st_size > (1 << 20) for p in (other.root / "blobs" / "sha256").glob(".tmp-*")):
+            assert time.monotonic() < deadline and proc.poll() is None, "the download never started"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)  # like Ctrl-C: the temporary blob goes too
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0
+    assert image_rows(other) == 0
+    assert [f for f in blob_files(other) if f.startswith(".tmp-")] == []
+    proxy.mode = "pass"
+    other("pull", name, check=True, timeout=120)
+    assert image_rows(other) == 1
+
+
+@pytest.mark.parametrize("mode,message", [("drop", ""), ("corrupt", "digest mismatch")])
+def test_broken_downloads_are_refused_and_nothing_is_stored(other, proxy, big_image, mode, message):
+    proxy.mode = mode
+    name = f"{proxy.address}/{big_image}"
+    res = other("pull", name, timeout=120)
+    assert res.returncode == 1 and res.stderr.startswith("Error: ") and message in res.stderr, res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    assert image_rows(other) == 0 and blob_files(other) == []
+    proxy.mode = "pass"
+    other("pull", name, check=True, timeout=120)
