@@ -221,6 +221,10 @@ class CreateOptions:
     cap_drop: list[str] = dataclasses.field(default_factory=list)
     mounts: list[dict] = dataclasses.field(default_factory=list)  # from berth.core.mounts (volume seam)
     shm_size: int | None = None
+    publish: list[str] = dataclasses.field(default_factory=list)  # -p (network seam: berth.core.ports)
+    publish_all: bool = False  # -P
+    expose: list[str] = dataclasses.field(default_factory=list)  # --expose
+    links: list[str] = dataclasses.field(default_factory=list)  # --link NAME[:ALIAS]
 
 
 def parse_env_file(path: str) -> list[str]:
@@ -573,6 +577,13 @@ class ContainerService:
             "NanoCpus": int((opts.cpus or 0) * 1e9), "PidsLimit": opts.pids_limit,
             "CgroupParent": "", "MaskedPaths": None, "ReadonlyPaths": None,
         }
+        networks = getattr(self.engine, "networks", None)
+        if networks is not None and hasattr(networks, "apply_create_options"):
+            # network seam: -p/-P/--expose/--link into ExposedPorts, PortBindings, PublishAllPorts, Links
+            if icfg.get("ExposedPorts"):
+                config["ExposedPorts"] = dict(icfg["ExposedPorts"])
+            networks.apply_create_options(config, host_config, publish=opts.publish, publish_all=opts.publish_all,
+                                          expose=opts.expose, links=opts.links)
         return config, host_config
 
     def _default_network(self) -> str:

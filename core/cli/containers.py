@@ -81,6 +81,10 @@ def _create_options(f):
         click.option("--log-driver", help="Logging driver for the container."),
         click.option("--log-opt", multiple=True, help="Log driver options."),
         click.option("--net", "--network", "network", help="Connect a container to a network (none, host)."),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
+        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
+        click.option("--link", "links", multiple=True, help="Add link to another container."),
         click.option("--restart", default="no", help="Restart policy (stored; berth has no restart manager)."),
         click.option("--stop-signal", help="Signal to stop the container."),
         click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
@@ -120,6 +124,8 @@ def _build_options(engine, image, command, kw, detach=False):
         cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
         shm_size=ram_in_bytes(kw["shm_size"]) if kw["shm_size"] else None,
         mounts=_mounts(engine, kw),
+        publish=list(kw["publish"]), publish_all=kw["publish_all"], expose=list(kw["expose"]),
+        links=list(kw["links"]),
     )
 
 

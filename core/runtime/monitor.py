@@ -439,7 +439,7 @@ class Monitor:
         cpus = (hc.get("NanoCpus") or 0) / 1e9 or None
         swap = hc.get("MemorySwap") or None
         spec = ContainerSpec(
-            args=c.command, env=list(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/",
+            args=c.command, env=_link_env(networks, c) + list(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/",
             user=cfg.get("User") or "", tty=bool(cfg.get("Tty")), stdin=stdin, stdout=stdout, stderr=stderr,
             cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
             rootfs=rootfs, hostname=cfg.get("Hostname") or c.id[:12], readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
@@ -703,6 +703,15 @@ def _now() -> str:
     from berth.core.units import now_iso
 
     return now_iso()
+
+
+def _link_env(networks, container) -> list[str]:
+    """Network seam: --link variables (raises for a missing or stopped linked
+    container); the container's own Env wins over them, as in Docker."""
+    if networks is None or not hasattr(networks, "link_env"):
+        return []
+    own = {e.split("=", 1)[0] for e in container.config.get("Env") or []}
+    return [e for e in networks.link_env(container) if e.split("=", 1)[0] not in own]
 
 
 def _netns(service, container) -> str | None:
