@@ -655,6 +655,8 @@ class NetworkService:
         host_config["PublishAllPorts"] = bool(publish_all)
         parsed = [links_mod.parse_link(l) for l in links]
         mode = host_config.get("NetworkMode") or ""
+        if mode and mode not in ("host", "none", "default") and not mode.startswith("container:"):
+            self._row(mode)  # "network NAME not found", as Docker at create
         if parsed and (mode in ("host", "none") or mode.startswith("container:")):
             raise InvalidArgument(f"conflicting options: links and the {mode} network mode")
         host_config["Links"] = [f"{n}:{a}" for n, a in parsed] or None
