@@ -218,7 +218,6 @@ def login(server, username, password, password_stdin):
     registry = open_registry(engine, host, credentials=(username, password))
     registry.login(username, password)
     credentials.store(host, username, password)
-    engine.emit("registry", "login", host, {"name": host})
     click.echo("Login Succeeded")
 
 

@@ -342,3 +342,98 @@ def test_broken_downloads_are_refused_and_nothing_is_stored(other, proxy, big_im
     assert image_rows(other) == 0 and blob_files(other) == []
     proxy.mode = "pass"
     other("pull", name, check=True, timeout=120)
+
+
+# -- authentication ------------------------------------------------------------
+
+from registry_server import PASSWORD, USER, fake_server_factory, make_image, registry_htpasswd  # noqa: E402,F401
+
+
+def test_login_push_pull_logout_with_htpasswd(berth, registry_htpasswd):
+    loc = registry_htpasswd.location
+    auth_file = berth.root.parent / "auth.json"
+    bad = berth("login", "-u", USER, "--password-stdin", loc, input="wrong-password\n")
+    assert bad.returncode == 1 and "unauthorized" in bad.stderr and "wrong-password" not in bad.stderr
+    assert not auth_file.exists()
+    res = berth("login", "-u", USER, "-p", PASSWORD, loc)
+    assert res.returncode == 0 and res.stdout == "Login Succeeded\n"
+    assert "WARNING! Using --password via the CLI is insecure. Use --password-stdin." in res.stderr
+    assert auth_file.stat().st_mode & 0o777 == 0o600
+    assert loc in json.loads(auth_file.read_text())["auths"]
+    res = berth("login", "-u", USER, "--password-stdin", loc, input=PASSWORD + "\n")
+    assert res.stdout == "Login Succeeded\n" and res.stderr == ""
+
+    name = f"{loc}/private/busybox:1"
+    berth("tag", berth.image, name, check=True)
+    pushed = berth("push", name, check=True)
+    berth("rmi", name, check=True)
+    pulled = berth("pull", name, check=True)
+    secret_forms = (PASSWORD, __import__("base64").b64encode(f"{USER}:{PASSWORD}".encode()).decode())
+    journal = (berth.root / "events.jsonl").read_text()
+    assert '"push"' in journal and '"pull"' in journal
+    for text in (pushed.stdout, pushed.stderr, pulled.stdout, pulled.stderr, journal):
+        assert not any(s in text for s in secret_forms)
+
+    assert berth("logout", loc, check=True).stdout == f"Removing login credentials for {loc}\n"
+    assert loc not in json.loads(auth_file.read_text()).get("auths", {})
+    denied = berth("pull", name)
+    assert denied.returncode == 1 and "unauthorized" in denied.stderr.lower()
+    assert berth("logout", loc, check=True).stdout == f"Not logged in to {loc}\n"
+
+
+# -- a registry that lies ------------------------------------------------------------
+
+
+def _serve(server, image, **over):
+    """Routes for `image` under repository lie/img, tag 1; `over` replaces some."""
+    base = "/v2/lie/img"
+    routes = {
+        ("GET", "/v2/"): (200, {}, b"{}"),
+        ("GET", f"{base}/manifests/1"): (200, {"Content-Type": image.media_type}, image.manifest),
+        ("GET", f"{base}/blobs/{image.config_digest}"): (200, {}, image.config),
+        ("GET", f"{base}/blobs/{image.layer_digest}"): (200, {}, image.layer),
+    }
+    for key, value in over.items():
+        routes[{"manifest": ("GET", f"{base}/manifests/1"), "layer": ("GET", f"{base}/blobs/{image.layer_digest}"),
+                "config": ("GET", f"{base}/blobs/{image.config_digest}")}[key]] = value
+    server.routes.update(routes)
+    return f"{server.location}/lie/img:1"
+
+
+def _lies(image):
+    index_and_manifest = json.loads(image.manifest)
+    index_and_manifest["manifests"] = []
+    return {
+        "wrong-digest": ({"layer": (200, {}, image.layer[:50] + bytes([image.layer[50] ^ 0xFF]) + image.layer[51:])},
+                         "digest"),
+        "truncated": ({"layer": (200, {"Content-Length": str(len(image.layer))}, image.layer[:100])}, ""),
+        "index-and-manifest": ({"manifest": (200, {"Content-Type": image.media_type},
+                                             json.dumps(index_and_manifest).encode())}, "index"),
+        "media-type": ({"manifest": (200, {"Content-Type": "application/vnd.oci.image.index.v1+json"},
+                                     image.manifest)}, "disagrees"),
+        "server-error": ({"layer": (500, {"Content-Type": "application/json"},
+                                    b'{"errors":[{"code":"UNKNOWN","message":"boom"}]}')}, ""),
+        "bad-config-digest": ({"manifest": (200, {"Content-Type": image.media_type}, image.manifest.replace(
+            image.config_digest.encode(), b"sha256:../../../../etc/passwd"))}, "invalid digest"),
+    }
+
+
+@pytest.mark.parametrize("lie", ["wrong-digest", "truncated", "index-and-manifest", "media-type", "server-error",
+                                 "bad-config-digest"])
+def test_a_lying_registry_is_refused_and_nothing_is_stored(berth, fake_server_factory, lie):
+    image = make_image("lies")
+    over, message = _lies(image)[lie]
+    name = _serve(fake_server_factory(), image, **over)
+    res = berth("pull", name, timeout=60)
+    assert res.returncode == 1 and res.stderr.startswith("Error: ") and message in res.stderr, res.stderr
+    assert len(res.stderr.splitlines()) == 1
+    assert image_rows(berth) == 0 and blob_files(berth) == []
+
+
+def test_a_truthful_fake_registry_works(berth, fake_server_factory):
+    """The control for the lies above: the same server serving the truth."""
+    image = make_image("truth", docker=True)
+    name = _serve(fake_server_factory(), image)
+    res = berth("pull", name, check=True)
+    assert res.stdout.splitlines()[-3] == f"Digest: {image.digest}"
+    assert inspect(berth, name)["RootFS"]["Layers"] == json.loads(image.config)["rootfs"]["diff_ids"]
