@@ -38,6 +38,7 @@ from berth.core.errors import InvalidArgument
 _KNOWN_OPTIONS = {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"}
 _SI = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 _READ_CHUNK = 1 << 16
+IDLE_POLL_MAX = 0.05  # a follower looks for new lines at least this often (seconds)
 
 
 def parse_max_size(text: str) -> int:
@@ -238,8 +239,7 @@ class JsonFileLogDriver(LogDriver):
             return []
         return [f"{self.path}.{n}" for n in sorted(rotated, reverse=True)] + [str(self.path)]
 
-    def _chain(self) -> list[tuple[str, int]]:
-        """(path, inode) of the existing log files, oldest first."""
+    def _scan(self) -> list[tuple[str, int]]:
         out = []
         for p in self._names():
             try:
@@ -247,6 +247,21 @@ class JsonFileLogDriver(LogDriver):
             except FileNotFoundError:
                 pass
         return out
+
+    def _chain(self) -> list[tuple[str, int]]:
+        """(path, inode) of the existing log files, oldest first.
+
+        Two equal scans in a row: a scan that raced a rotation sees a mix of
+        before and after, which the next scan cannot repeat.
+        """
+        last = self._scan()
+        for _ in range(100):
+            again = self._scan()
+            if again == last:
+                return again
+            last = again
+            time.sleep(0.001)
+        return last
 
     def _open_snapshot(self) -> list[tuple[int, int]]:
         """Open every log file as one consistent set: [(fd, inode)], oldest first."""
@@ -352,7 +367,7 @@ class JsonFileLogDriver(LogDriver):
                     stopping = True  # one more pass drains what was written before stop
                     continue
                 time.sleep(idle)
-                idle = min(idle * 2, 0.2)
+                idle = min(idle * 2, IDLE_POLL_MAX)
         finally:
             for reader in (current, nxt):
                 if reader is not None:
@@ -372,8 +387,12 @@ class JsonFileLogDriver(LogDriver):
                 if i == len(chain) - 1:
                     return None  # rotated, the new live file is not made yet
                 path, ino = chain[i + 1]
+            elif os.fstat(current.fd).st_nlink:
+                return None  # it has a name we did not see: mid-rotation, look again
             else:
-                path, ino = chain[0]  # rotated out of existence under us: lines lost
+                # deleted: max-file=1 replaced it, or it fell off the end while we
+                # lagged max-file rotations behind (those lines are lost, as in Docker)
+                path, ino = chain[0]
         else:
             path, ino = chain[0]
         try:
