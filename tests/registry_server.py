@@ -174,7 +174,7 @@ class TokenServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.realm = f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def sign(self, user: str | None, scopes: list[str]) -> str:
@@ -316,6 +316,8 @@ class FakeServer:
 
     ``routes[(method, path)] = (status, headers, body)`` or a callable
     ``(handler) -> (status, headers, body)``; the path includes the query.
+    A header set to None is left out (``"Content-Length": None``: the body
+    ends when the connection closes).
     Unknown routes get 404 with a distribution-style error. `requests` holds
     ``(method, path, headers-dict)``.
     """
@@ -348,7 +350,8 @@ class FakeServer:
                 status, headers, body = route
                 self.send_response(status)
                 for k, v in headers.items():
-                    self.send_header(k, v)
+                    if v is not None:  # None: leave the header out
+                        self.send_header(k, v)
                 if not any(k.lower() == "content-length" for k in headers):
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -363,7 +366,7 @@ class FakeServer:
         self.port = self.httpd.server_address[1]
         self.location = f"{host}:{self.port}"
         self.url = f"http://{self.location}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
