@@ -406,7 +406,8 @@ def _lies(image):
     return {
         "wrong-digest": ({"layer": (200, {}, image.layer[:50] + bytes([image.layer[50] ^ 0xFF]) + image.layer[51:])},
                          "digest"),
-        "truncated": ({"layer": (200, {"Content-Length": str(len(image.layer))}, image.layer[:100])}, ""),
+        "truncated": ({"layer": (200, {"Content-Length": str(len(image.layer)), "Connection": "close"},
+                                 image.layer[:100])}, ""),
         "index-and-manifest": ({"manifest": (200, {"Content-Type": image.media_type},
                                              json.dumps(index_and_manifest).encode())}, "index"),
         "media-type": ({"manifest": (200, {"Content-Type": "application/vnd.oci.image.index.v1+json"},
