@@ -28,6 +28,7 @@ import http.client
 import ipaddress
 import json
 import re
+import select
 import socket
 import ssl
 import threading
@@ -259,10 +260,15 @@ class _Pool:
 
     def take(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
         """(connection, reused)."""
-        with self._lock:
-            idle = self._idle.get((scheme, netloc))
-            if idle:
-                return idle.pop(), True
+        while True:
+            with self._lock:
+                idle = self._idle.get((scheme, netloc))
+                conn = idle.pop() if idle else None
+            if conn is None:
+                break
+            if _alive(conn):
+                return conn, True
+            conn.close()
         if scheme == "https":
             context = self.context or ssl.create_default_context()
             return http.client.HTTPSConnection(netloc, timeout=self.timeout, context=context,
@@ -279,6 +285,19 @@ class _Pool:
             self._idle.clear()
         for conn in conns:
             conn.close()
+
+
+def _alive(conn: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive connection is usable unless the server closed it
+    (its socket is then readable: EOF), which a streamed body could not survive."""
+    sock = conn.sock
+    if sock is None:
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return False
+    return not readable
 
 
 class _Response:
