@@ -178,6 +178,14 @@ def test_user_network_names_and_removal(berth):
     assert address(berth, "srv").startswith(f"{subnet}.")
     got = wget(berth, "http://srv:80/", "--network", "appnet")
     assert "hello-from" in got.stdout, got.stderr
+    # a container started later is written into the hosts file of the earlier one
+    serve(berth, "srv2", "--network", "appnet")
+    hosts = berth("exec", "srv", "cat", "/etc/hosts", check=True).stdout
+    assert f"{address(berth, 'srv2')}\tsrv2 " in hosts
+    got = berth("exec", "srv", "timeout", "5", "wget", "-q", "-O", "-", "http://srv2:80/")
+    assert "hello-from" in got.stdout, got.stderr
+    berth("rm", "-f", "srv2", check=True)
+    assert "srv2" not in berth("exec", "srv", "cat", "/etc/hosts", check=True).stdout
     res = berth("network", "rm", "appnet")
     assert res.returncode == 1
     assert f"error while removing network: network appnet id {net_id} has active endpoints" in res.stderr
