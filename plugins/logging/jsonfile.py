@@ -22,7 +22,6 @@ does) so a follower still drains the old file: nothing lost.
 
 from __future__ import annotations
 
-import collections
 import errno
 import json
 import os
@@ -303,27 +302,28 @@ class JsonFileLogDriver(LogDriver):
 
         files = self._open_snapshot()
         try:
-            last: collections.deque[LogEntry] | None = None
-            if tail is not None and tail >= 0:
-                last = collections.deque(maxlen=tail)
-            past_until = False
             live = None
-            for fd, _ in files:
-                live = _LineReader(fd)
-                for e in live.entries():
-                    if until is not None and e.time > until:
-                        past_until = True
+            ends = [_complete_end(fd) for fd, _ in files]
+            if files:  # following resumes right after the last complete line
+                live = _LineReader(files[-1][0])
+                os.lseek(live.fd, ends[-1], os.SEEK_SET)
+            if tail is not None and tail >= 0:
+                entries, past_until = _tail([fd for fd, _ in files], ends, tail, since, until)
+                yield from entries
+            else:
+                past_until = False
+                for fd, _ in files:
+                    reader = live if fd == live.fd else _LineReader(fd)
+                    if reader is live:
+                        os.lseek(fd, 0, os.SEEK_SET)
+                    for e in reader.entries():
+                        if until is not None and e.time > until:
+                            past_until = True
+                            break
+                        if wanted(e):
+                            yield e
+                    if past_until:
                         break
-                    if not wanted(e):
-                        continue
-                    if last is None:
-                        yield e
-                    elif tail:
-                        last.append(e)
-                if past_until:
-                    break
-            if last:
-                yield from last
             if follow and not past_until:
                 yield from self._follow(live, wanted, until, stop)
         finally:
@@ -433,6 +433,55 @@ class _LineReader:
         if self.owned:
             os.close(self.fd)
             self.owned = False
+
+
+def _complete_end(fd: int) -> int:
+    """The offset just after the file's last newline (a torn line is not counted)."""
+    pos = os.fstat(fd).st_size
+    while pos > 0:
+        n = min(_READ_CHUNK, pos)
+        block = os.pread(fd, n, pos - n)
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            return pos - n + cut + 1
+        pos -= n
+    return 0
+
+
+def _reverse_lines(fd: int, end: int) -> Iterator[bytes]:
+    """The lines of fd[0:end], last first, read backwards in blocks."""
+    pos, head = end, b""
+    while pos > 0:
+        n = min(_READ_CHUNK, pos)
+        pos -= n
+        lines = (os.pread(fd, n, pos) + head).split(b"\n")
+        head = lines[0]  # maybe the end of a line that starts in an earlier block
+        yield from reversed(lines[1:])
+    if head:
+        yield head
+
+
+def _tail(fds: list[int], ends: list[int], tail: int, since, until) -> tuple[list[LogEntry], bool]:
+    """The last `tail` entries of fds[i][0:ends[i]] within since/until, reading
+    backwards, and whether an entry later than `until` exists."""
+    found: list[LogEntry] = []
+    past_until = False
+    for fd, end in reversed(list(zip(fds, ends))):
+        if len(found) >= tail:
+            break
+        for raw in _reverse_lines(fd, end):
+            entry = decode_line(raw)
+            if entry is None:
+                continue
+            if until is not None and entry.time > until:
+                past_until = True
+                continue
+            if since is not None and entry.time < since:
+                return found[::-1], past_until  # older ones are older still
+            found.append(entry)
+            if len(found) >= tail:
+                break
+    return found[::-1], past_until
 
 
 def _aware(t: datetime | None) -> datetime | None:

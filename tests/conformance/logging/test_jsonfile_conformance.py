@@ -210,3 +210,32 @@ def test_closing_a_follower_releases_its_files(jsonfile, log_dir):
     follower.close()
     w.close()
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_a_line_half_written_when_following_starts_is_read_whole(jsonfile, log_dir):
+    w = jsonfile(CID, log_dir, {})
+    w.write(_numbered(1)[0])
+    w.close()
+    whole = b'{"log":"late\\n","stream":"stdout","time":"2026-11-29T06:51:08Z"}\n'
+    path = log_dir / f"{CID}-json.log"
+    with open(path, "ab") as f:
+        f.write(whole[:20])  # another process is in the middle of its write
+    stopped = False
+    follower = jsonfile(CID, log_dir, {}).read(follow=True, tail=1, stop=lambda: stopped)
+    assert next(follower) == _numbered(1)[0]
+    with open(path, "ab") as f:
+        f.write(whole[20:])
+    stopped = True
+    assert [e.line for e in follower] == [b"late\n"]
+
+
+def test_tail_of_a_big_log_reads_only_its_end(jsonfile, log_dir):
+    w = jsonfile(CID, log_dir, {})
+    entries = _numbered(20000)
+    for e in entries:
+        w.write(e)
+    w.close()
+    start = time.monotonic()
+    assert list(jsonfile(CID, log_dir, {}).read(tail=3)) == entries[-3:]
+    assert time.monotonic() - start < 0.05  # reading all 20000 lines takes ~0.1 s
+    assert list(jsonfile(CID, log_dir, {}).read(tail=3, since=entries[-2].time)) == entries[-2:]
