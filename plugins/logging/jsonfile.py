@@ -172,17 +172,19 @@ class JsonFileLogDriver(LogDriver):
         for key in options:
             if key not in _KNOWN_OPTIONS:
                 raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
-        size = parse_max_size(options["max-size"]) if "max-size" in options else -1
+        # max-file > 1 without max-size: Docker accepts it and never rotates; so do we
+        parse_max_size(options.get("max-size", "-1"))
         parse_max_file(options.get("max-file", "1"))
         if "compress" in options and _parse_bool(options["compress"]):
             raise InvalidArgument("json-file log driver: compress is not supported by berth")
-        if size == -1 and "max-file" in options and parse_max_file(options["max-file"]) > 1:
-            pass  # Docker accepts it and never rotates; so do we
 
     # -- writing ---------------------------------------------------------------
 
     def _open(self) -> None:
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for extra in self._names()[:-1]:  # rotated files beyond max-file (it was lowered)
+            if int(extra.rsplit(".", 1)[1]) >= self.max_file:
+                Path(extra).unlink(missing_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         size = os.fstat(fd).st_size
         if size:
@@ -201,7 +203,11 @@ class JsonFileLogDriver(LogDriver):
             self._rotate()
         written = os.write(self._fd, data)
         self._size += written
-        if written != len(data):  # a short write (disk full): end the line so the file stays parseable
+        if written != len(data):  # disk full: end the torn line so the next one parses
+            try:
+                self._size += os.write(self._fd, b"\n")
+            except OSError:
+                self.close()  # the next write reopens and heals the file
             raise OSError(errno.ENOSPC, f"short write to {self.path}")
 
     def _rotate(self) -> None:
