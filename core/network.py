@@ -887,7 +887,24 @@ def _host_port_free(proto: str, host_ip: str, port: int) -> bool:
 
 
 def recover_after_reboot(engine, store) -> None:
-    """After a reboot no container runs: every allocation is stale; devices died with the host."""
+    """An empty run directory: no container runs, every allocation is stale.
+
+    After a real reboot devices and rules died with the host; after a wiped
+    run directory they may remain, so each is removed (idempotent) first.
+    `store` is passed in because engine.store is still being opened.
+    """
+    service = NetworkService(engine)
+    for a in store.all("SELECT * FROM ip_allocations"):
+        net_row = store.one("SELECT * FROM networks WHERE id = ?", (a["network_id"],))
+        if net_row is None:
+            continue
+        spec, ep = service.spec(net_row), service._endpoint(a["container_id"], net_row, a["address"], 0)
+        try:
+            drv = service.driver(net_row["driver"])
+            drv.unpublish(spec, ep)
+            drv.detach(spec, ep)
+        except BerthError:
+            pass
     with store.transaction() as db:
         db.execute("DELETE FROM ip_allocations")
         db.execute("DELETE FROM port_allocations")

@@ -256,3 +256,13 @@ def test_nothing_left_after_cleanup(berth):
     berth.cleanup()
     assert berth.bridge not in host_links()
     assert f"berth_{berth.bridge}" not in ruleset()
+
+
+def test_wiped_run_directory_releases_rules_and_addresses(berth):
+    ip = serve(berth, "before", "-p", f"127.0.0.1:{free_port()}:80")
+    cid = inspect(berth, "before")["Id"]
+    subprocess.run(["rm", "-rf", str(berth.runroot)], check=True)  # as after a reboot
+    berth("ps", "-a", check=True)
+    assert f"ctr:{cid}" not in ruleset()
+    assert inspect(berth, "before")["State"]["Running"] is False
+    assert serve(berth, "after") == ip  # the address is free again
