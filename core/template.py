@@ -408,9 +408,9 @@ class _Exec:
         head = args[0]
         try:
             if head[0] == "func":
-                return self.call(head[1], args[1:], dot, final, cmd)
+                return self.call(head[1], args[1:], dot, final)
             if head[0] in ("field", "var", "pipe") and (len(args) > 1 or final is not _NOFINAL):
-                return self.arg(head, dot, args[1:], final, cmd)
+                return self.arg(head, dot, args[1:], final)
             if head[0] == "nil":
                 raise _Fail("nil is not a command")
             value = self.arg(head, dot)
@@ -420,7 +420,7 @@ class _Exec:
         except _Fail as e:
             raise self.error(pos, end, str(e)) from None
 
-    def arg(self, node, dot, call_args=(), final=_NOFINAL, cmd=None):
+    def arg(self, node, dot, call_args=(), final=_NOFINAL):
         """Value of one operand; `call_args` go to the last field (a method)."""
         kind = node[0]
         if kind == "dot":
@@ -430,7 +430,7 @@ class _Exec:
         if kind == "nil":
             return None
         if kind == "func":
-            return self.call(node[1], [], dot, _NOFINAL, cmd)
+            return self.call(node[1], [], dot, _NOFINAL)
         if kind == "field":
             value, chain = dot, node[1]
         elif kind == "var":
@@ -482,7 +482,7 @@ class _Exec:
                 raise _Fail(f"error calling {name}: {e}") from None
         return value
 
-    def call(self, name, arg_nodes, dot, final, cmd):
+    def call(self, name, arg_nodes, dot, final):
         fn, lo, hi = _FUNCS[name]
         n = len(arg_nodes) + (final is not _NOFINAL)
         if n < lo or (hi is not None and n > hi):
@@ -618,7 +618,8 @@ def _to_json(v) -> str:
 
 # ---------------------------------------------------------------- functions
 
-def _want(v, kind: str, fn: str):
+def _want(v, kind: str):
+    """Check an argument's Go type as text/template does for typed parameters."""
     if kind == "string" and isinstance(v, str):
         return v
     if kind == "int" and isinstance(v, int) and not isinstance(v, bool):
@@ -722,7 +723,7 @@ _VERB = r"%([-+# 0]*)(\d*)(?:\.(\d*))?(.|$)"
 
 def _printf(fmt, *args):
     """Go's fmt.Sprintf for the verbs templates use."""
-    fmt = _want(fmt, "string", "printf")
+    fmt = _want(fmt, "string")
     used = 0
 
     def verb(m):
@@ -790,31 +791,31 @@ def _format_one(a, v, flags, prec):
 
 def _title(s):
     out, prev_sep = [], True
-    for c in _want(s, "string", "title"):
+    for c in _want(s, "string"):
         out.append(c.upper() if prev_sep else c)
         prev_sep = not (c.isalnum() or c == "_")
     return "".join(out)
 
 
 def _split(s, sep):
-    s, sep = _want(s, "string", "split"), _want(sep, "string", "split")
+    s, sep = _want(s, "string"), _want(sep, "string")
     return list(s) if sep == "" else s.split(sep)
 
 
 def _join(items, sep):
     if not isinstance(items, (list, tuple)):
         raise _Fail(f"wrong type for value; expected []string; got {_go_type(items)}")
-    return _want(sep, "string", "join").join(_show(x) for x in items)
+    return _want(sep, "string").join(_show(x) for x in items)
 
 
 def _truncate(s, n):
-    s, n = _want(s, "string", "truncate"), _want(n, "int", "truncate")
+    s, n = _want(s, "string"), _want(n, "int")
     return s if len(s) < n else s[:max(n, 0)]
 
 
 def _pad(s, prefix, suffix):
-    s = _want(s, "string", "pad")
-    prefix, suffix = _want(prefix, "int", "pad"), _want(suffix, "int", "pad")
+    s = _want(s, "string")
+    prefix, suffix = _want(prefix, "int"), _want(suffix, "int")
     return s and " " * prefix + s + " " * suffix
 
 
@@ -862,8 +863,8 @@ _FUNCS = {
     "split": (_split, 2, 2),
     "join": (_join, 2, 2),
     "title": (_title, 1, 1),
-    "lower": (lambda s: _want(s, "string", "lower").lower(), 1, 1),
-    "upper": (lambda s: _want(s, "string", "upper").upper(), 1, 1),
+    "lower": (lambda s: _want(s, "string").lower(), 1, 1),
+    "upper": (lambda s: _want(s, "string").upper(), 1, 1),
     "pad": (_pad, 3, 3),
     "truncate": (_truncate, 2, 2),
 }
