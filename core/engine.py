@@ -114,8 +114,11 @@ class Engine:
         events.signal(type_).send(self, event=event)
         return event
 
-    def hook(self, name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook; a plugin's failure is logged, never fatal."""
+    def hook(self, name: str, /, **kwargs: Any) -> None:
+        """Call a lifecycle hook; a plugin's failure is logged, never fatal.
+
+        `name` is positional-only: hooks such as volume_removed take a `name` too.
+        """
         try:
             plugins.call(name, engine=self, **kwargs)
         except Exception as exc:  # a plugin must not break the user's command
