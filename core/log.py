@@ -64,7 +64,8 @@ class Logger:
             _configure()
         import structlog
 
-        getattr(structlog.get_logger(logger=self.name, **self.bound), level)(event, **kw)
+        # bind, not get_logger(logger=...): that keyword is get_logger's own argument
+        getattr(structlog.get_logger().bind(logger=self.name, **self.bound), level)(event, **kw)
 
     def debug(self, event: str, **kw) -> None:
         self._log("debug", event, **kw)
