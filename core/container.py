@@ -492,6 +492,7 @@ class ContainerService:
         try:
             parent = engine.images.layer_cache_id(image.top_layer) if image.top_layer else None
             self.storage_for(self.load(container_id)).create_rw(container_id, parent)
+            engine.volumes.ensure(opts.mounts or [])  # Docker makes named volumes at create
         except BaseException:
             with self.store.transaction() as db:
                 db.execute("DELETE FROM containers WHERE id = ?", (container_id,))

@@ -123,6 +123,12 @@ class VolumeService:
 
     # -- containers --------------------------------------------------------------
 
+    def ensure(self, mounts: list[dict]) -> None:
+        """Create the volumes a new container's mounts name, if missing."""
+        for m in mounts:
+            if m["Type"] == "volume" and not self.engine.store.one("SELECT 1 FROM volumes WHERE name = ?", (m["Name"],)):
+                self.create(m["Name"], m["Driver"], m.get("DriverOpts") or {}, anonymous=m.get("Anonymous", False))
+
     def mounts_for(self, container, rootfs: Path | None = None) -> list:
         """Runtime mounts for a starting container, creating volumes on first use."""
         from berth.core.runtime.spec import Mount
@@ -140,10 +146,11 @@ class VolumeService:
                 out.append(Mount(destination=m["Destination"], source=os.path.realpath(source), type="bind",
                                  options=options))
             elif m["Type"] == "volume":
-                fresh = not self.engine.store.one("SELECT 1 FROM volumes WHERE name = ?", (m["Name"],))
-                if fresh:
+                row = self.engine.store.one("SELECT driver FROM volumes WHERE name = ?", (m["Name"],))
+                if row is None:
                     self.create(m["Name"], m["Driver"], m.get("DriverOpts") or {}, anonymous=m.get("Anonymous", False))
-                path = self.driver(m["Driver"]).mount(m["Name"], container.id)
+                driver = row["driver"] if row else m["Driver"]  # an existing volume keeps its own driver
+                path = self.driver(driver).mount(m["Name"], container.id)
                 if not m.get("NoCopy") and rootfs is not None and _is_empty(path):
                     _copy_up(rootfs, m["Destination"], path)
                 out.append(Mount(destination=m["Destination"], source=str(path), type="bind", options=options))
@@ -158,8 +165,9 @@ class VolumeService:
         """The container stopped: volume drivers may unmount."""
         for m in self._container_mounts(container.id):
             if m["Type"] == "volume":
+                row = self.engine.store.one("SELECT driver FROM volumes WHERE name = ?", (m["Name"],))
                 try:
-                    self.driver(m["Driver"]).unmount(m["Name"], container.id)
+                    self.driver(row["driver"] if row else m["Driver"]).unmount(m["Name"], container.id)
                 except NotFound:
                     pass
 
