@@ -32,8 +32,17 @@ def _selected_drivers() -> list[str]:
 
 
 def pytest_generate_tests(metafunc):
+    """Each case runs on the drivers it applies to: cases asking for the
+    `readable` fixture only on drivers that read back, `unreadable` only on
+    those that do not (so nothing is skipped)."""
     if "driver_name" in metafunc.fixturenames:
-        metafunc.parametrize("driver_name", _selected_drivers())
+        names = _selected_drivers()
+        registry = plugins.drivers("log")
+        if "readable" in metafunc.fixturenames:
+            names = [n for n in names if registry.get(n).readable]
+        if "unreadable" in metafunc.fixturenames:
+            names = [n for n in names if not registry.get(n).readable]
+        metafunc.parametrize("driver_name", names)
 
 
 def _syslog_options(tmp: Path):
