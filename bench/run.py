@@ -54,9 +54,7 @@ class Engine:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
         if kind == "berth":
-            conf = base / "berth.toml"
-            conf.write_text('[network]\nbridge = "btbench0"\nsubnet = "10.214.0.0/24"\ngateway = "10.214.0.1"\n')
-            self.env = dict(os.environ, BERTH_CONFIG=str(conf))
+            self.env = dict(os.environ)  # BERTH_CONFIG is set for the whole run by main()
             self.argv = [BERTH, "--root", str(base / "root"), "--runroot", str(base / "run")]
         else:
             self.env = dict(os.environ)
@@ -155,7 +153,7 @@ def bench_many(tmp: Path, rootfs: Path) -> list[dict]:
         rows = [compare("50 x run -d, then ps -a", 3, fifty(b), fifty(p))]
         rss = monitor_rss(b)
         if rss:
-            print(f"   berth monitor RSS with 20 detached containers: {rss/1024:.1f} MiB each (PSS-based)")
+            print(f"   berth monitor memory with 20 detached containers: {rss/1024:.1f} MiB PSS each")
             rows[0]["monitor_pss_kib"] = rss
         return rows
 
@@ -165,8 +163,12 @@ def monitor_rss(b: Engine) -> float | None:
     for _ in range(20):
         b.run("run", "-d", "--network", "none", "bench/busybox", "sleep", "600")
     try:
-        pids = [json.loads(b.run("inspect", cid).stdout)[0].get("State", {}).get("MonitorPid")
-                for cid in b.run("ps", "-q").stdout.split()]
+        # The monitor is the parent of the container's PID 1.
+        pids = []
+        for cid in b.run("ps", "-q").stdout.split():
+            pid = json.loads(b.run("inspect", cid).stdout)[0]["State"]["Pid"]
+            with open(f"/proc/{pid}/stat") as f:
+                pids.append(int(f.read().rsplit(")", 1)[1].split()[1]))
         values = []
         for pid in filter(None, pids):
             with open(f"/proc/{pid}/smaps_rollup") as f:
@@ -272,12 +274,18 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as t:
         tmp = Path(t)
+        # berth's own bridge and subnet for the benchmark, never a real installation's
+        conf = tmp / "berth.toml"
+        conf.write_text('[network]\nbridge = "btbench0"\nsubnet = "10.214.0.0/24"\ngateway = "10.214.0.1"\n')
+        os.environ["BERTH_CONFIG"] = str(conf)
         rootfs = make_rootfs_tar(tmp / "busybox.tar")
         for name in args.scenarios:
             try:
                 rows.extend(SCENARIOS[name](tmp, rootfs))
             except subprocess.CalledProcessError as exc:
                 print(f"{name}: FAILED: {' '.join(exc.cmd)}: {exc.stderr}", flush=True)
+        subprocess.run(["ip", "link", "del", "btbench0"], capture_output=True)
+        subprocess.run(["nft", "delete", "table", "ip", "berth_btbench0"], capture_output=True)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     lines = ["| scenario | berth | peer | berth/peer |", "| --- | ---: | ---: | ---: |"]

@@ -193,17 +193,7 @@ def history(name, human, no_trunc, quiet, fmt):
 def image_inspect(names, fmt):
     """Display detailed information on one or more images."""
     engine = get_engine()
-    found, missing = [], []
-    for name in names:
-        try:
-            found.append(engine.images.inspect(engine.images.get(name)))
-        except NotFound as exc:
-            missing.append(str(exc))
-    output.inspect(found, fmt)
-    if missing:
-        for m in missing[:-1]:
-            click.echo(f"Error: {m}", err=True)
-        raise NotFound(missing[-1])
+    output.inspect_each(names, lambda name: engine.images.inspect(engine.images.get(name)), fmt)
 
 
 @click.command("load", context_settings=CONTEXT)

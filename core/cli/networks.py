@@ -94,17 +94,7 @@ def ls(quiet, filters, fmt, no_trunc):
 def inspect(names, fmt):
     """Display detailed information on one or more networks."""
     engine = get_engine()
-    found, missing = [], []
-    for name in names:
-        try:
-            found.append(engine.networks.inspect(name))
-        except NotFound as exc:
-            missing.append(str(exc))
-    output.inspect(found, fmt)
-    if missing:
-        for m in missing[:-1]:
-            click.echo(f"Error: {m}", err=True)
-        raise NotFound(missing[-1])
+    output.inspect_each(names, lambda name: engine.networks.inspect(name), fmt)
 
 
 @network.command("rm", context_settings=CONTEXT)

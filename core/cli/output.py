@@ -33,3 +33,24 @@ def inspect(objects: Iterable[dict], fmt: str | None = None) -> None:
             sys.stdout.write(template.render(fmt, obj) + "\n")
     else:
         sys.stdout.write(json.dumps(objects, indent=4) + "\n")
+
+
+def inspect_each(names, lookup, fmt: str | None = None) -> None:
+    """Inspect every name that `lookup` finds; then report the missing ones
+    as Docker does (all printed, the last one raised for the exit code)."""
+    import click
+
+    from berth.core.errors import NotFound
+
+    found, missing = [], []
+    for name in names:
+        try:
+            found.append(lookup(name))
+        except NotFound as exc:
+            missing.append(str(exc))
+    inspect(found, fmt)
+    if missing:
+        for m in missing[:-1]:
+            click.echo(f"Error: {m}", err=True)
+        raise NotFound(missing[-1])
+

@@ -82,17 +82,7 @@ def _label_match(labels: dict, wanted: str) -> bool:
 def inspect(names, fmt):
     """Display detailed information on one or more volumes."""
     engine = get_engine()
-    found, missing = [], []
-    for name in names:
-        try:
-            found.append(engine.volumes.inspect(name))
-        except NotFound as exc:
-            missing.append(str(exc))
-    output.inspect(found, fmt)
-    if missing:
-        for m in missing[:-1]:
-            click.echo(f"Error: {m}", err=True)
-        raise NotFound(missing[-1])
+    output.inspect_each(names, lambda name: engine.volumes.inspect(name), fmt)
 
 
 @volume.command("rm", context_settings=CONTEXT)
