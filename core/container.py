@@ -202,6 +202,7 @@ class CreateOptions:
     hostname: str | None = None
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     tty: bool = False
+    console_size: tuple[int, int] | None = None  # rows, cols of the caller's terminal, for -t
     interactive: bool = False
     attach: list[str] = dataclasses.field(default_factory=list)  # STDIN/STDOUT/STDERR for foreground
     detach: bool = False
@@ -569,6 +570,7 @@ class ContainerService:
         host_config = {
             "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": log_type, "Config": log_opts},
             "NetworkMode": network, "PortBindings": {}, "RestartPolicy": parse_restart(opts.restart),
+            "ConsoleSize": list(opts.console_size or (0, 0)),
             "AutoRemove": opts.auto_remove, "VolumeDriver": "", "VolumesFrom": None,
             "CapAdd": opts.cap_add or None, "CapDrop": opts.cap_drop or None, "Dns": [], "DnsOptions": [],
             "DnsSearch": [], "ExtraHosts": None, "IpcMode": "private", "Privileged": False,

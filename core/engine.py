@@ -14,7 +14,6 @@ import fcntl
 import functools
 import importlib
 import os
-from pathlib import Path
 from typing import Any, Iterator
 
 from berth.core import events, plugins
@@ -29,6 +28,7 @@ class Engine:
         self.config = config
         self.root = config.root
         self.runroot = config.runroot
+        self._started = False
 
     # -- places --------------------------------------------------------------
 
@@ -68,7 +68,7 @@ class Engine:
     def storage(self):
         """The configured storage driver, each in its own directory under root."""
         name = self.storage_driver_name
-        cls = plugins.drivers("storage").supported(name)
+        cls = self.driver("storage", name)
         self._ensure_dirs()
         home = self.root / name
         home.mkdir(mode=0o700, exist_ok=True)
@@ -76,7 +76,15 @@ class Engine:
 
     def driver(self, kind: str, name: str) -> type:
         """The class of driver `name` of `kind`, refused clearly when unsupported."""
+        self._plugins_loaded()
         return plugins.drivers(kind).supported(name)
+
+    def _plugins_loaded(self) -> None:
+        """Fire `engine_started` once, when this engine first needs its plugins
+        (commands that need none, like `ps`, never pay for loading them)."""
+        if not self._started:
+            self._started = True
+            self.hook("engine_started")
 
     # -- services --------------------------------------------------------------
 
@@ -119,6 +127,8 @@ class Engine:
 
         `name` is positional-only: hooks such as volume_removed take a `name` too.
         """
+        if name != "engine_started":
+            self._plugins_loaded()
         try:
             plugins.call(name, engine=self, **kwargs)
         except Exception as exc:  # a plugin must not break the user's command

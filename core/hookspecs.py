@@ -96,7 +96,10 @@ def register_registries(register):
 
 @hookspec
 def engine_started(engine):
-    """The engine is configured and its store is open.
+    """The engine is configured and is about to use its plugins for the first time.
+
+    Called once per berth process, before the first driver lookup or hook
+    call; commands that need no plugin (``ps``, ``inspect``) do not fire it.
 
     :param engine: the :class:`berth.core.engine.Engine`.
     """

@@ -51,10 +51,56 @@ def manager() -> pluggy.PluginManager:
     return _manager
 
 
-def _entry_points():
+class _EntryPoint:
+    """The part of importlib.metadata.EntryPoint the manager uses."""
+
+    def __init__(self, name: str, value: str):
+        self.name, self.value = name, value
+
+    def load(self):
+        module, _, attr = self.value.partition(":")
+        obj = importlib.import_module(module.strip())
+        for part in filter(None, attr.strip().split(".")):
+            obj = getattr(obj, part)
+        return obj
+
+
+def _entry_points() -> list:
+    """Entry points of group `berth`, cached on disk.
+
+    Scanning every installed distribution costs ~20 ms a command; the cache
+    is keyed by the modification times of the sys.path directories, which
+    change whenever a distribution is installed or removed there. It lives
+    in the caller's own ~/.cache (mode 0700): plugin names are code to run.
+    """
+    import json
+
+    key = []
+    for entry in sys.path:
+        try:
+            key.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            key.append([entry, None])
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "berth", "entry-points.json")
+    try:
+        with open(cache) as f:
+            data = json.load(f)
+        if data["key"] == key:
+            return [_EntryPoint(n, v) for n, v in data["entry_points"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     from importlib.metadata import entry_points
 
-    return entry_points(group="berth")
+    found = [(ep.name, ep.value) for ep in entry_points(group="berth")]
+    try:
+        os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
+        tmp = f"{cache}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            json.dump({"key": key, "entry_points": found}, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home: just no cache
+    return [_EntryPoint(n, v) for n, v in found]
 
 
 def reset() -> None:

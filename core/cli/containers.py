@@ -117,6 +117,7 @@ def _build_options(engine, image, command, kw, detach=False):
         image=image, command=list(command), name=kw["name"], entrypoint=kw["entrypoint"], env=list(kw["env"]),
         env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"],
         labels=_key_values(kw["labels"], "--label"), tty=kw["tty"], interactive=kw["interactive"],
+        console_size=_console_size() if kw["tty"] else None,
         attach=list(kw["attach"]), detach=detach, auto_remove=kw["auto_remove"], read_only=kw["read_only"],
         memory=memory, memory_swap=swap, cpus=kw["cpus"], pids_limit=kw["pids_limit"],
         log_driver=kw["log_driver"], log_opts=_key_values(kw["log_opt"], "--log-opt"), network=kw["network"],
@@ -973,3 +974,14 @@ for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop",
                     ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp),
                     ("inspect", container_inspect), ("prune", prune)):
     container.add_command(_cmd, _name)
+
+
+def _console_size() -> tuple[int, int] | None:
+    """Rows and columns of the terminal on our stdin or stdout, if any."""
+    from berth.core.runtime.monitor import window_size
+
+    for fd in (0, 1):
+        if os.isatty(fd):
+            return window_size(fd)
+    return None
+

@@ -108,8 +108,9 @@ def attach(path: str, *, stdin_fd: int | None, stdout_fd: int | None, stderr_fd:
     sock.sendall(json.dumps(hello).encode() + b"\n")
     wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
     old_winch = None
-    if tty and stdin_fd is not None and os.isatty(stdin_fd):
-        size = window_size(stdin_fd)
+    term = next((fd for fd in (stdin_fd, stdout_fd) if fd is not None and os.isatty(fd)), None)
+    if tty and term is not None:  # the container's terminal follows ours
+        size = window_size(term)
         if size:
             sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
         old_winch = signal.signal(signal.SIGWINCH, lambda *_: os.write(wake_w, b"w"))
@@ -125,7 +126,7 @@ def attach(path: str, *, stdin_fd: int | None, stdout_fd: int | None, stderr_fd:
             for key, _ in sel.select():
                 if key.data == "wake":
                     os.read(wake_r, 64)
-                    size = window_size(stdin_fd)
+                    size = window_size(term)
                     if size:
                         sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
                 elif key.data == "stdin":
@@ -405,7 +406,8 @@ class Monitor:
         if cfg.get("Tty"):
             master, slave = os.openpty()
             os.set_blocking(master, False)
-            fcntl.ioctl(master, _TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+            rows, cols = hc.get("ConsoleSize") or (0, 0)  # the caller's terminal, else 24x80
+            fcntl.ioctl(master, _TIOCSWINSZ, struct.pack("HHHH", rows or 24, cols or 80, 0, 0))
             self.master = master
             self.outputs[master] = "stdout"
             stdin = stdout = stderr = slave

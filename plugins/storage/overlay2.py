@@ -163,11 +163,7 @@ class Overlay2Driver(StorageDriver):
                 raise Unsupported(f"overlay2: layer {id} has too many ancestors ({len(lowers)}) to mount")
             if common.is_mounted(merged):  # left over by a crash: start afresh
                 common.unmount(merged)
-            common.run(
-                ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)],
-                f"overlay2: mounting layer {id}",
-                cwd=self.home,  # the lowerdir paths are relative to home
-            )
+            _mount_overlay(self.home, merged, options, id)
             count[0] = 1
         return merged
 
@@ -228,3 +224,21 @@ class Overlay2Driver(StorageDriver):
         if lowers:
             data["LowerDir"] = ":".join(map(str, lowers))
         return data
+
+
+def _mount_overlay(home: Path, merged: Path, options: str, id: str) -> None:
+    """mount(2) the union with cwd at home: the lowerdir paths are relative to it
+    (short options for deep stacks), and no mount(8) process is started."""
+    from berth.core.errors import BerthError
+    from berth.core.runtime import syscalls
+
+    back = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.chdir(home)
+        syscalls.mount("overlay", str(merged), "overlay", 0, options)
+    except OSError as exc:
+        raise BerthError(f"overlay2: mounting layer {id}: {exc.strerror}") from None
+    finally:
+        os.fchdir(back)
+        os.close(back)
+

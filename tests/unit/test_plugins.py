@@ -262,3 +262,25 @@ def test_trace_prints_every_hook_call(fake, monkeypatch, capsys):
     monkeypatch.setenv("BERTH_TRACE_PLUGINS", "1")
     plugins.call("volume_removed", engine=None, name="bttraced")
     assert "volume_removed" in capsys.readouterr().err
+
+
+STARTED = """
+    from berth.core.hookspecs import hookimpl
+
+    started = []
+
+    @hookimpl
+    def engine_started(engine):
+        started.append(engine)
+"""
+
+
+def test_engine_started_fires_once_when_the_engine_first_needs_plugins(fake, tmp_path):
+    mods = fake.modules(plugin=STARTED)
+    fake.install({"btstart": mods["plugin"]})
+    engine = Engine(config.load({"engine": {"root": str(tmp_path / "root"), "runroot": str(tmp_path / "run")}},
+                                env={}))
+    assert mods["plugin"] not in sys.modules  # constructing an engine loads no plugin
+    engine.hook("volume_removed", name="btvol")
+    engine.hook("volume_removed", name="btvol2")
+    assert sys.modules[mods["plugin"]].started == [engine]
