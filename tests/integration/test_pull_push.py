@@ -438,3 +438,18 @@ def test_a_truthful_fake_registry_works(berth, fake_server_factory):
     res = berth("pull", name, check=True)
     assert res.stdout.splitlines()[-3] == f"Digest: {image.digest}"
     assert inspect(berth, name)["RootFS"]["Layers"] == json.loads(image.config)["rootfs"]["diff_ids"]
+
+
+def test_search_lists_the_registrys_matching_repositories(berth, registry):
+    for repo in ("team/web", "team/webcache", "team/db"):
+        berth("tag", berth.image, f"{registry}/{repo}:v1", check=True)
+        berth("push", "-q", f"{registry}/{repo}:v1", check=True)
+    lines = berth("search", f"{registry}/web", check=True).stdout.splitlines()
+    assert lines[0].split() == ["NAME", "DESCRIPTION", "STARS", "OFFICIAL"]
+    names = sorted(line.split()[0] for line in lines[1:])
+    assert names == [f"{registry}/team/web", f"{registry}/team/webcache"]
+    assert berth("search", "--limit", "1", "--format", "{{.Name}}", f"{registry}/web", check=True).stdout.count("\n") == 1
+    assert berth("search", "--filter", "is-official=true", "--format", "{{.Name}}", f"{registry}/web",
+                 check=True).stdout == ""
+    bad = berth("search", "--limit", "0", f"{registry}/web")
+    assert bad.returncode == 125 and bad.stderr.strip() == "Error: Limit 0 is outside the range of [1, 100]"

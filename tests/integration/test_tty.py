@@ -51,3 +51,44 @@ def test_run_t_gives_a_terminal_of_the_callers_size(berth):
 def test_run_t_without_a_terminal_still_runs(berth):
     proc = berth("run", "--rm", "-t", "--network", "none", berth.image, "sh", "-c", "test -t 1 && echo tty")
     assert proc.returncode == 0 and proc.stdout.replace("\r", "") == "tty\n"
+
+
+def test_ctrl_p_ctrl_q_detaches_and_the_container_keeps_running(berth):
+    cid = berth("run", "-d", "-i", "-t", "--network", "none", berth.image, "sh", check=True).stdout.strip()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(BERTH + berth.args() + ["attach", cid], stdin=slave, stdout=slave, stderr=slave,
+                            env=berth.env, start_new_session=True)
+    os.close(slave)
+    try:
+        time.sleep(1.0)
+        os.write(master, b"echo attached-$((40+2))\r")
+        deadline, seen = time.time() + 10, b""
+        while b"attached-42" not in seen and time.time() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        assert b"attached-42" in seen  # the shell answered through the attach
+        os.write(master, b"\x10\x11")  # ctrl-p ctrl-q
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    state = berth("inspect", "-f", "{{.State.Status}}", cid, check=True).stdout.strip()
+    assert state == "running"
+    berth("rm", "-f", cid, check=True)
+
+
+def test_exec_t_gets_a_terminal(berth):
+    cid = berth("run", "-d", "--network", "none", berth.image, "sleep", "60", check=True).stdout.strip()
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 91, 0, 0))
+    proc = subprocess.Popen(BERTH + berth.args() + ["exec", "-t", cid, "sh", "-c", "test -t 0 && echo tty-ok; exit 6"],
+                            stdin=slave, stdout=slave, stderr=slave, env=berth.env, start_new_session=True)
+    os.close(slave)
+    try:
+        out = read_all(master, proc)
+        assert proc.wait(30) == 6
+    finally:
+        os.close(master)
+    assert b"tty-ok" in out
+    berth("rm", "-f", cid, check=True)
