@@ -143,3 +143,19 @@ def test_damaged_store_still_lists_and_removes(berth):
     assert "busybox" in proc.stdout and "config blob is missing" in proc.stderr
     assert berth("rmi", "-f", image, check=True).stdout.splitlines()[0] == "Untagged: busybox:latest"
     assert image_ids(berth) == []
+
+
+def test_data_and_run_directories_are_private(berth):
+    berth.image
+    assert oct(os.stat(berth.root).st_mode & 0o777) == "0o700"
+    assert oct(os.stat(berth.runroot).st_mode & 0o777) == "0o700"
+
+
+def test_image_events_are_journaled_for_other_processes(berth):
+    since = str(int(time.time()) - 1)
+    berth.image
+    berth("tag", "busybox", "again", check=True)
+    berth("rmi", "again", check=True)
+    out = berth("events", "--since", since, "--until", str(int(time.time()) + 1),
+                "--format", "{{.Type}} {{.Action}}", check=True).stdout.split("\n")
+    assert [l for l in out if l] == ["image import", "image tag", "image untag"]
