@@ -16,7 +16,7 @@ import importlib
 import os
 from typing import Any, Iterator
 
-from berth.core import events, plugins
+from berth.core import events
 from berth.core.config import Config
 from berth.core.log import get_logger
 
@@ -76,6 +76,8 @@ class Engine:
 
     def driver(self, kind: str, name: str) -> type:
         """The class of driver `name` of `kind`, refused clearly when unsupported."""
+        from berth.core import plugins  # pluggy: only for commands that use drivers
+
         self._plugins_loaded()
         return plugins.drivers(kind).supported(name)
 
@@ -129,6 +131,8 @@ class Engine:
         """
         if name != "engine_started":
             self._plugins_loaded()
+        from berth.core import plugins
+
         try:
             plugins.call(name, engine=self, **kwargs)
         except Exception as exc:  # a plugin must not break the user's command

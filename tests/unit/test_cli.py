@@ -59,3 +59,16 @@ def test_unknown_storage_driver_one_line(tmp_path, rootfs_tar):
     assert proc.returncode == 125
     assert proc.stderr.strip().startswith("Error: unknown storage driver 'nope'")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ps_and_images_import_nothing_heavy(tmp_path):
+    for command in ("ps", "images"):
+        code = (f"import sys; sys.argv=['berth','--root',{str(tmp_path / 'r')!r},'--runroot',{str(tmp_path / 's')!r},"
+                f"{command!r}]\n"
+                "from berth.core.cli.main import main\n"
+                "try: main()\nexcept SystemExit: pass\n"
+                "heavy=[m for m in ('pyroute2','prometheus_client','structlog','pluggy','importlib.metadata',"
+                "'http.client','zstandard') if m in sys.modules]\n"
+                "print(heavy, file=sys.stderr)")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.stderr.strip().splitlines()[-1] == "[]", (command, proc.stderr)
