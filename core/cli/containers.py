@@ -14,7 +14,9 @@ import sys
 
 import click
 
-from berth.core.cli.main import CONTEXT, _Exit, get_engine
+from berth.core.cli import filters as filters_
+from berth.core.cli import output
+from berth.core.cli.main import CONTEXT, ExitCode, get_engine
 from berth.core.errors import BerthError, InvalidArgument
 
 # run/create/exec keep -h free for --hostname, as Docker does.
@@ -28,20 +30,7 @@ def _as_run_error(exc: BerthError) -> BerthError:
     """run/create: berth's own failures exit 125, the command's 126/127 stay."""
     if exc.exit_code in (126, 127, 125):
         return exc
-    return _Exit(exc.message, 125)
-
-
-def _each(refs, action) -> None:
-    """Apply `action` to every argument; print failures, exit 1 if any failed."""
-    failed = False
-    for ref in refs:
-        try:
-            action(ref)
-        except BerthError as exc:
-            click.echo(f"Error: {exc.message}", err=True)
-            failed = True
-    if failed:
-        raise _Exit("", 1)
+    return ExitCode(exc.message, 125)
 
 
 def _key_values(items, what: str) -> dict[str, str]:
@@ -325,7 +314,7 @@ def start(attach, interactive, detach_keys, containers):
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         container = service.get(containers[0])
         if container.running:
-            raise _Exit(f"container {container.id} is already running", 1)
+            raise ExitCode(f"container {container.id} is already running", 1)
         container = service.start(container, attach_wait=True)
         return _attach_foreground(engine, container, detach_keys=detach_keys, stdin=interactive)
 
@@ -333,7 +322,7 @@ def start(attach, interactive, detach_keys, containers):
         service.start(ref)
         click.echo(ref)
 
-    _each(containers, one)
+    output.each(containers, one)
 
 
 @click.command("stop", context_settings=CONTEXT)
@@ -351,7 +340,7 @@ def stop(timeout, sig, containers):
         service.stop(c, timeout)
         click.echo(ref)
 
-    _each(containers, one)
+    output.each(containers, one)
 
 
 @click.command("restart", context_settings=CONTEXT)
@@ -365,7 +354,7 @@ def restart(timeout, containers):
         service.restart(ref, timeout)
         click.echo(ref)
 
-    _each(containers, one)
+    output.each(containers, one)
 
 
 @click.command("kill", context_settings=CONTEXT)
@@ -382,7 +371,7 @@ def kill(sig, containers):
         service.kill(ref, sig)
         click.echo(ref)
 
-    _each(containers, one)
+    output.each(containers, one)
 
 
 @click.command("pause", context_settings=CONTEXT)
@@ -390,7 +379,7 @@ def kill(sig, containers):
 def pause(containers):
     """Pause all processes within one or more containers."""
     service = get_engine().containers
-    _each(containers, lambda ref: (service.pause(ref), click.echo(ref)))
+    output.each(containers, lambda ref: (service.pause(ref), click.echo(ref)))
 
 
 @click.command("unpause", context_settings=CONTEXT)
@@ -398,7 +387,7 @@ def pause(containers):
 def unpause(containers):
     """Unpause all processes within one or more containers."""
     service = get_engine().containers
-    _each(containers, lambda ref: (service.unpause(ref), click.echo(ref)))
+    output.each(containers, lambda ref: (service.unpause(ref), click.echo(ref)))
 
 
 @click.command("rm", context_settings=CONTEXT)
@@ -421,7 +410,7 @@ def rm(force, volumes, link, containers):
             return  # as Docker: rm -f of a missing container is quiet
         click.echo(ref)
 
-    _each(containers, one)
+    output.each(containers, one)
 
 
 @click.command("rename", context_settings=CONTEXT)
@@ -443,7 +432,7 @@ def wait(containers):
         after = service.wait_exit(c)
         click.echo(int((after or c).state.get("ExitCode") or 0))
 
-    _each(containers, one)
+    output.each(containers, one)
 
 
 @click.command("attach", context_settings=CONTEXT)
@@ -456,9 +445,9 @@ def attach(no_stdin, sig_proxy, detach_keys, container):
     engine = get_engine()
     c = engine.containers.get(container)
     if not c.running:
-        raise _Exit("You cannot attach to a stopped container, start it first", 1)
+        raise ExitCode("You cannot attach to a stopped container, start it first", 1)
     if c.status == "paused":
-        raise _Exit("You cannot attach to a paused container, unpause it first", 1)
+        raise ExitCode("You cannot attach to a paused container, unpause it first", 1)
     c.config["AttachStdout"] = c.config["AttachStderr"] = True
     stdin = bool(c.config.get("OpenStdin")) and not no_stdin
     return _attach_foreground(engine, c, sig_proxy=sig_proxy, detach_keys=detach_keys, stdin=stdin)
@@ -546,11 +535,8 @@ def _ps_filter(engine, c, filters: dict[str, list[str]]) -> bool:
             if c.status != "exited" or str(c.state.get("ExitCode")) not in values:
                 return False
         elif key == "label":
-            labels = c.config.get("Labels") or {}
-            for v in values:
-                k, sep, val = v.partition("=")
-                if k not in labels or (sep and labels[k] != val):
-                    return False
+            if not all(filters_.label_match(c.config.get("Labels") or {}, v) for v in values):
+                return False
         elif key == "ancestor":
             if not any(_is_ancestor(engine, c, v) for v in values):
                 return False
@@ -591,12 +577,7 @@ def ps(all_, quiet, last, latest, no_trunc, size, filters, fmt):
     from berth.core.cli import output
 
     engine = get_engine()
-    parsed: dict[str, list[str]] = {}
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value)")
-        parsed.setdefault(key, []).append(value)
+    parsed = filters_.parse(filters)
     containers = engine.containers.list()
     if latest:
         last = 1
@@ -652,7 +633,7 @@ def container_inspect(fmt, size, containers):
     if missing:
         for m in missing:
             click.echo(f"Error: {m}", err=True)
-        raise _Exit("", 1)
+        raise BerthError("")
 
 
 @click.command("logs", context_settings=CONTEXT)
@@ -677,7 +658,7 @@ def logs(follow, tail, since, until, timestamps, details, container):
     cfg = c.host_config.get("LogConfig") or {}
     cls = plugins.drivers("log").get(cfg.get("Type") or "json-file")
     if not getattr(cls, "readable", False):
-        raise _Exit("configured logging driver does not support reading", 1)
+        raise ExitCode("configured logging driver does not support reading", 1)
     tail_n = None
     if tail not in ("all", "", None):
         try:
@@ -740,9 +721,9 @@ def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, de
     engine = get_engine()
     c = engine.containers.get(container)
     if c.status == "paused":
-        raise _Exit(f"Container {c.id} is paused, unpause the container before exec", 1)
+        raise ExitCode(f"Container {c.id} is paused, unpause the container before exec", 1)
     if not c.running:
-        raise _Exit(f"Container {c.id} is not running", 1)
+        raise ExitCode(f"Container {c.id} is not running", 1)
     cfg = c.config
     extra = [e for f in env_file for e in parse_env_file(f)] + list(env)
     spec = ProcessSpec(args=list(command), env=merge_env(list(cfg.get("Env") or []), extra),
@@ -851,13 +832,13 @@ def top(container, ps_args):
     except FileNotFoundError:
         out = _ps_from_proc()
     except subprocess.CalledProcessError as exc:
-        raise _Exit(f"Error running top: ps: {exc.stderr.strip()}", 1) from None
+        raise ExitCode(f"Error running top: ps: {exc.stderr.strip()}", 1) from None
     lines = out.splitlines()
     if not lines:
         return
     header = lines[0].split()
     if "PID" not in header:
-        raise _Exit(f"Couldn't find PID field in ps output", 1)
+        raise ExitCode("Couldn't find PID field in ps output", 1)
     col = header.index("PID")
     wanted = set(pids)
     rows = [lines[0]]

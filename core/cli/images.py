@@ -6,9 +6,10 @@ import sys
 
 import click
 
+from berth.core.cli import filters as filters_
 from berth.core.cli import output
 from berth.core.cli.main import CONTEXT, get_engine
-from berth.core.errors import BerthError, InvalidArgument, NotFound
+from berth.core.errors import InvalidArgument, NotFound
 
 
 def _containers_using(engine):
@@ -35,7 +36,7 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
     from berth.core.units import ago, human_size
 
     engine = get_engine()
-    flt = _parse_filters(filters, {"dangling", "reference", "label", "before", "since"})
+    flt = filters_.parse(filters, {"dangling", "reference", "label", "before", "since"})
     rows = []
     seen_ids = []
     all_images = engine.images.all()
@@ -84,16 +85,6 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
     output.table(rows, columns, fmt)
 
 
-def _parse_filters(filters, allowed: set[str]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep or key not in allowed:
-            raise InvalidArgument(f"invalid filter '{f}'")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 @click.command("import", context_settings=CONTEXT)
 @click.argument("source")
 @click.argument("repository", required=False)
@@ -139,16 +130,12 @@ def tag(source, target):
 def rmi(names, force, no_prune):
     """Remove one or more images."""
     engine = get_engine()
-    failed = False
-    for name in names:
-        try:
-            for action, what in engine.images.remove(name, force=force, in_use_by=_containers_using(engine)):
-                click.echo(f"{action}: {what}")
-        except BerthError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            failed = True
-    if failed:
-        raise BerthError("")
+
+    def remove(name):
+        for action, what in engine.images.remove(name, force=force, in_use_by=_containers_using(engine)):
+            click.echo(f"{action}: {what}")
+
+    output.each(names, remove)
 
 
 @click.command("history", context_settings=CONTEXT)

@@ -126,12 +126,9 @@ def get_engine(ctx: click.Context | None = None):
     return ctx.meta["_engine"]
 
 
-def fail(message: str, code: int = 1) -> None:
-    """End the command with one line on stderr and `code`."""
-    raise BerthError(message) if code == 1 else _Exit(message, code)
+class ExitCode(BerthError):
+    """An error with an exit code of the command's choosing (125 for a failed run)."""
 
-
-class _Exit(BerthError):
     def __init__(self, message: str, code: int):
         super().__init__(message)
         self.exit_code = code

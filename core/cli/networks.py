@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from berth.core.cli import filters as filters_
 from berth.core.cli import output
 from berth.core.cli.main import CONTEXT, get_engine
-from berth.core.errors import BerthError, InvalidArgument, NotFound
+from berth.core.errors import InvalidArgument, NotFound
 
 
 @click.group("network", context_settings=CONTEXT)
@@ -33,11 +34,6 @@ def create(name, driver, subnet, gateway, internal, labels):
     click.echo(info["Id"])
 
 
-def _label_match(labels: dict, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)
-
-
 @network.command("ls", context_settings=CONTEXT)
 @click.option("-q", "--quiet", is_flag=True, help="Only display network IDs.")
 @click.option("-f", "--filter", "filters", multiple=True,
@@ -50,12 +46,7 @@ def ls(quiet, filters, fmt, no_trunc):
 
     engine = get_engine()
     engine.networks.recover()
-    flt: dict[str, list[str]] = {}
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep or key not in ("driver", "id", "label", "name", "type", "dangling", "scope"):
-            raise InvalidArgument(f"invalid filter '{f}'")
-        flt.setdefault(key, []).append(value)
+    flt = filters_.parse(filters, ("driver", "id", "label", "name", "type", "dangling", "scope"))
     rows = []
     for net in engine.networks.list():
         if "driver" in flt and net["Driver"] not in flt["driver"]:
@@ -66,7 +57,7 @@ def ls(quiet, filters, fmt, no_trunc):
             continue
         if "scope" in flt and "local" not in flt["scope"]:
             continue
-        if "label" in flt and not all(_label_match(net["Labels"] or {}, l) for l in flt["label"]):
+        if "label" in flt and not all(filters_.label_match(net["Labels"] or {}, l) for l in flt["label"]):
             continue
         if "type" in flt:
             kind = "builtin" if net["Name"] in PREDEFINED else "custom"
@@ -103,20 +94,16 @@ def inspect(names, fmt):
 def rm(names, force):
     """Remove one or more networks."""
     engine = get_engine()
-    failed = False
-    for name in names:
+
+    def remove(name):
         try:
             engine.networks.remove(name)
             click.echo(name)
-        except NotFound as exc:
-            if not force:
-                click.echo(f"Error: {exc}", err=True)
-                failed = True
-        except BerthError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            failed = True
-    if failed:
-        raise BerthError("")
+        except NotFound:
+            if not force:  # -f: a missing one is not an error
+                raise
+
+    output.each(names, remove)
 
 
 @network.command("connect", context_settings=CONTEXT)

@@ -54,3 +54,20 @@ def inspect_each(names, lookup, fmt: str | None = None) -> None:
             click.echo(f"Error: {m}", err=True)
         raise NotFound(missing[-1])
 
+
+def each(names, action) -> None:
+    """Apply `action` to every argument; print each failure, exit 1 if any failed (Docker's rm, rmi ...)."""
+    import click
+
+    from berth.core.errors import BerthError
+
+    failed = False
+    for name in names:
+        try:
+            action(name)
+        except BerthError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            failed = True
+    if failed:
+        raise BerthError("")
+

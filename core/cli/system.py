@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from berth.core.cli.main import CONTEXT, _Exit, get_engine
+from berth.core.cli.main import CONTEXT, get_engine
 from berth.core.errors import BerthError, InvalidArgument, NotFound
 
 
@@ -44,7 +44,7 @@ def inspect(fmt, size, type_, names):
     if errors:
         for message in errors:
             click.echo(f"Error: {message}", err=True)
-        raise _Exit("", 1)
+        raise BerthError("")
 
 
 # -- events -------------------------------------------------------------------------------
@@ -94,12 +94,9 @@ def events(since, until, filters, fmt):
     """Get real time events from berth."""
     from berth.core.units import parse_since
 
-    parsed: dict[str, list[str]] = {}
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep:
-            raise InvalidArgument(f"bad format of filter (expected name=value)")
-        parsed.setdefault(key, []).append(value)
+    from berth.core.cli import filters as filters_
+
+    parsed = filters_.parse(filters)
     since_ns = int(parse_since(since) * 1e9) if since else None
     until_ns = int(parse_since(until) * 1e9) if until else None
     engine = get_engine()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from berth.core.cli import filters as filters_
 from berth.core.cli import output
 from berth.core.cli.main import CONTEXT, get_engine
-from berth.core.errors import BerthError, InvalidArgument, NotFound
+from berth.core.errors import InvalidArgument, NotFound
 
 
 def _pairs(values, what: str) -> dict[str, str]:
@@ -43,12 +44,7 @@ def create(name, driver, opts, labels, name_opt):
 def ls(quiet, filters, fmt):
     """List volumes."""
     engine = get_engine()
-    flt: dict[str, list[str]] = {}
-    for f in filters:
-        key, sep, value = f.partition("=")
-        if not sep or key not in ("dangling", "driver", "name", "label"):
-            raise InvalidArgument(f"invalid filter '{f}'")
-        flt.setdefault(key, []).append(value)
+    flt = filters_.parse(filters, ("dangling", "driver", "name", "label"))
     rows = []
     for vol in engine.volumes.list():
         if "dangling" in flt:
@@ -59,7 +55,7 @@ def ls(quiet, filters, fmt):
             continue
         if "name" in flt and not any(n in vol["Name"] for n in flt["name"]):
             continue
-        if "label" in flt and not all(_label_match(vol["Labels"] or {}, l) for l in flt["label"]):
+        if "label" in flt and not all(filters_.label_match(vol["Labels"] or {}, l) for l in flt["label"]):
             continue
         rows.append({"Driver": vol["Driver"], "Name": vol["Name"], "Mountpoint": vol["Mountpoint"],
                      "Scope": vol["Scope"], "Labels": ",".join(f"{k}={v}" for k, v in (vol["Labels"] or {}).items()),
@@ -69,11 +65,6 @@ def ls(quiet, filters, fmt):
             click.echo(r["Name"])
         return
     output.table(rows, [("Driver", "DRIVER"), ("Name", "VOLUME NAME")], fmt)
-
-
-def _label_match(labels: dict, wanted: str) -> bool:
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)
 
 
 @volume.command("inspect", context_settings=CONTEXT)
@@ -91,20 +82,16 @@ def inspect(names, fmt):
 def rm(names, force):
     """Remove one or more volumes."""
     engine = get_engine()
-    failed = False
-    for name in names:
+
+    def remove(name):
         try:
             engine.volumes.remove(name, force=force)
             click.echo(name)
-        except NotFound as exc:
-            if not force:
-                click.echo(f"Error: {exc}", err=True)
-                failed = True
-        except BerthError as exc:
-            click.echo(f"Error: {exc}", err=True)
-            failed = True
-    if failed:
-        raise BerthError("")
+        except NotFound:
+            if not force:  # -f: a missing one is not an error
+                raise
+
+    output.each(names, remove)
 
 
 @volume.command("prune", context_settings=CONTEXT)
