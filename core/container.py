@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.runtime.proc import start_time as proc_start
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
 
@@ -49,21 +50,6 @@ _MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 
 # Bookkeeping kept in the state column but not shown by inspect.
 _PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart")
-
-
-def proc_start(pid: int) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie `pid`, else None."""
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
 
 
 def alive(pid: int, start: int | None) -> bool:

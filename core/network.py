@@ -33,6 +33,7 @@ from pathlib import Path
 
 from berth.core import links as links_mod
 from berth.core import ports as ports_mod
+from berth.core.runtime.proc import start_time as proc_start
 from berth.core.drivers import Endpoint, NetworkSpec, PortMapping
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unsupported
 from berth.core.store import dumps, loads
@@ -66,16 +67,6 @@ def veth_name(container_id: str, network_id: str) -> str:
 def table_name(bridge: str) -> str:
     """The nftables table of an installation, named after its default bridge."""
     return "berth" if bridge == "berth0" else "berth_" + re.sub(r"[^A-Za-z0-9_]", "_", bridge)
-
-
-def _proc_start(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2:].split()
-    return None if fields[0] in (b"Z", b"X") else int(fields[19])
 
 
 class NetworkService:
@@ -795,14 +786,14 @@ class NetworkService:
     def _write_marker(self, container_id: str, pid: int) -> None:
         path = self._marker(container_id)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.write_text(f"{pid} {_proc_start(pid)}")
+        path.write_text(f"{pid} {proc_start(pid)}")
 
     def _owner_alive(self, container_id: str) -> bool:
         try:
             pid, start = self._marker(container_id).read_text().split()
         except (OSError, ValueError):
             return False
-        return start != "None" and _proc_start(int(pid)) == int(start)
+        return start != "None" and proc_start(int(pid)) == int(start)
 
     def recover(self) -> None:
         """Release allocations of containers that are not running and whose
@@ -815,7 +806,7 @@ class NetworkService:
             cid = r["container_id"]
             c = self.store.one("SELECT state FROM containers WHERE id = ?", (cid,))
             state = loads(c["state"]) if c else {}
-            if c is not None and state.get("Status") in _LIVE and _proc_start(int(state.get("Pid") or 0)):
+            if c is not None and state.get("Status") in _LIVE and proc_start(int(state.get("Pid") or 0)):
                 continue
             if self._owner_alive(cid):
                 continue

@@ -696,9 +696,9 @@ class Monitor:
 
 
 def _self_start() -> int:
-    from berth.core.container import proc_start
+    from berth.core.runtime.proc import start_time
 
-    return proc_start(os.getpid())
+    return start_time(os.getpid())
 
 
 def _now() -> str:

@@ -71,10 +71,10 @@ class Started:
 
 
 def process_start_time(pid: int) -> int:
-    """Start time of `pid` in clock ticks since boot (field 22 of stat)."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        data = f.read()
-    return int(data[data.rindex(b")") + 2:].split()[19])
+    """Start time of our live child `pid` (see berth.core.runtime.proc)."""
+    from berth.core.runtime.proc import start_time
+
+    return start_time(pid)
 
 
 # ---------------------------------------------------------------- parent side
