@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 import secrets
 from typing import BinaryIO, Iterable
@@ -150,22 +149,18 @@ class ImageService:
         )
 
     def find_id(self, name: str) -> str | None:
-        """Image ID for a reference, a full or short ID, or a repo digest."""
-        if refs.ID_RE.match(name):
-            hexpart = name.split(":", 1)[-1]
-            if len(hexpart) == 64:
-                row = self.store.one("SELECT id FROM images WHERE id = ?", ("sha256:" + hexpart,))
-                if row:
-                    return row["id"]
-            elif not name.startswith("sha256:") or len(hexpart) >= 1:
-                rows = self.store.all("SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexpart}%",))
-                if len(rows) == 1 and (len(hexpart) >= 1):
-                    # A short ID only counts when no tag of that name exists.
-                    if not self._tag_target(name):
-                        return rows[0]["id"]
-                elif len(rows) > 1 and not self._tag_target(name):
-                    raise InvalidArgument(f"ambiguous image ID {name}: it matches {len(rows)} images")
-        return self._tag_target(name)
+        """Image ID for a reference, a repo digest, or a full or short ID.
+
+        A tag wins over an ID prefix of the same spelling, as in Docker.
+        """
+        tagged = self._tag_target(name)
+        if tagged or not refs.ID_RE.match(name):
+            return tagged
+        hexpart = name.split(":", 1)[-1]
+        rows = self.store.all("SELECT id FROM images WHERE id LIKE ?", (f"sha256:{hexpart}%",))
+        if len(rows) > 1:
+            raise InvalidArgument(f"ambiguous image ID {name}: it matches {len(rows)} images")
+        return rows[0]["id"] if rows else None
 
     def _tag_target(self, name: str) -> str | None:
         try:
