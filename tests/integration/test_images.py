@@ -41,8 +41,9 @@ def test_import_from_stdin_gzip_and_zstd(berth, tmp_path):
     plain = berth("import", str(berth.rootfs), "plain", check=True).stdout.strip()
     diff_ids = {json.loads(berth("image", "inspect", i).stdout)[0]["RootFS"]["Layers"][0] for i in (gz, zst, plain)}
     assert len(diff_ids) == 1  # the same content, whatever the compression
+    # newest first, as docker images lists them
     assert berth("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split() == \
-        sorted(["plain:latest", "zst:latest", "gz:latest"], key=["plain:latest", "zst:latest", "gz:latest"].index)
+        ["plain:latest", "zst:latest", "gz:latest"]
 
 
 def test_import_changes_and_message(berth):
@@ -68,8 +69,8 @@ def test_missing_file_and_bad_reference(berth, tmp_path):
     assert proc.returncode == 1 and "no such file or directory" in proc.stderr
     proc = berth("import", str(berth.rootfs), "Bad/Name")
     assert proc.returncode == 125
-    assert proc.stderr == "Error: invalid reference format: repository name (Bad/Name) must be lowercase\n" or \
-        proc.stderr.startswith("Error: invalid reference format")
+    # As Docker: an upper-case first part is a registry host, so the repository is "Name".
+    assert proc.stderr == "Error: invalid reference format: repository name (Name) must be lowercase\n"
     proc = berth("image", "inspect", "nothere")
     assert proc.returncode == 1 and proc.stderr.strip().endswith("No such image: nothere:latest")
 
