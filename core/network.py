@@ -220,7 +220,7 @@ class NetworkService:
         with self.engine.lock("network"):
             self.driver(row["driver"]).delete_network(self.spec(row))
         self.engine.emit("network", "destroy", row["id"], {"name": row["name"], "type": row["driver"]})
-        _hook_removed(self.engine, row["name"])
+        self.engine.hook("network_removed", name=row["name"])
         return row["name"]
 
     def users(self, network_name: str) -> list[str]:
@@ -812,17 +812,6 @@ class NetworkService:
                 continue
             self._release(cid)
             self._clear_settings(cid)
-
-
-def _hook_removed(engine, name: str) -> None:
-    """network_removed(engine, name): Engine.hook's own first parameter is
-    called `name`, so this one hook is called directly (never fatal)."""
-    from berth.core import plugins
-
-    try:
-        plugins.call("network_removed", engine=engine, name=name)
-    except Exception:  # a plugin must not break the user's command
-        pass
 
 
 def _endpoint_settings(net_row, ep: Endpoint) -> dict:
