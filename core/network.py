@@ -31,6 +31,7 @@ import secrets
 import socket
 from pathlib import Path
 
+from berth.core import atomic
 from berth.core import links as links_mod
 from berth.core import ports as ports_mod
 from berth.core.runtime.proc import start_time as proc_start
@@ -786,7 +787,7 @@ class NetworkService:
     def _write_marker(self, container_id: str, pid: int) -> None:
         path = self._marker(container_id)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path.write_text(f"{pid} {proc_start(pid)}")
+        atomic.write_text(path, f"{pid} {proc_start(pid)}")  # recover() in another process may read it now
 
     def _owner_alive(self, container_id: str) -> bool:
         try:

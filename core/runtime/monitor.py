@@ -749,6 +749,8 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     to /etc/hosts and `engine.networks.resolv_conf(container)` (text) is the
     resolv.conf, when a network service exists and the mode is not host/none.
     """
+    from berth.core import atomic
+
     mode = container.network_mode
     networks = getattr(engine, "networks", None)
     wired = networks is not None and mode not in ("host", "none")
@@ -770,10 +772,7 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     out = {}
     for name, text in files.items():
         path = run_dir / name
-        tmp = run_dir / f".{name}.tmp"
-        tmp.write_text(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        atomic.write_text(path, text, 0o644)
         out[f"/etc/{name}"] = str(path)
     return out
 

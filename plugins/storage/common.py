@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from berth.core import archive
+from berth.core import archive, atomic
 from berth.core.drivers import Change, StorageDriver
 from berth.core.errors import BerthError, Conflict, InvalidArgument, NotFound
 
@@ -186,9 +186,7 @@ class FullTreeDriver(StorageDriver):
         if os.path.lexists(path):  # half made by a crash
             self.delete(path)
         self.clone(self.tree(parent) if parent else None, path)
-        tmp = self._parent_file(id).with_suffix(".tmp")
-        tmp.write_text(parent or "")
-        os.replace(tmp, self._parent_file(id))
+        atomic.write_text(self._parent_file(id), parent or "")
 
     def create_rw(self, id: str, parent: str | None) -> None:
         self.create(id, parent)
