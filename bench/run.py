@@ -230,12 +230,17 @@ def bench_pull(tmp: Path, rootfs: Path) -> list[dict]:
         sh(["umoci", "new", "--image", f"{layout}:big"])
         sh(["umoci", "unpack", "--image", f"{layout}:big", str(src)])
         shutil.unpack_archive(str(rootfs), str(src / "rootfs"), "tar")
-        sh(["umoci", "repack", "--image", f"{layout}:big", str(src)])
+        # --refresh-bundle: each repack diffs against the last one, so every step is its own layer.
+        repack = ["umoci", "repack", "--refresh-bundle", "--image", f"{layout}:big", str(src)]
+        sh(repack)
         for i in range(5):
             with open(src / "rootfs" / f"blob{i}", "wb") as f:
                 f.write(os.urandom(20 << 20))
-            sh(["umoci", "repack", "--image", f"{layout}:big", str(src)])
+            sh(repack)
         sh(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:big", f"docker://{name}"])
+        inspected = subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{name}"],
+                                   check=True, capture_output=True, text=True).stdout
+        assert len(json.loads(inspected)["Layers"]) == 6, "the bench image must have 6 layers"
         counter = iter(range(10**6))
 
         def pull(kind):
