@@ -90,6 +90,8 @@ def compare(name: str, rounds: int, berth_fn, podman_fn) -> dict:
         for bucket, fn in pair:
             bucket.append(fn())
     mb, mp = statistics.median(b), statistics.median(p)
+    if os.environ.get("BENCH_SAMPLES"):
+        print("  berth", [round(x * 1000) for x in b], "peer", [round(x * 1000) for x in p], flush=True)
     row = {"scenario": name, "berth_s": mb, "peer_s": mp, "ratio": mb / mp, "rounds": rounds}
     print(f"{name:48s} berth {mb*1000:8.1f} ms   peer {mp*1000:8.1f} ms   ratio {mb/mp:5.2f}", flush=True)
     return row

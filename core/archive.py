@@ -67,9 +67,7 @@ class _Prefixed(io.RawIOBase):
             buf[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._stream.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
+        return _read_into(self._stream, buf)
 
 
 def decompressed(stream: BinaryIO) -> BinaryIO:
@@ -87,14 +85,54 @@ def decompressed(stream: BinaryIO) -> BinaryIO:
         head += more
     raw = io.BufferedReader(_Prefixed(head, stream), _CHUNK)
     if head.startswith(_GZIP_MAGIC):
-        import gzip
-
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return io.BufferedReader(_Gunzip(raw), _CHUNK)
     if head.startswith(_ZSTD_MAGIC):
         import zstandard
 
         return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
     return raw
+
+
+class _Gunzip(io.RawIOBase):
+    """gzip decoding straight on zlib, in large chunks (gzip.GzipFile's 8 KiB
+    steps cost more than the inflating). zlib checks each member's CRC and
+    length; members may follow one another, zero padding may end the stream.
+    """
+
+    def __init__(self, stream: BinaryIO):
+        import zlib
+
+        self._zlib = zlib
+        self._stream = stream
+        self._inflate = zlib.decompressobj(31)
+        self._pending = b""  # compressed input not yet given to zlib
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:
+        while not self._done:
+            if self._inflate.eof:  # a member ended: zero padding and EOF, or the next member
+                rest = self._inflate.unused_data.lstrip(b"\0")
+                while not rest:
+                    more = self._stream.read(_CHUNK)
+                    if not more:
+                        self._done = True
+                        return 0
+                    rest = more.lstrip(b"\0")
+                self._inflate = self._zlib.decompressobj(31)
+                self._pending = rest
+            data = self._pending or self._stream.read(_CHUNK)
+            if not data:
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            out = self._inflate.decompress(data, len(buf))
+            # At a member's end the rest is in unused_data (unconsumed_tail may repeat it)
+            self._pending = b"" if self._inflate.eof else self._inflate.unconsumed_tail
+            if out:
+                buf[: len(out)] = out
+                return len(out)
+        return 0
 
 
 class _Limited(io.RawIOBase):
@@ -109,12 +147,21 @@ class _Limited(io.RawIOBase):
         return True
 
     def readinto(self, buf) -> int:
-        data = self._stream.read(len(buf))
-        self.count += len(data)
+        n = _read_into(self._stream, buf)
+        self.count += n
         if self.count > self._limit:
             raise Corrupt(f"layer is larger than the limit of {self._limit} bytes (decompression bomb?)")
-        buf[: len(data)] = data
-        return len(data)
+        return n
+
+
+def _read_into(stream: BinaryIO, buf) -> int:
+    """stream.readinto(buf) where the stream has it: one copy fewer than read()."""
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return readinto(buf) or 0
+    data = stream.read(len(buf))
+    buf[: len(data)] = data
+    return len(data)
 
 
 def _decompress_errors() -> tuple[type[BaseException], ...]:

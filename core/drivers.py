@@ -72,6 +72,12 @@ class StorageDriver(Driver):
     layer, unmount of an unmounted one) so that crash recovery can replay.
     """
 
+    #: True when `create` does not read the parent's content, so that layers
+    #: of one chain can be filled by `apply_diff` side by side, in threads
+    #: (overlay2 keeps each layer's diff apart). vfs and btrfs copy the
+    #: parent in `create`, so their layers are filled in chain order.
+    independent_layers: bool = False
+
     def __init__(self, home: Path, options: Mapping[str, str] | None = None):
         self.home = Path(home)
         self.options = dict(options or {})

@@ -14,12 +14,14 @@ blob, so switching drivers never loses an image.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import secrets
-from typing import BinaryIO, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from berth.core import reference as refs
 from berth.core.errors import Conflict, Corrupt, InvalidArgument, NotFound
@@ -33,6 +35,9 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
 DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
+# Layers a pull fills at once where the storage driver allows it (inflating,
+# hashing and writing release the GIL).
+PARALLEL_EXTRACT = 4
 LAYER_SUFFIX = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
 
 
@@ -113,6 +118,11 @@ class HashingReader:
         data = self.f.read(n)
         self.hash.update(data)
         return data
+
+    def readinto(self, buf) -> int:
+        n = self.f.readinto(buf) or 0
+        self.hash.update(memoryview(buf)[:n])
+        return n
 
     def drain(self) -> str:
         while self.read(1 << 20):
@@ -233,46 +243,125 @@ class ImageService:
         self.engine.hook("image_stored", image=image, action=action)
         return image
 
-    def ensure_layers(self, diff_ids: list[str], blob_digests: list[str]) -> list[int]:
-        """Make sure every layer of the chain is in the current storage driver; return sizes."""
+    def ensure_layers(self, diff_ids: list[str], blob_digests: list[str],
+                      blob_ready: Callable[[int], None] = lambda index: None) -> list[int]:
+        """Make sure every layer of the chain is in the current storage driver; return sizes.
+
+        `blob_ready(i)` returns once layer i's blob is in the content store:
+        a pull extracts layers while later ones still download. Missing
+        layers are created in chain order under their locks; a driver with
+        `independent_layers` then fills them side by side.
+        """
         driver = self.engine.storage
         name = self.engine.storage_driver_name
-        sizes: list[int] = []
-        parent_chain: str | None = None
-        parent_cache: str | None = None
-        for diff_id, chain_id, blob in zip(diff_ids, chain_ids(diff_ids), blob_digests):
-            row = self.store.one("SELECT cache_id, size FROM layers WHERE driver = ? AND chain_id = ?", (name, chain_id))
-            if row is None or not driver.exists(row["cache_id"]):
-                with self.engine.lock(f"layer-{chain_id.split(':')[1]}"):
-                    row = self.store.one("SELECT cache_id, size FROM layers WHERE driver = ? AND chain_id = ?", (name, chain_id))
+        sizes: list[int] = [0] * len(diff_ids)
+        missing: list[tuple[int, str, str, str, str | None, str]] = []  # index, chain, diff_id, blob, parent, cache
+        recorded: set[str] = set()
+        with contextlib.ExitStack() as held:
+            try:
+                parent_chain: str | None = None
+                parent_cache: str | None = None
+                for index, (diff_id, chain_id, blob) in enumerate(zip(diff_ids, chain_ids(diff_ids), blob_digests)):
+                    row = self._layer_row(name, chain_id)
                     if row is None or not driver.exists(row["cache_id"]):
-                        row = self._extract(driver, name, chain_id, diff_id, parent_chain, parent_cache, blob)
-            sizes.append(row["size"])
-            parent_chain, parent_cache = chain_id, row["cache_id"]
+                        held.enter_context(self.engine.lock(f"layer-{chain_id.split(':')[1]}"))
+                        row = self._layer_row(name, chain_id)
+                    if row is not None and driver.exists(row["cache_id"]):
+                        sizes[index] = row["size"]
+                        cache_id = row["cache_id"]
+                    else:
+                        cache_id = secrets.token_hex(32)
+                        if not driver.independent_layers:  # the child's create copies its parent: fill it first
+                            self._fill_missing(driver, missing, blob_ready, sizes, name, recorded, workers=1)
+                        driver.create(cache_id, parent_cache)
+                        missing.append((index, chain_id, diff_id, blob, parent_chain, cache_id))
+                    parent_chain, parent_cache = chain_id, cache_id
+                self._fill_missing(driver, missing, blob_ready, sizes, name, recorded, workers=PARALLEL_EXTRACT)
+            except BaseException:
+                for *_, cache_id in missing:
+                    if cache_id not in recorded:
+                        driver.remove(cache_id)
+                raise
         return sizes
 
-    def _extract(self, driver, name, chain_id, diff_id, parent_chain, parent_cache, blob) -> dict:
-        from berth.core.archive import decompressed
+    def _layer_row(self, driver_name: str, chain_id: str):
+        return self.store.one("SELECT cache_id, size FROM layers WHERE driver = ? AND chain_id = ?",
+                              (driver_name, chain_id))
 
-        cache_id = secrets.token_hex(32)
-        driver.create(cache_id, parent_cache)
-        try:
-            with self.engine.content.open(blob) as f:
-                reader = HashingReader(decompressed(f))
-                size = driver.apply_diff(cache_id, reader)
-                got = reader.drain()
-            if got != diff_id:
-                raise Corrupt(f"layer {blob}: uncompressed content is {got}, the image config says {diff_id}")
+    def _fill_missing(self, driver, missing, blob_ready, sizes, driver_name, recorded, workers) -> None:
+        """Extract every created layer of `missing` not yet recorded, then record them in chain order."""
+        todo = [m for m in missing if m[5] not in recorded]
+        if not todo:
+            return
+
+        def fill(item, in_child: bool) -> int:
+            index, _, diff_id, blob, _, cache_id = item
+            blob_ready(index)
+            if in_child:
+                return self._fill_in_child(driver, cache_id, diff_id, blob)
+            return self._fill(driver, cache_id, diff_id, blob)
+
+        if workers > 1 and len(todo) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="berth-extract") as pool:
+                futures = [pool.submit(fill, item, True) for item in todo]
+                results = [f.result() for f in futures]  # the with-block waits for every one, failed or not
+        else:
+            results = [fill(item, False) for item in todo]
+        for (index, chain_id, diff_id, _, parent_chain, cache_id), size in zip(todo, results):
             with self.store.transaction() as db:
-                db.execute("DELETE FROM layers WHERE driver = ? AND chain_id = ?", (name, chain_id))
+                db.execute("DELETE FROM layers WHERE driver = ? AND chain_id = ?", (driver_name, chain_id))
                 db.execute(
                     "INSERT INTO layers (driver, chain_id, cache_id, diff_id, parent, size) VALUES (?,?,?,?,?,?)",
-                    (name, chain_id, cache_id, diff_id, parent_chain, size),
+                    (driver_name, chain_id, cache_id, diff_id, parent_chain, size),
                 )
-        except BaseException:
-            driver.remove(cache_id)
-            raise
-        return {"cache_id": cache_id, "size": size}
+            recorded.add(cache_id)
+            sizes[index] = size
+
+    def _fill_in_child(self, driver, cache_id: str, diff_id: str, blob: str) -> int:
+        """_fill in a forked child, which has a GIL of its own: in threads, a
+        layer of many small files (a syscall each) starves behind the others'
+        Python work, and tar parsing gets one core only."""
+        import berth.core.archive  # noqa: F401 - imported before the fork, not in the child
+        from berth.core import errors
+
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.close(read_fd)
+                try:
+                    message = {"size": self._fill(driver, cache_id, diff_id, blob)}
+                except errors.BerthError as exc:
+                    message = {"error": type(exc).__name__, "message": exc.message}
+                except BaseException as exc:
+                    message = {"error": "BerthError", "message": f"layer {blob}: {type(exc).__name__}: {exc}"}
+                os.write(write_fd, json.dumps(message).encode())
+            finally:
+                os._exit(0)
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as f:
+            raw = f.read()
+        os.waitpid(pid, 0)
+        message = json.loads(raw) if raw else {"error": "BerthError", "message": f"layer {blob}: extraction died"}
+        if "error" in message:
+            cls = getattr(errors, message["error"], errors.BerthError)
+            raise (cls if isinstance(cls, type) and issubclass(cls, errors.BerthError) else errors.BerthError)(
+                message["message"])
+        return int(message["size"])
+
+    def _fill(self, driver, cache_id: str, diff_id: str, blob: str) -> int:
+        """apply_diff of `blob` into the created layer `cache_id`, checked against `diff_id`."""
+        from berth.core.archive import decompressed
+
+        with self.engine.content.open(blob) as f:
+            reader = HashingReader(decompressed(f))
+            size = driver.apply_diff(cache_id, reader)
+            got = reader.drain()
+        if got != diff_id:
+            raise Corrupt(f"layer {blob}: uncompressed content is {got}, the image config says {diff_id}")
+        return size
 
     def layer_cache_id(self, chain_id: str) -> str:
         row = self.store.one(

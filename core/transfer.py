@@ -223,8 +223,6 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
     Caller holds the "gc" lock shared. `staged` names blobs an archive reader
     already put in the store (removed again, like our own, on failure).
     """
-    from berth.core.image import OCI_LAYER, Layer
-
     content = engine.content
     config_desc = doc["config"]
     layers = doc["layers"]
@@ -271,30 +269,20 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
         with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="berth-pull") as pool:
             futures = [pool.submit(download, d, is_layer) for d, is_layer in jobs]
             try:
+                futures[0].result()
+                config_bytes, image_layers = _checked_config(content.read(config_desc["digest"]), layers)
+
+                def blob_ready(index: int) -> None:  # layer `index` is extracted while later ones download
+                    futures[index + 1].result()
+                    progress(short(layers[index]["digest"]), "Extracting", layers[index]["size"], layers[index]["size"])
+
+                engine.images.ensure_layers([l.diff_id for l in image_layers], [l.digest for l in image_layers],
+                                            blob_ready)
                 for fut in futures:
                     fut.result()
             except BaseException:
                 cancel.set()
                 raise
-        config_bytes = content.read(config_desc["digest"])
-        if len(config_bytes) > CONFIG_MAX:
-            raise Corrupt(f"image config is {len(config_bytes)} bytes, over the {CONFIG_MAX} byte limit")
-        try:
-            config = json.loads(config_bytes)
-        except (ValueError, UnicodeDecodeError):
-            raise Corrupt("invalid image config: not JSON") from None
-        diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
-            raise Corrupt(f"invalid image: the config lists {len(diff_ids or [])} layers, "
-                          f"the manifest {len(layers)}")
-        image_layers = []
-        for desc, diff_id in zip(layers, diff_ids):
-            check_digest(diff_id)
-            media_type = desc.get("mediaType") or OCI_LAYER
-            if media_type == OCI_LAYER and desc["digest"] != diff_id:
-                raise Corrupt(f"layer {desc['digest']}: its content is {desc['digest']}, "
-                              f"the image config says {diff_id}")
-            image_layers.append(Layer(desc["digest"], desc["size"], media_type, diff_id))
         image = engine.images.register(config_bytes, image_layers, tags=list(tags), repo_digest=repo_digest,
                                        action=action, manifest=doc)
     except BaseException:
@@ -305,6 +293,31 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
         if desc["digest"] in added:
             progress(short(desc["digest"]), "Pull complete", desc["size"], desc["size"])
     return Fetched(image, len(added), existed)
+
+
+def _checked_config(config_bytes: bytes, layers: list[dict]) -> tuple[bytes, list]:
+    """The image config, checked against the manifest's layers; and those layers."""
+    from berth.core.image import OCI_LAYER, Layer
+
+    if len(config_bytes) > CONFIG_MAX:
+        raise Corrupt(f"image config is {len(config_bytes)} bytes, over the {CONFIG_MAX} byte limit")
+    try:
+        config = json.loads(config_bytes)
+    except (ValueError, UnicodeDecodeError):
+        raise Corrupt("invalid image config: not JSON") from None
+    diff_ids = (config.get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layers):
+        raise Corrupt(f"invalid image: the config lists {len(diff_ids or [])} layers, "
+                      f"the manifest {len(layers)}")
+    image_layers = []
+    for desc, diff_id in zip(layers, diff_ids):
+        check_digest(diff_id)
+        media_type = desc.get("mediaType") or OCI_LAYER
+        if media_type == OCI_LAYER and desc["digest"] != diff_id:
+            raise Corrupt(f"layer {desc['digest']}: its content is {desc['digest']}, "
+                          f"the image config says {diff_id}")
+        image_layers.append(Layer(desc["digest"], desc["size"], media_type, diff_id))
+    return config_bytes, image_layers
 
 
 def _discard(engine, digests: set[str]) -> None:

@@ -38,6 +38,7 @@ class Overlay2Driver(StorageDriver):
     """The default driver: needs overlay in the kernel, and a home not itself on overlay."""
 
     name = "overlay2"
+    independent_layers = True  # create() only links the parent's diff by name
 
     def __init__(self, home, options=None):
         super().__init__(home, options)
