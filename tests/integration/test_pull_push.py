@@ -453,3 +453,67 @@ def test_search_lists_the_registrys_matching_repositories(berth, registry):
                  check=True).stdout == ""
     bad = berth("search", "--limit", "0", f"{registry}/web")
     assert bad.returncode == 125 and bad.stderr.strip() == "Error: Limit 0 is outside the range of [1, 100]"
+
+
+# -- several layers: filled side by side, stacked in order ------------------------------
+
+
+def _layered_image(server, base_tar: bytes, lie_about: int | None = None) -> str:
+    """A 4-layer image on `server` as lie/layers:1: busybox, then /a and /b,
+    then a whiteout of /a and a new /b, then /c. `lie_about`: that layer's
+    diff_id in the config is wrong."""
+    def tar_with(entries):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in entries:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime = len(data), 1700000000
+                tar.addfile(info, io.BytesIO(data))
+        return buf.getvalue()
+
+    tars = [base_tar, tar_with([("a", b"first a\n"), ("b", b"first b\n"), ("pad", os.urandom(3 << 20))]),
+            tar_with([(".wh.a", b""), ("b", b"second b\n")]), tar_with([("c", b"third c\n")])]
+    blobs = [gzip.compress(t, mtime=0) for t in tars]
+    diff_ids = [sha(t) for t in tars]
+    if lie_about is not None:
+        diff_ids[lie_about] = sha(b"not this layer")
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(b),
+                    "size": len(b)} for b in blobs]}).encode()
+    base = "/v2/lie/layers"
+    server.routes.update({("GET", "/v2/"): (200, {}, b"{}"),
+                          ("GET", f"{base}/manifests/1"): (200, {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, manifest),
+                          ("GET", f"{base}/blobs/{sha(config)}"): (200, {}, config)})
+    for b in blobs:
+        server.routes[("GET", f"{base}/blobs/{sha(b)}")] = (200, {}, b)
+    return f"{server.location}/lie/layers:1"
+
+
+def _layer_state(b) -> tuple[int, list[str]]:
+    """Rows of the layers table, and the overlay2 layer directories (not l/)."""
+    with sqlite3.connect(b.root / "berth.db") as db:
+        rows = db.execute("SELECT count(*) FROM layers").fetchone()[0]
+    home = b.root / "overlay2"
+    return rows, sorted(p.name for p in home.iterdir() if p.name != "l") if home.exists() else []
+
+
+def test_layers_filled_side_by_side_stack_in_order(other, fake_server_factory, rootfs_tar):
+    name = _layered_image(fake_server_factory(), Path(rootfs_tar).read_bytes())
+    other("pull", name, check=True, timeout=60)
+    res = other("run", "--rm", name, "sh", "-c", "ls /a 2>&1; cat /b /c", check=True)
+    assert res.stdout == "ls: /a: No such file or directory\nsecond b\nthird c\n"
+    rows, dirs = _layer_state(other)
+    assert rows == 4 and len(dirs) == 4
+
+
+def test_a_layer_that_is_not_what_the_config_says_leaves_no_layer_behind(other, fake_server_factory, rootfs_tar):
+    name = _layered_image(fake_server_factory(), Path(rootfs_tar).read_bytes(), lie_about=2)
+    res = other("pull", name, timeout=60)
+    assert res.returncode == 1 and "uncompressed content is" in res.stderr and len(res.stderr.splitlines()) == 1
+    assert _layer_state(other) == (0, [])
+    assert image_rows(other) == 0 and blob_files(other) == []

@@ -337,6 +337,28 @@ def test_decompressed_sniffs_the_format(compression):
     assert archive.decompressed(io.BytesIO(blob)).read() == plain
 
 
+def test_gzip_members_in_a_row_and_zero_padding_read_as_one_stream():
+    one, two = os.urandom(3 << 20), b"second member"
+    blob = gzip.compress(one) + b"\0" * 10 + gzip.compress(two) + b"\0" * 512
+    stream = archive.decompressed(io.BytesIO(blob))
+    assert b"".join(iter(lambda: stream.read(7000), b"")) == one + two
+
+
+@pytest.mark.parametrize("damage", ["crc", "garbage-after", "truncated"])
+def test_damaged_gzip_is_an_error_not_short_data(damage):
+    import zlib
+
+    blob = bytearray(gzip.compress(os.urandom(100_000)))
+    if damage == "crc":
+        blob[-6] ^= 1
+    elif damage == "garbage-after":
+        blob += b"not gzip"
+    else:
+        del blob[-3:]
+    with pytest.raises((zlib.error, EOFError)):
+        archive.decompressed(io.BytesIO(bytes(blob))).read()
+
+
 # ---------------------------------------------------------------- changes and export
 
 
