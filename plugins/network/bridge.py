@@ -27,8 +27,10 @@ from __future__ import annotations
 import errno
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
+import threading
 
 from berth.core.drivers import Endpoint, NetworkDriver, NetworkSpec, PortMapping
 from berth.core.errors import BerthError
@@ -85,6 +87,39 @@ def _sysctl(path: str, value: str) -> None:
             f.write(value)
     except OSError as exc:
         raise BerthError(f"cannot set {path.replace('/', '.')}={value}: {exc.strerror}") from None
+
+
+def _in_netns(netns_path: str, configure) -> None:
+    """configure(ipr) on a netlink socket opened inside the namespace at `netns_path`.
+
+    A netlink socket stays in the namespace it was opened in, and setns of a
+    network namespace moves only the calling thread: a short-lived thread
+    does it, where pyroute2's own netns support forks a helper (and runs
+    ldconfig) each time.
+    """
+    from pyroute2 import IPRoute
+
+    from berth.core.runtime import syscalls
+
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                syscalls.setns(fd, syscalls.CLONE_NEWNET)
+            finally:
+                os.close(fd)
+            with IPRoute() as ipr:
+                configure(ipr)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=body, name="berth-netns")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _lookup(ipr, name: str) -> int | None:
@@ -194,18 +229,23 @@ class BridgeDriver(NetworkDriver):
                 ipr.link("set", index=index, state="up")
             with open(f"/sys/class/net/{endpoint.host_ifname}/brport/hairpin_mode", "w") as f:
                 f.write("1")  # a container may reach its own published port
-            with IPRoute(netns=netns) as ns:
+
+            def configure(ns) -> None:
                 inner = _lookup(ns, endpoint.ifname)
                 ns.addr("add", index=inner, address=endpoint.address, prefixlen=endpoint.prefixlen)
                 ns.link("set", index=inner, state="up")
                 if endpoint.default_route:
                     ns.route("add", dst="0.0.0.0/0", gateway=endpoint.gateway)
+
+            _in_netns(netns, configure)
         except NetlinkError as exc:
             raise BerthError(f"cannot connect the container to network {net.name}: {exc}") from None
         except OSError as exc:
             raise BerthError(f"cannot connect the container to network {net.name}: {exc}") from None
 
     def detach(self, net: NetworkSpec, endpoint: Endpoint) -> None:
+        if not os.path.lexists(f"/sys/class/net/{endpoint.host_ifname}"):
+            return  # the kernel removed the pair with the container's namespace
         from pyroute2 import IPRoute
         from pyroute2.netlink.exceptions import NetlinkError
 
