@@ -17,6 +17,7 @@ import random
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 
@@ -212,3 +213,15 @@ def test_attach_failure_leaves_detach_able_state(bridge, net, namespaces):
         bridge.attach(net, ep, pid)  # the same veth twice: refused
     bridge.detach(net, ep)
     assert ep.host_ifname not in sh("ip", "-o", "link").stdout
+
+
+def test_the_bridge_driver_loads_only_iproute_and_pyroute2_still_works_whole():
+    """bridge._netlink() enters pyroute2 lazily; other code importing pyroute2
+    in the same process must still get the whole package."""
+    code = ("import sys; from berth.plugins.network.bridge import _netlink; IPRoute, _ = _netlink(); "
+            "assert 'pyroute2.ndb.main' not in sys.modules; "
+            "import pyroute2; from pyroute2 import IPRoute as Whole, NDB; "
+            "assert Whole is IPRoute and NDB.__name__ == 'NDB'; "
+            "ipr = IPRoute(); assert ipr.link_lookup(ifname='lo'); ipr.close(); print('ok')")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout == "ok\n", res.stderr
