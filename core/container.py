@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import secrets
 import shutil
 import signal as signals
 import sqlite3
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.ids import random_choice, random_hex
 from berth.core.runtime.proc import start_time as proc_start
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
@@ -155,7 +155,7 @@ _NOUNS = (
 
 def random_name() -> str:
     """Docker-style `adjective_scientist`."""
-    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+    return f"{random_choice(_ADJECTIVES)}_{random_choice(_NOUNS)}"
 
 
 def check_name(name: str) -> str:
@@ -451,7 +451,7 @@ class ContainerService:
         if image is None:
             image = engine.images.get(opts.image)
         config, host_config = self._merge_config(opts, image)
-        container_id = secrets.token_hex(32)
+        container_id = random_hex(32)
         config["Hostname"] = opts.hostname or container_id[:12]
         if host_config["NetworkMode"] == "host" and not opts.hostname:
             config["Hostname"] = os.uname().nodename
@@ -462,7 +462,7 @@ class ContainerService:
             "state": dumps(initial_state()), "mounts": dumps(opts.mounts or []),
         }
         for attempt in range(20):
-            row["name"] = name or random_name() + ("" if attempt < 10 else str(secrets.randbelow(100)))
+            row["name"] = name or random_name() + ("" if attempt < 10 else str(random_choice(range(100))))
             try:
                 with self.store.transaction() as db:
                     db.execute(

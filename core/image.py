@@ -20,11 +20,11 @@ import hashlib
 import json
 import os
 import platform
-import secrets
 from typing import BinaryIO, Callable, Iterable
 
 from berth.core import reference as refs
 from berth.core.errors import Conflict, Corrupt, InvalidArgument, NotFound
+from berth.core.ids import random_hex
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
 
@@ -270,7 +270,7 @@ class ImageService:
                         sizes[index] = row["size"]
                         cache_id = row["cache_id"]
                     else:
-                        cache_id = secrets.token_hex(32)
+                        cache_id = random_hex(32)
                         if not driver.independent_layers:  # the child's create copies its parent: fill it first
                             self._fill_missing(driver, missing, blob_ready, sizes, name, recorded, workers=1)
                         driver.create(cache_id, parent_cache)

@@ -9,9 +9,9 @@ NoCopy, DriverOpts, Options (tmpfs), CreateMountpoint (bind via -v).
 from __future__ import annotations
 
 import posixpath
-import secrets
 
 from berth.core.errors import InvalidArgument
+from berth.core.ids import random_hex
 from berth.core.units import ram_in_bytes
 
 PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
@@ -33,7 +33,7 @@ def _volume(name: str | None, dest: str, rw: bool, driver: str, mode: str = "", 
             opts: dict | None = None) -> dict:
     anonymous = name is None
     return {
-        "Type": "volume", "Name": name or secrets.token_hex(32), "Source": "", "Destination": dest,
+        "Type": "volume", "Name": name or random_hex(32), "Source": "", "Destination": dest,
         "Driver": driver, "Mode": mode or "z", "RW": rw, "Propagation": "",
         "Anonymous": anonymous, "NoCopy": nocopy, "DriverOpts": opts or {},
     }

@@ -27,16 +27,16 @@ import hashlib
 import ipaddress
 import os
 import re
-import secrets
 import socket
 from pathlib import Path
 
 from berth.core import atomic
 from berth.core import links as links_mod
 from berth.core import ports as ports_mod
-from berth.core.runtime.proc import start_time as proc_start
 from berth.core.drivers import Endpoint, NetworkSpec, PortMapping
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unsupported
+from berth.core.ids import random_hex
+from berth.core.runtime.proc import start_time as proc_start
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
 
@@ -105,7 +105,7 @@ class NetworkService:
             for name, driver, sub, gw, options in rows:
                 db.execute("INSERT OR IGNORE INTO networks (id, name, driver, subnet, gateway, options, labels, created)"
                            " VALUES (?,?,?,?,?,?,?,?)",
-                           (secrets.token_hex(32), name, driver, sub, gw, dumps(options), "{}", now_iso()))
+                           (random_hex(32), name, driver, sub, gw, dumps(options), "{}", now_iso()))
 
     def _row(self, ref: str):
         self._ensure_predefined()
@@ -137,7 +137,7 @@ class NetworkService:
         cls = self.engine.driver("network", driver)
         if not getattr(cls, "user_creatable", False):
             raise Unsupported(f"{driver} network driver cannot create networks; only one {driver} network can exist")
-        network_id = secrets.token_hex(32)
+        network_id = random_hex(32)
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"network with name {name} already exists")

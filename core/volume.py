@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from pathlib import Path
 
 from berth.core.errors import Conflict, InvalidArgument, NotFound
+from berth.core.ids import random_hex
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
 
@@ -52,7 +52,7 @@ class VolumeService:
         """`volume create`; idempotent for an existing name with the same driver."""
         driver = driver or self.engine.config.get("volumes.driver")
         options = dict(options or {})
-        name = name or secrets.token_hex(32)
+        name = name or random_hex(32)
         check_name(name)
         row = self.engine.store.one("SELECT * FROM volumes WHERE name = ?", (name,))
         if row is not None:

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from berth.core import archive, atomic
-from berth.core.drivers import Change, StorageDriver
+from berth.core import atomic
+from berth.core.drivers import Change, StorageDriver  # berth.core.archive (tarfile) is imported where used: not on a container start
 from berth.core.errors import BerthError, Conflict, InvalidArgument, NotFound
 
 PROC_FILESYSTEMS = Path("/proc/filesystems")
@@ -192,6 +192,8 @@ class FullTreeDriver(StorageDriver):
         self.create(id, parent)
 
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
+        from berth.core import archive
+
         parent = self.parent(id)
         try:
             return archive.extract_layer(archive.decompressed(diff), self.tree(id), "delete")
@@ -217,10 +219,14 @@ class FullTreeDriver(StorageDriver):
             self.delete(self.tree(id))
 
     def changes(self, id: str) -> list[Change]:
+        from berth.core import archive
+
         parent = self.parent(id)
         return archive.tree_changes(self.tree(parent) if parent else None, self.tree(id))
 
     def export_diff(self, id: str, out: BinaryIO) -> None:
+        from berth.core import archive
+
         archive.write_layer(self.tree(id), self.changes(id), out)
 
     def usage(self, id: str) -> int:

@@ -18,15 +18,14 @@ page size limit of mount(2) even with 100+ layers.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import string
 from pathlib import Path
 from typing import BinaryIO
 
-from berth.core import archive
-from berth.core.drivers import Change, StorageDriver
+from berth.core.drivers import Change, StorageDriver  # berth.core.archive (tarfile) is imported where used: not on a container start
 from berth.core.errors import Conflict, InvalidArgument, NotFound, Unsupported
+from berth.core.ids import random_choice, random_hex
 from berth.plugins.storage import common
 
 _LINK_ALPHABET = string.ascii_uppercase + string.digits
@@ -98,14 +97,14 @@ class Overlay2Driver(StorageDriver):
             raise NotFound(f"overlay2: parent layer {parent} does not exist")
         if os.path.lexists(final):  # half made by a crash
             self.remove(id)
-        tmp = self.home / f".tmp-{final.name}-{secrets.token_hex(4)}"
+        tmp = self.home / f".tmp-{final.name}-{random_hex(4)}"
         tmp.mkdir(mode=0o700)
         try:
             (tmp / "diff").mkdir(mode=0o755)
             (tmp / "merged").mkdir(mode=0o700)
             if writable:
                 (tmp / "work").mkdir(mode=0o700)
-            short = "".join(secrets.choice(_LINK_ALPHABET) for _ in range(26))
+            short = "".join(random_choice(_LINK_ALPHABET) for _ in range(26))
             (tmp / "link").write_text(short)
             if parent is not None:
                 (tmp / "parent").write_text(parent)
@@ -118,6 +117,8 @@ class Overlay2Driver(StorageDriver):
             raise
 
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
+        from berth.core import archive
+
         upper = self._require(id) / "diff"
         try:
             return archive.extract_layer(archive.decompressed(diff), upper, "overlay")
@@ -197,15 +198,21 @@ class Overlay2Driver(StorageDriver):
     # ------------------------------------------------------------ contents
 
     def changes(self, id: str) -> list[Change]:
+        from berth.core import archive
+
         d = self._require(id)
         return archive.overlay_changes(d / "diff", self._lower_dirs(id))
 
     def export_diff(self, id: str, out: BinaryIO) -> None:
+        from berth.core import archive
+
         upper = self._require(id) / "diff"
         entries, opaque = archive.overlay_upper_entries(upper)
         archive.write_layer(upper, entries, out, opaque)
 
     def usage(self, id: str) -> int:
+        from berth.core import archive
+
         return archive.tree_size(self._require(id) / "diff")
 
     def status(self) -> list[tuple[str, str]]:

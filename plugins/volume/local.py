@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import time
@@ -36,6 +35,7 @@ from typing import Iterator, Mapping
 
 from berth.core.drivers import VolumeDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.ids import random_hex
 
 _VALID_OPTIONS = ("type", "device", "o", "size")
 _MANDATORY = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
@@ -98,7 +98,7 @@ class LocalVolumeDriver(VolumeDriver):
         if target.exists():
             return self._same_or_conflict(name, opts)
         self._sweep()
-        tmp = self.home / f".tmp-{name}-{secrets.token_hex(4)}"
+        tmp = self.home / f".tmp-{name}-{random_hex(4)}"
         try:
             tmp.mkdir(mode=0o755)
             os.chmod(tmp, 0o755)
@@ -124,7 +124,7 @@ class LocalVolumeDriver(VolumeDriver):
         target = self._dir(name)
         if not target.is_dir():
             raise NotFound(f"no such volume: {name}")
-        trash = self.home / f".trash-{name}-{secrets.token_hex(4)}"
+        trash = self.home / f".trash-{name}-{random_hex(4)}"
         with self._locked(name):
             data = target / "_data"
             if _is_mountpoint(data):
@@ -206,7 +206,7 @@ class LocalVolumeDriver(VolumeDriver):
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    tmp = path.with_name(f".{path.name}.{random_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, data)
