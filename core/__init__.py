@@ -1,0 +1,4 @@
+"""berth's core: the engine, its services and the CLI."""
+
+# The one place the version is written; pyproject.toml reads it from here.
+__version__ = "0.1.0"

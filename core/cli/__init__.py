@@ -17,7 +17,31 @@ def main() -> None:
         sys.exit(0)
     from berth.core.cli.main import main as full
 
-    full()
+    try:
+        full()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    _exit_now(code)
+
+
+def _exit_now(code) -> None:
+    """Exit without the interpreter's teardown, which costs a command ~10 ms:
+    freeing every module, and closing the store's SQLite connection, which
+    checkpoints the WAL with three fsyncs. Every commit is already durable
+    (synchronous=FULL), and nothing else is left to run: threads are joined
+    and files closed by the command itself."""
+    import os
+
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe or stream: nothing more to say
+            pass
+    os._exit(code or 0)
 
 
 def render_help() -> str:

@@ -137,12 +137,9 @@ def _template_event(event: dict) -> dict:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    from berth.core import __version__
 
-    try:
-        return version("berth")
-    except PackageNotFoundError:
-        return "dev"
+    return __version__
 
 
 def _os_name() -> str:

@@ -421,12 +421,9 @@ class DistributionRegistry(Registry):
                 insecure = None
         if credentials is None:
             credentials = stored.load(host, auth_file)
-        try:
-            from importlib.metadata import version
+        from berth.core import __version__
 
-            agent = f"berth/{version('berth')}"
-        except Exception:
-            agent = "berth"
+        agent = f"berth/{__version__}"
         return cls(host, {"insecure_list": list(insecure) if insecure is not None else None,
                           "credentials": credentials, "user_agent": agent})
 

@@ -517,3 +517,52 @@ def test_a_layer_that_is_not_what_the_config_says_leaves_no_layer_behind(other, 
     assert res.returncode == 1 and "uncompressed content is" in res.stderr and len(res.stderr.splitlines()) == 1
     assert _layer_state(other) == (0, [])
     assert image_rows(other) == 0 and blob_files(other) == []
+
+
+# -- mirrors and progress -----------------------------------------------------------------
+
+
+def test_docker_hub_names_are_pulled_from_the_first_mirror_that_answers(berth, other, registry, tmp_path):
+    """No test may reach Docker Hub: a working mirror answers before berth would try it."""
+    berth("tag", berth.image, f"{registry}/library/mirrored:1", check=True)
+    berth("push", f"{registry}/library/mirrored:1", check=True)
+    dead = free_port()  # nothing listens there: the first mirror fails, the second serves
+    with open(other.config, "a") as f:
+        f.write(f'\n[registries.mirrors]\n"docker.io" = ["127.0.0.1:{dead}", "http://{registry}"]\n')
+    other("pull", "mirrored:1", check=True, timeout=60)
+    listed = other("images", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout.split()
+    assert listed == ["mirrored:1"]
+    res = other("run", "--rm", "--network", "none", "mirrored:1", "echo", "from-the-mirror", check=True)
+    assert res.stdout == "from-the-mirror\n"
+
+
+def test_pull_on_a_terminal_draws_progress_bars(berth, other, proxy, tmp_path):
+    import pty
+    import select
+
+    path = tmp_path / "two-mb.tar"
+    path.write_bytes(tar_of({"random.bin": os.urandom(2 << 20)}))
+    berth("import", str(path), f"{proxy.upstream[0]}:{proxy.upstream[1]}/slow/bar:1", check=True)
+    berth("push", f"{proxy.upstream[0]}:{proxy.upstream[1]}/slow/bar:1", check=True)
+    proxy.mode = "slow"  # about 3 MB/s: the bar is redrawn several times
+    master, slave = pty.openpty()
+    proc = other.popen("pull", f"{proxy.address}/slow/bar:1", stdin=slave, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while proc.poll() is None or select.select([master], [], [], 0.2)[0]:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:  # the pty closed with the process
+                    break
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert "\x1b[" in text  # lines redrawn in place
+    bars = [line for line in text.splitlines() if ": Downloading [" in line]
+    assert bars and all(line.rstrip().endswith("/s") for line in bars), text[-2000:]
+    assert "MB/" in text and ": Pull complete" in text
