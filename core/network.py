@@ -219,6 +219,7 @@ class NetworkService:
                                          "has active endpoints")
             db.execute("DELETE FROM networks WHERE id = ?", (row["id"],))
         with self.engine.lock("network"):
+            self._ready_marker(row["id"]).unlink(missing_ok=True)
             self.driver(row["driver"]).delete_network(self.spec(row))
         self.engine.emit("network", "destroy", row["id"], {"name": row["name"], "type": row["driver"]})
         self.engine.hook("network_removed", name=row["name"])
@@ -254,6 +255,7 @@ class NetworkService:
             self._release(row["container_id"])
         with self.engine.lock("network"):
             for row in self.store.all("SELECT * FROM networks"):
+                self._ready_marker(row["id"]).unlink(missing_ok=True)
                 try:
                     self.driver(row["driver"]).delete_network(self.spec(row))
                 except BerthError:
@@ -419,7 +421,7 @@ class NetworkService:
                     spec = self.spec(net_row)
                     ep = self._endpoint(container.id, net_row, address, index)
                     drv = self.driver(net_row["driver"])
-                    drv.create_network(spec)
+                    self._ensure_network(drv, spec)
                     drv.attach(spec, ep, pid)
                     endpoints.append((net_row, spec, ep))
                 if mappings and endpoints:
@@ -440,8 +442,24 @@ class NetworkService:
         self._clear_settings(container.id)
         self._refresh_peers(container.id, names)
 
+    def _ensure_network(self, drv, spec: NetworkSpec) -> None:
+        """create_network once per boot (its checks cost a start ~6 ms): a
+        marker in the run directory says it was done, as long as the bridge
+        device it made is still there. Caller holds the "network" lock."""
+        marker = self._ready_marker(spec.id)
+        if marker.exists() and (not spec.bridge or os.path.lexists(f"/sys/class/net/{spec.bridge}")):
+            return
+        drv.create_network(spec)
+        marker.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        marker.touch()
+
+    def _ready_marker(self, network_id: str) -> Path:
+        return self.engine.runroot / "network" / f"ready-{network_id}"
+
     def _release(self, container_id: str) -> list[str]:
         rows = self.store.all("SELECT * FROM ip_allocations WHERE container_id = ? ORDER BY rowid", (container_id,))
+        # publish() only ever follows a port allocation: without one there are no rules to look for
+        published = self.store.one("SELECT 1 FROM port_allocations WHERE container_id = ?", (container_id,))
         names = []
         with self.engine.lock("network"):
             for index, a in enumerate(rows):
@@ -452,7 +470,8 @@ class NetworkService:
                 spec, ep = self.spec(net_row), self._endpoint(container_id, net_row, a["address"], index)
                 drv = self.driver(net_row["driver"])
                 try:
-                    drv.unpublish(spec, ep)
+                    if published:
+                        drv.unpublish(spec, ep)
                     drv.detach(spec, ep)
                 except BerthError:
                     pass
@@ -690,7 +709,7 @@ class NetworkService:
         try:
             with self.engine.lock("network"):
                 drv = self.driver(net_row["driver"])
-                drv.create_network(spec)
+                self._ensure_network(drv, spec)
                 drv.attach(spec, ep, pid)
         except BaseException:
             self.driver(net_row["driver"]).detach(spec, ep)

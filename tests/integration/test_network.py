@@ -266,3 +266,14 @@ def test_wiped_run_directory_releases_rules_and_addresses(berth):
     assert f"ctr:{cid}" not in ruleset()
     assert inspect(berth, "before")["State"]["Running"] is False
     assert serve(berth, "after") == ip  # the address is free again
+
+
+def test_a_bridge_deleted_behind_berths_back_is_made_again(berth):
+    """Network setup is skipped once done this boot, unless its bridge went away."""
+    berth("run", "--rm", berth.image, "true", check=True)
+    assert berth.bridge in host_links()
+    subprocess.run(["ip", "link", "del", berth.bridge], check=True)
+    ip = serve(berth, "web")
+    assert berth.bridge in host_links()
+    res = wget(berth, f"http://{ip}/")
+    assert res.returncode == 0 and res.stdout.startswith("hello-from-"), res.stderr
