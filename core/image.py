@@ -18,12 +18,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import platform
 from typing import BinaryIO, Callable, Iterable
 
 from berth.core import reference as refs
-from berth.core.errors import Conflict, Corrupt, InvalidArgument, NotFound
+from berth.core.errors import BerthError, Conflict, Corrupt, InvalidArgument, NotFound
 from berth.core.ids import random_hex
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
@@ -323,33 +322,16 @@ class ImageService:
         """_fill in a forked child, which has a GIL of its own: in threads, a
         layer of many small files (a syscall each) starves behind the others'
         Python work, and tar parsing gets one core only."""
-        import berth.core.archive  # noqa: F401 - imported before the fork, not in the child
-        from berth.core import errors
+        import berth.core.archive  # noqa: F401 - imported before the fork, not in each child
+        from berth.core.forked import Forked
 
-        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the child
+        def fill(_) -> int:
             try:
-                os.close(read_fd)
-                try:
-                    message = {"size": self._fill(driver, cache_id, diff_id, blob)}
-                except errors.BerthError as exc:
-                    message = {"error": type(exc).__name__, "message": exc.message}
-                except BaseException as exc:
-                    message = {"error": "BerthError", "message": f"layer {blob}: {type(exc).__name__}: {exc}"}
-                os.write(write_fd, json.dumps(message).encode())
-            finally:
-                os._exit(0)
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as f:
-            raw = f.read()
-        os.waitpid(pid, 0)
-        message = json.loads(raw) if raw else {"error": "BerthError", "message": f"layer {blob}: extraction died"}
-        if "error" in message:
-            cls = getattr(errors, message["error"], errors.BerthError)
-            raise (cls if isinstance(cls, type) and issubclass(cls, errors.BerthError) else errors.BerthError)(
-                message["message"])
-        return int(message["size"])
+                return self._fill(driver, cache_id, diff_id, blob)
+            except OSError as exc:
+                raise BerthError(f"layer {blob}: {exc}") from None
+
+        return int(Forked(lambda: None, fill).send())
 
     def _fill(self, driver, cache_id: str, diff_id: str, blob: str) -> int:
         """apply_diff of `blob` into the created layer `cache_id`, checked against `diff_id`."""
