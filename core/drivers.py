@@ -378,9 +378,11 @@ class NetworkDriver(Driver):
     driver only to make the host match it. Three kinds of operation:
 
     - network lifetime: ``create_network`` / ``delete_network``. Both are
-      idempotent: create_network "ensures" (called again before every
-      attach, so a bridge deleted by hand or by a reboot comes back);
-      delete_network of a missing network is not an error.
+      idempotent: create_network "ensures". It is called before an attach
+      unless it already ran this boot and the network's bridge device (if
+      it names one) still exists, so a bridge deleted by hand or by a
+      reboot comes back; delete_network of a missing network is not an
+      error.
     - container wiring: ``attach`` runs while the container's first process
       waits in its fresh network namespace (``pid`` is its host PID, the
       namespace is ``/proc/PID/ns/net``); ``detach`` undoes it. attach is
@@ -412,6 +414,12 @@ class NetworkDriver(Driver):
 
     def delete_network(self, net: NetworkSpec) -> None:
         """Remove the host side of `net` and all its rules. Missing is not an error."""
+
+    def preload(self) -> None:
+        """Load now what `attach` will need (a library, say). The monitor
+        calls it in a forked process while it mounts and starts the
+        container, and that process then attaches the container. Default:
+        nothing."""
 
     def attach(self, net: NetworkSpec, endpoint: Endpoint, pid: int) -> None:
         """Give the container whose PID 1 is `pid` its interface on `net`."""

@@ -3,8 +3,10 @@
 `Forked(prepare, work)` forks at once; the child runs `prepare()` (say,
 importing a slow library) while the parent goes on, then waits for the
 argument. `send(arg)` hands it over and returns `work(arg)`'s result. Both
-travel as JSON. A BerthError raised in the child is raised again in the
-parent as the same class; anything else as a BerthError naming it.
+travel as one line of JSON each (not "until EOF": processes the parent
+forks meanwhile hold copies of the pipe). A BerthError raised in the child
+is raised again in the parent as the same class; anything else as a
+BerthError naming it.
 
 The fork must come before the parent opens its store (an SQLite
 connection must not be shared across a fork); the child opens its own.
@@ -30,7 +32,7 @@ class Forked:
                 os.close(self._result_r)
                 message = _call(prepare, work, arg_r)
                 if message is not None:
-                    os.write(result_w, json.dumps(message).encode())
+                    os.write(result_w, json.dumps(message).encode() + b"\n")
             finally:
                 os._exit(0)
         os.close(arg_r)
@@ -38,13 +40,9 @@ class Forked:
 
     def send(self, arg: Any = None) -> Any:
         """Give the child its argument; return what `work` returned, or raise what it raised."""
-        try:
-            os.write(self._arg_w, json.dumps(arg).encode())
-        except BrokenPipeError:
-            pass  # the child died; reported below
-        os.close(self._arg_w)
+        self._tell({"arg": arg})
         with os.fdopen(self._result_r, "rb") as f:
-            raw = f.read()
+            raw = f.readline()
         os.waitpid(self._pid, 0)
         message = json.loads(raw) if raw else {"error": "BerthError", "message": "the forked worker died"}
         if "error" in message:
@@ -56,19 +54,27 @@ class Forked:
 
     def cancel(self) -> None:
         """No argument will come: the child exits without working."""
-        os.close(self._arg_w)
+        self._tell({"cancel": True})
         os.close(self._result_r)
         os.waitpid(self._pid, 0)
+
+    def _tell(self, message: dict) -> None:
+        try:
+            os.write(self._arg_w, json.dumps(message).encode() + b"\n")
+        except BrokenPipeError:
+            pass  # the child died; send() reports it
+        os.close(self._arg_w)
 
 
 def _call(prepare, work, arg_r: int) -> dict | None:  # pragma: no cover - runs in the child
     try:
         prepare()
         with os.fdopen(arg_r, "rb") as f:
-            raw = f.read()
-        if not raw:
-            return None  # cancelled
-        return {"result": work(json.loads(raw))}
+            raw = f.readline()
+        told = json.loads(raw) if raw else {"cancel": True}
+        if "arg" not in told:
+            return None  # cancelled, or the parent is gone
+        return {"result": work(told["arg"])}
     except errors.BerthError as exc:
         return {"error": type(exc).__name__, "message": exc.message}
     except BaseException as exc:

@@ -211,7 +211,7 @@ def spawn(engine, container, *, attach_wait: bool = False) -> int:
             os.close(ready_r)
             os.setsid()
             if os.fork() == 0:
-                code = _monitor_main(engine.config, container.id, ready_w, attach_wait)
+                code = _monitor_main(engine.config, container.id, ready_w, attach_wait, _joins_networks(container))
         except BaseException:
             code = 1
         finally:
@@ -241,7 +241,14 @@ def spawn(engine, container, *, attach_wait: bool = False) -> int:
                      + (f": {detail[0]}" if detail else ""))
 
 
-def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool) -> int:  # pragma: no cover
+def _joins_networks(container) -> bool:
+    """Whether the network service wires the container (not host, none or another container's)."""
+    mode = container.network_mode
+    return mode not in ("host", "none") and not mode.startswith("container:")
+
+
+def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
+                  joins_networks: bool) -> int:  # pragma: no cover
     """Body of the monitor process (after the double fork)."""
     os.chdir("/")
     null = os.open("/dev/null", os.O_RDWR)
@@ -264,19 +271,39 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool) ->
     from berth.core.engine import Engine
 
     engine = Engine(config)
+    network_setup = _network_setup(engine, container_id, ready) if joins_networks else None
     run_dir = engine.containers.run_dir(container_id)
     log_fd = os.open(run_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     os.dup2(log_fd, 2)
     os.close(log_fd)
     sys.stderr = open(2, "w", closefd=False)
     try:
-        return Monitor(engine, container_id, ready, attach_wait).run()
+        return Monitor(engine, container_id, ready, attach_wait, network_setup).run()
     except BaseException as exc:
         import traceback
 
         traceback.print_exc()
         _send_ready(ready, {"error": f"monitor: {type(exc).__name__}: {exc}", "code": 125})
         return 1
+
+
+def _network_setup(engine, container_id: str, ready_fd: int):
+    """A forked process that loads the network drivers now, while this one
+    mounts and starts the container, and attaches the container once its
+    PID is sent. Forked before this process opens its store."""
+    networks = getattr(engine, "networks", None)
+    if networks is None or not hasattr(networks, "prepare"):
+        return None
+    from berth.core.forked import Forked
+
+    def prepare() -> None:
+        os.close(ready_fd)  # the CLI reads the ready pipe to its end: only the monitor may hold it
+        networks.prepare(container_id)
+
+    def attach(pid: int) -> None:
+        networks.attach(engine.containers.load(container_id), pid)
+
+    return Forked(prepare, attach)
 
 
 def _ignore(*_):
@@ -312,8 +339,9 @@ class _Client:
 class Monitor:
     """Runs one container and stays its parent until it exits."""
 
-    def __init__(self, engine, container_id: str, ready_w: int, attach_wait: bool):
+    def __init__(self, engine, container_id: str, ready_w: int, attach_wait: bool, network_setup=None):
         self.engine = engine
+        self.network_setup = network_setup  # a Forked that attaches the container, or None
         self.service = engine.containers
         self.container = self.service.load(container_id)
         self.ready_w = ready_w
@@ -333,6 +361,7 @@ class Monitor:
     def run(self) -> int:
         c = self.container
         if c is None:
+            self._cancel_network_setup()
             _send_ready(self.ready_w, {"error": "No such container", "code": 125})
             return 1
         run_dir = self.service.run_dir(c.id)
@@ -434,8 +463,10 @@ class Monitor:
         networks = getattr(self.engine, "networks", None)
 
         def before_exec(pid: int) -> None:
-            if networks is not None and hasattr(networks, "attach") and c.network_mode not in ("host", "none") \
-                    and not c.network_mode.startswith("container:"):
+            if self.network_setup is not None:
+                setup, self.network_setup = self.network_setup, None
+                setup.send(pid)
+            elif networks is not None and hasattr(networks, "attach") and _joins_networks(c):
                 networks.attach(c, pid)
 
         cpus = (hc.get("NanoCpus") or 0) / 1e9 or None
@@ -457,11 +488,17 @@ class Monitor:
                 os.close(fd)
             raise
 
+    def _cancel_network_setup(self) -> None:
+        if self.network_setup is not None:
+            self.network_setup.cancel()
+            self.network_setup = None
+
     def _start_failed(self, exc: BaseException) -> None:
         """The command could not run: undo everything, keep the container (created), report."""
         from berth.core.errors import BerthError
 
         c = self.container
+        self._cancel_network_setup()
         code = getattr(exc, "exit_code", 125) if isinstance(exc, BerthError) else 125
         message = exc.message if isinstance(exc, BerthError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, BerthError):

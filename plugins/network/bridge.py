@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 
 from berth.core.drivers import Endpoint, NetworkDriver, NetworkSpec, PortMapping
 from berth.core.errors import BerthError
@@ -154,6 +155,18 @@ def _in_netns(netns_path: str, configure) -> None:
         raise failure[0]
 
 
+def _gone(path: str, within: float) -> bool:
+    """Whether `path` disappears within `within` seconds. The kernel takes a
+    few ms to tear down a dead container's namespace and with it the veth
+    pair; waiting for that is cheaper than loading netlink to delete it."""
+    deadline = time.monotonic() + within
+    while os.path.lexists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.0005)
+    return True
+
+
 def _lookup(ipr, name: str) -> int | None:
     found = ipr.link_lookup(ifname=name)
     return found[0] if found else None
@@ -165,6 +178,9 @@ class BridgeDriver(NetworkDriver):
     name = "bridge"
     namespace = "new"
     user_creatable = True
+
+    def preload(self) -> None:
+        _netlink()
 
     @classmethod
     def unsupported_reason(cls) -> str | None:
@@ -273,7 +289,7 @@ class BridgeDriver(NetworkDriver):
             raise BerthError(f"cannot connect the container to network {net.name}: {exc}") from None
 
     def detach(self, net: NetworkSpec, endpoint: Endpoint) -> None:
-        if not os.path.lexists(f"/sys/class/net/{endpoint.host_ifname}"):
+        if _gone(f"/sys/class/net/{endpoint.host_ifname}", within=0.1):
             return  # the kernel removed the pair with the container's namespace
         IPRoute, NetlinkError = _netlink()
 
