@@ -37,13 +37,14 @@ class Forked:
                 os._exit(0)
         os.close(arg_r)
         os.close(result_w)
+        self._open = True  # our ends of the pipes
 
     def send(self, arg: Any = None) -> Any:
         """Give the child its argument; return what `work` returned, or raise what it raised."""
         self._tell({"arg": arg})
         with os.fdopen(self._result_r, "rb") as f:
             raw = f.readline()
-        os.waitpid(self._pid, 0)
+        self.reap()
         message = json.loads(raw) if raw else {"error": "BerthError", "message": "the forked worker died"}
         if "error" in message:
             cls = getattr(errors, message["error"], None)
@@ -53,12 +54,34 @@ class Forked:
         return message["result"]
 
     def cancel(self) -> None:
-        """No argument will come: the child exits without working."""
+        """No argument will come: the child exits without working. (A no-op
+        once sent, cancelled or handed over.)"""
+        if not self._open:
+            return
         self._tell({"cancel": True})
         os.close(self._result_r)
-        os.waitpid(self._pid, 0)
+        self.reap()
+
+    def hand_over(self) -> None:
+        """A process forked since holds this Forked and will send or cancel:
+        close our ends. The child is still ours to reap()."""
+        self._open = False
+        os.close(self._arg_w)
+        os.close(self._result_r)
+
+    def fds(self) -> tuple[int, int]:
+        """This side's descriptors (a forked process that will send keeps them open)."""
+        return self._arg_w, self._result_r
+
+    def reap(self) -> None:
+        """Wait for the child to exit (a no-op where it is not our child)."""
+        try:
+            os.waitpid(self._pid, 0)
+        except ChildProcessError:
+            pass
 
     def _tell(self, message: dict) -> None:
+        self._open = False
         try:
             os.write(self._arg_w, json.dumps(message).encode() + b"\n")
         except BrokenPipeError:

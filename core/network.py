@@ -396,12 +396,17 @@ class NetworkService:
     # -- containers ------------------------------------------------------------------
 
     def prepare(self, container_id: str) -> None:
-        """Preload the drivers `container_id`'s networks use, ahead of
-        attach: the bridge driver loads its netlink library (~60 ms)."""
+        """preload() the networks `container_id` is connected to."""
         row = self._container_row(container_id)
-        host_config, settings = loads(row["host_config"]) or {}, loads(row["network"]) or {}
-        for name in self._member_names(host_config, settings):
-            if name in ("host", "none") or name.startswith("container:"):
+        self.preload(self._member_names(loads(row["host_config"]) or {}, loads(row["network"]) or {}))
+
+    def preload(self, names: list[str]) -> None:
+        """Preload the drivers of the networks `names`, ahead of attach: the
+        bridge driver loads its netlink library (~60 ms)."""
+        for name in names:
+            if name in ("host", "none", "default") or name.startswith("container:"):
+                name = "bridge" if name == "default" else ""
+            if not name:
                 continue
             try:
                 drv = self.driver(self._row(name)["driver"])

@@ -205,17 +205,35 @@ def create(image, command, **kw):
 def run(image, command, detach, sig_proxy, detach_keys, **kw):
     """Create and run a new container from an image."""
     engine = get_engine()
-    container = _create(engine, image, command, kw, detach=detach)
-    service = engine.containers
-    if detach:
-        service.start(container)
-        click.echo(container.id)
-        return 0
+    setup = _early_network_setup(engine, kw.get("network"))
     try:
-        container = service.start(container, attach_wait=True)
-    except BerthError as exc:
-        raise _as_run_error(exc) from None
+        container = _create(engine, image, command, kw, detach=detach)
+        service = engine.containers
+        if detach:
+            service.start(container, network_setup=setup)
+            click.echo(container.id)
+            return 0
+        try:
+            container = service.start(container, attach_wait=True, network_setup=setup)
+        except BerthError as exc:
+            raise _as_run_error(exc) from None
+    finally:
+        if setup is not None:
+            setup.cancel()  # unless the monitor took it over
     return _attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
+
+
+def _early_network_setup(engine, network: str | None):
+    """For `run` on a bridge-like network: fork the process that will load
+    the network driver (~60 ms) and attach the container now, so that the
+    loading overlaps creating the container. It must fork before the store
+    opens; the monitor takes it over (monitor.spawn)."""
+    from berth.core.runtime import monitor
+
+    mode = network or engine.config.get("network.default")
+    if mode in ("host", "none") or mode.startswith("container:") or "store" in engine.__dict__:
+        return None
+    return monitor.fork_network_setup(engine, lambda: engine.networks.preload([mode]), quiet=True)
 
 
 def _parse_detach_keys(text: str | None) -> bytes:

@@ -33,6 +33,7 @@ import socket
 import struct
 import sys
 import time
+from typing import Callable
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
 _HEADER = struct.Struct(">BI")
@@ -187,8 +188,12 @@ def _write_all(fd: int, data: bytes) -> None:
 # -- spawning ------------------------------------------------------------------------
 
 
-def spawn(engine, container, *, attach_wait: bool = False) -> int:
+def spawn(engine, container, *, attach_wait: bool = False, network_setup=None) -> int:
     """Start the monitor of `container`; return the container's host PID once its command runs.
+
+    `network_setup`: a fork_network_setup() the caller made early (before
+    its store opened) for this container; the monitor uses it, else forks
+    its own.
 
     Raises the runtime's errors (StartError 125, CommandNotFound 127,
     CommandNotExecutable 126) when the command could not be started.
@@ -211,12 +216,16 @@ def spawn(engine, container, *, attach_wait: bool = False) -> int:
             os.close(ready_r)
             os.setsid()
             if os.fork() == 0:
-                code = _monitor_main(engine.config, container.id, ready_w, attach_wait, _joins_networks(container))
+                if network_setup is None and _joins_networks(container):
+                    network_setup = True  # the monitor forks its own
+                code = _monitor_main(engine.config, container.id, ready_w, attach_wait, network_setup)
         except BaseException:
             code = 1
         finally:
             os._exit(code)
     os.close(ready_w)
+    if network_setup is not None:
+        network_setup.hand_over()
     os.waitpid(child, 0)
     chunks = []
     while True:
@@ -225,6 +234,8 @@ def spawn(engine, container, *, attach_wait: bool = False) -> int:
             break
         chunks.append(chunk)
     os.close(ready_r)
+    if network_setup is not None:
+        network_setup.reap()  # it has attached the container, or was cancelled, by now
     raw = b"".join(chunks).strip()
     try:
         message = json.loads(raw.splitlines()[0]) if raw else {}
@@ -248,17 +259,19 @@ def _joins_networks(container) -> bool:
 
 
 def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
-                  joins_networks: bool) -> int:  # pragma: no cover
-    """Body of the monitor process (after the double fork)."""
+                  network_setup) -> int:  # pragma: no cover
+    """Body of the monitor process (after the double fork). `network_setup`:
+    the caller's fork_network_setup(), True to fork one here, or None."""
     os.chdir("/")
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    # Keep only the ready pipe: the CLI's descriptors must not keep its pipes open.
+    # Keep only the ready pipe (and a network setup's): the CLI's descriptors must not keep its pipes open.
     ready = fcntl.fcntl(ready_w, fcntl.F_DUPFD_CLOEXEC, 3)
+    keep = {ready, *(network_setup.fds() if network_setup not in (None, True) else ())}
     for fd in _open_fds():
-        if fd > 2 and fd != ready:
+        if fd > 2 and fd not in keep:
             try:
                 os.close(fd)
             except OSError:
@@ -271,7 +284,12 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
     from berth.core.engine import Engine
 
     engine = Engine(config)
-    network_setup = _network_setup(engine, container_id, ready) if joins_networks else None
+    if network_setup is True:
+        def prepare() -> None:
+            os.close(ready)  # the CLI reads the ready pipe to its end: only the monitor may hold it
+            engine.networks.prepare(container_id)
+
+        network_setup = fork_network_setup(engine, prepare)
     run_dir = engine.containers.run_dir(container_id)
     log_fd = os.open(run_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     os.dup2(log_fd, 2)
@@ -287,23 +305,30 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
         return 1
 
 
-def _network_setup(engine, container_id: str, ready_fd: int):
-    """A forked process that loads the network drivers now, while this one
-    mounts and starts the container, and attaches the container once its
-    PID is sent. Forked before this process opens its store."""
+def fork_network_setup(engine, prepare: Callable[[], None], quiet: bool = False):
+    """A forked process that runs `prepare` (preloading network drivers)
+    now, in parallel with the rest of a container's start, then attaches
+    the container when sent {"container": ID, "pid": PID}. Fork it before
+    the store is opened. `quiet`: its stdio goes to /dev/null (forked by
+    the CLI, it must not hold the caller's pipes open). None without a
+    network service."""
     networks = getattr(engine, "networks", None)
-    if networks is None or not hasattr(networks, "prepare"):
+    if networks is None or not hasattr(networks, "preload"):
         return None
     from berth.core.forked import Forked
 
-    def prepare() -> None:
-        os.close(ready_fd)  # the CLI reads the ready pipe to its end: only the monitor may hold it
-        networks.prepare(container_id)
+    def preload() -> None:
+        if quiet:
+            null = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.close(null)
+        prepare()
 
-    def attach(pid: int) -> None:
-        networks.attach(engine.containers.load(container_id), pid)
+    def attach(arg: dict) -> None:
+        networks.attach(engine.containers.load(arg["container"]), arg["pid"])
 
-    return Forked(prepare, attach)
+    return Forked(preload, attach)
 
 
 def _ignore(*_):
@@ -465,7 +490,7 @@ class Monitor:
         def before_exec(pid: int) -> None:
             if self.network_setup is not None:
                 setup, self.network_setup = self.network_setup, None
-                setup.send(pid)
+                setup.send({"container": c.id, "pid": pid})
             elif networks is not None and hasattr(networks, "attach") and _joins_networks(c):
                 networks.attach(c, pid)
 
