@@ -277,3 +277,19 @@ def test_a_bridge_deleted_behind_berths_back_is_made_again(berth):
     assert berth.bridge in host_links()
     res = wget(berth, f"http://{ip}/")
     assert res.returncode == 0 and res.stdout.startswith("hello-from-"), res.stderr
+
+
+def test_a_failed_run_leaves_no_network_helper_behind(berth):
+    """`run` forks its network setup before creating the container; a run
+    that fails at create must not leave that process waiting."""
+    berth("run", "-d", "--name", "taken", berth.image, "sleep", "30", check=True)
+    res = berth("run", "--name", "taken", berth.image, "true")
+    assert res.returncode == 125 and "is already in use" in res.stderr, res.stderr
+    berth("rm", "-f", "taken", check=True)
+    deadline = time.monotonic() + 10
+    while True:  # the monitor of "taken" exits shortly after rm; nothing else may remain
+        left = subprocess.run(["pgrep", "-f", str(berth.root)], capture_output=True, text=True).stdout.split()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert left == []
