@@ -233,7 +233,7 @@ def _early_network_setup(engine, network: str | None):
     mode = network or engine.config.get("network.default")
     if mode in ("host", "none") or mode.startswith("container:") or "store" in engine.__dict__:
         return None
-    return monitor.fork_network_setup(engine, lambda: engine.networks.preload([mode]), quiet=True)
+    return monitor.fork_network_setup(engine, lambda: engine.networks.preload([mode]))
 
 
 def _parse_detach_keys(text: str | None) -> bytes:

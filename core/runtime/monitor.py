@@ -216,9 +216,8 @@ def spawn(engine, container, *, attach_wait: bool = False, network_setup=None) -
             os.close(ready_r)
             os.setsid()
             if os.fork() == 0:
-                if network_setup is None and _joins_networks(container):
-                    network_setup = True  # the monitor forks its own
-                code = _monitor_main(engine.config, container.id, ready_w, attach_wait, network_setup)
+                code = _monitor_main(engine.config, container.id, ready_w, attach_wait, network_setup,
+                                     _joins_networks(container))
         except BaseException:
             code = 1
         finally:
@@ -258,10 +257,11 @@ def _joins_networks(container) -> bool:
     return mode not in ("host", "none") and not mode.startswith("container:")
 
 
-def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
-                  network_setup) -> int:  # pragma: no cover
+def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool, network_setup,
+                  joins_networks: bool) -> int:  # pragma: no cover
     """Body of the monitor process (after the double fork). `network_setup`:
-    the caller's fork_network_setup(), True to fork one here, or None."""
+    the caller's fork_network_setup(), or None: then one is forked here if
+    the container `joins_networks`."""
     os.chdir("/")
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
@@ -269,7 +269,7 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
     os.close(null)
     # Keep only the ready pipe (and a network setup's): the CLI's descriptors must not keep its pipes open.
     ready = fcntl.fcntl(ready_w, fcntl.F_DUPFD_CLOEXEC, 3)
-    keep = {ready, *(network_setup.fds() if network_setup not in (None, True) else ())}
+    keep = {ready, *(network_setup.fds() if network_setup is not None else ())}
     for fd in _open_fds():
         if fd > 2 and fd not in keep:
             try:
@@ -284,7 +284,7 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
     from berth.core.engine import Engine
 
     engine = Engine(config)
-    if network_setup is True:
+    if network_setup is None and joins_networks:
         def prepare() -> None:
             os.close(ready)  # the CLI reads the ready pipe to its end: only the monitor may hold it
             engine.networks.prepare(container_id)
@@ -305,24 +305,21 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool,
         return 1
 
 
-def fork_network_setup(engine, prepare: Callable[[], None], quiet: bool = False):
+def fork_network_setup(engine, prepare: Callable[[], None]):
     """A forked process that runs `prepare` (preloading network drivers)
     now, in parallel with the rest of a container's start, then attaches
     the container when sent {"container": ID, "pid": PID}. Fork it before
-    the store is opened. `quiet`: its stdio goes to /dev/null (forked by
-    the CLI, it must not hold the caller's pipes open). None without a
-    network service."""
+    the store is opened. None without a network service."""
     networks = getattr(engine, "networks", None)
     if networks is None or not hasattr(networks, "preload"):
         return None
     from berth.core.forked import Forked
 
     def preload() -> None:
-        if quiet:
-            null = os.open("/dev/null", os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.close(null)
+        null = os.open("/dev/null", os.O_RDWR)  # errors go back through the pipe; the caller's stdio
+        for fd in (0, 1, 2):                     # pipes must not wait for this process
+            os.dup2(null, fd)
+        os.close(null)
         prepare()
 
     def attach(arg: dict) -> None:
