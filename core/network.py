@@ -404,9 +404,8 @@ class NetworkService:
         """Preload the drivers of the networks `names`, ahead of attach: the
         bridge driver loads its netlink library (~60 ms)."""
         for name in names:
-            if name in ("host", "none", "default") or name.startswith("container:"):
-                name = "bridge" if name == "default" else ""
-            if not name:
+            name = "bridge" if name == "default" else name
+            if name in ("host", "none") or name.startswith("container:"):
                 continue
             try:
                 drv = self.driver(self._row(name)["driver"])

@@ -158,7 +158,8 @@ def _in_netns(netns_path: str, configure) -> None:
 def _gone(path: str, within: float) -> bool:
     """Whether `path` disappears within `within` seconds. The kernel takes a
     few ms to tear down a dead container's namespace and with it the veth
-    pair; waiting for that is cheaper than loading netlink to delete it."""
+    pair; waiting for that is cheaper than loading netlink to delete it.
+    (A live container's pair, as at `network disconnect`, costs the wait.)"""
     deadline = time.monotonic() + within
     while os.path.lexists(path):
         if time.monotonic() > deadline:
@@ -289,7 +290,7 @@ class BridgeDriver(NetworkDriver):
             raise BerthError(f"cannot connect the container to network {net.name}: {exc}") from None
 
     def detach(self, net: NetworkSpec, endpoint: Endpoint) -> None:
-        if _gone(f"/sys/class/net/{endpoint.host_ifname}", within=0.1):
+        if _gone(f"/sys/class/net/{endpoint.host_ifname}", within=0.05):
             return  # the kernel removed the pair with the container's namespace
         IPRoute, NetlinkError = _netlink()
 
