@@ -2,8 +2,10 @@
 
 A blob is written to a temporary file in the same directory, hashed as it
 streams, verified against the digest the caller expects, fsynced and only
-then renamed into place: a crash leaves at most a temporary file, which
-`clean_temporary` removes, never a half blob under a real name.
+then given its name: a crash never leaves a half blob under a real name.
+The temporary file is anonymous (O_TMPFILE), so a crash leaves nothing;
+where the filesystem cannot, it is a .tmp-* file that `clean_temporary`
+removes.
 """
 
 from __future__ import annotations
@@ -87,23 +89,27 @@ class ContentStore:
             check_digest(expected)
             if self.exists(expected):
                 return expected, self.size(expected)
-        fd, tmp_name = _mkstemp(self.dir)
+        fd, tmp_name = _temporary(self.dir)
         try:
             with os.fdopen(fd, "wb") as f:
                 sink = HashingWriter(f)
                 shutil.copyfileobj(stream, sink, CHUNK)
                 f.flush()
                 os.fsync(f.fileno())
-            digest, size = sink.digest, sink.size
-            if expected is not None and digest != expected:
-                raise Corrupt(f"digest mismatch: expected {expected}, got {digest}")
-            if expected_size is not None and size != expected_size:
-                raise Corrupt(f"size mismatch for {digest}: expected {expected_size} bytes, got {size}")
-            os.rename(tmp_name, self.path(digest))
+                digest, size = sink.digest, sink.size
+                if expected is not None and digest != expected:
+                    raise Corrupt(f"digest mismatch: expected {expected}, got {digest}")
+                if expected_size is not None and size != expected_size:
+                    raise Corrupt(f"size mismatch for {digest}: expected {expected_size} bytes, got {size}")
+                if tmp_name is None:  # give the anonymous file its name
+                    _link_anonymous(f.fileno(), self.dir, self.path(digest).name)
+            if tmp_name is not None:
+                os.rename(tmp_name, self.path(digest))
             _fsync_dir(self.dir)
             return digest, size
         except BaseException:
-            _unlink(tmp_name)
+            if tmp_name is not None:
+                _unlink(tmp_name)
             raise
 
     def delete(self, digest: str) -> None:
@@ -131,10 +137,29 @@ class ContentStore:
         return n
 
 
-def _mkstemp(directory: Path) -> tuple[int, str]:
-    import tempfile
+def _temporary(directory: Path) -> tuple[int, str | None]:
+    """A file to write a blob into: anonymous (O_TMPFILE) where the
+    filesystem allows, so that a writer killed even by SIGKILL leaves
+    nothing behind; else a named .tmp-* file (clean_temporary's)."""
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600), None
+    except OSError:
+        import tempfile
 
-    return tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        return tempfile.mkstemp(prefix=".tmp-", dir=directory)
+
+
+def _link_anonymous(fd: int, directory: Path, name: str) -> None:
+    """linkat(AT_SYMLINK_FOLLOW) of /proc/self/fd/FD: os.link takes that
+    path only with a directory descriptor (else it calls plain link(2),
+    which refuses the magic link)."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.link(f"/proc/self/fd/{fd}", name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
+    except FileExistsError:
+        pass  # another writer stored the same content meanwhile
+    finally:
+        os.close(dir_fd)
 
 
 def _unlink(path) -> None:

@@ -309,16 +309,33 @@ def big_image(berth, registry, tmp_path):
     return name.split("/", 1)[1]
 
 
-def test_killed_pull_leaves_nothing_and_the_next_completes(other, proxy, big_image):
+def _partial_blob_size(pid: int, blobs: Path) -> int:
+    """Bytes in the temporary blob process `pid` is writing (0 if none yet):
+    an anonymous (O_TMPFILE) file in the blobs directory, seen through /proc."""
+    biggest = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target.startswith(f"{blobs}/") and ("(deleted)" in target or "/.tmp-" in target):
+                biggest = max(biggest, os.stat(f"/proc/{pid}/fd/{fd}").st_size)
+        except OSError:
+            pass
+    return biggest
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_pull_leaves_nothing_and_the_next_completes(other, proxy, big_image, sig):
+    """SIGTERM (as Ctrl-C) cleans up; after SIGKILL only whole, verified blobs may stay."""
     proxy.mode = "slow"
     name = f"{proxy.address}/{big_image}"
+    blobs = other.root / "blobs" / "sha256"
     proc = other.popen("pull", name, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not any(p.stat().st_size > (1 << 20) for p in (other.root / "blobs" / "sha256").glob(".tmp-*")):
+        while not (blobs.exists() and _partial_blob_size(proc.pid, blobs) > (1 << 20)):
             assert time.monotonic() < deadline and proc.poll() is None, "the download never started"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)  # like Ctrl-C: the temporary blob goes too
+        proc.send_signal(sig)
         proc.wait(20)
     finally:
         if proc.poll() is None:
@@ -326,7 +343,12 @@ def test_killed_pull_leaves_nothing_and_the_next_completes(other, proxy, big_ima
             proc.wait()
     assert proc.returncode != 0
     assert image_rows(other) == 0
-    assert [f for f in blob_files(other) if f.startswith(".tmp-")] == []
+    left = blob_files(other)
+    assert [f for f in left if f.startswith(".tmp-")] == []
+    if sig == signal.SIGTERM:
+        assert left == []
+    for f in left:  # no half blob under a real name
+        assert hashlib.sha256((blobs / f).read_bytes()).hexdigest() == f
     proxy.mode = "pass"
     other("pull", name, check=True, timeout=120)
     assert image_rows(other) == 1
