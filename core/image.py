@@ -129,6 +129,60 @@ class HashingReader:
         return "sha256:" + self.hash.hexdigest()
 
 
+@dataclasses.dataclass(frozen=True)
+class _NewLayer:
+    """A layer ensure_layers created in the storage driver, still to be filled."""
+
+    index: int
+    chain_id: str
+    diff_id: str
+    blob: str
+    parent_chain: str | None
+    cache_id: str
+
+
+class _LayerFiller:
+    """Fills created layers from their blobs and records them in chain order;
+    discards the ones not recorded when the pull fails."""
+
+    def __init__(self, images: "ImageService", driver, blob_ready: Callable[[int], None], sizes: list[int]):
+        self.images, self.driver, self.blob_ready, self.sizes = images, driver, blob_ready, sizes
+        self.created: list[_NewLayer] = []
+        self.pending: list[_NewLayer] = []
+
+    def add(self, layer: _NewLayer) -> None:
+        self.created.append(layer)
+        self.pending.append(layer)
+
+    def fill(self, workers: int) -> None:
+        """Fill the pending layers (in forked children, side by side, when
+        `workers` > 1), then record them."""
+        todo, self.pending = self.pending, []
+        if workers > 1 and len(todo) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="berth-extract") as pool:
+                futures = [pool.submit(self._fill_one, layer, True) for layer in todo]
+                sizes = [f.result() for f in futures]  # the with-block waits for every one, failed or not
+        else:
+            sizes = [self._fill_one(layer, False) for layer in todo]
+        for layer, size in zip(todo, sizes):
+            self.images._record_layer(layer, size)
+            self.sizes[layer.index] = size
+            self.created.remove(layer)
+
+    def _fill_one(self, layer: _NewLayer, in_child: bool) -> int:
+        self.blob_ready(layer.index)
+        fill = self.images._fill_in_child if in_child else self.images._fill
+        return fill(self.driver, layer.cache_id, layer.diff_id, layer.blob)
+
+    def discard(self) -> None:
+        """Remove every created layer not recorded yet."""
+        for layer in self.created:
+            self.driver.remove(layer.cache_id)
+        self.created = []
+
+
 class ImageService:
     def __init__(self, engine):
         self.engine = engine
@@ -254,8 +308,7 @@ class ImageService:
         driver = self.engine.storage
         name = self.engine.storage_driver_name
         sizes: list[int] = [0] * len(diff_ids)
-        missing: list[tuple[int, str, str, str, str | None, str]] = []  # index, chain, diff_id, blob, parent, cache
-        recorded: set[str] = set()
+        filler = _LayerFiller(self, driver, blob_ready, sizes)
         with contextlib.ExitStack() as held:
             try:
                 parent_chain: str | None = None
@@ -271,15 +324,13 @@ class ImageService:
                     else:
                         cache_id = random_hex(32)
                         if not driver.independent_layers:  # the child's create copies its parent: fill it first
-                            self._fill_missing(driver, missing, blob_ready, sizes, name, recorded, workers=1)
+                            filler.fill(workers=1)
                         driver.create(cache_id, parent_cache)
-                        missing.append((index, chain_id, diff_id, blob, parent_chain, cache_id))
+                        filler.add(_NewLayer(index, chain_id, diff_id, blob, parent_chain, cache_id))
                     parent_chain, parent_cache = chain_id, cache_id
-                self._fill_missing(driver, missing, blob_ready, sizes, name, recorded, workers=PARALLEL_EXTRACT)
+                filler.fill(workers=PARALLEL_EXTRACT)
             except BaseException:
-                for *_, cache_id in missing:
-                    if cache_id not in recorded:
-                        driver.remove(cache_id)
+                filler.discard()
                 raise
         return sizes
 
@@ -287,36 +338,14 @@ class ImageService:
         return self.store.one("SELECT cache_id, size FROM layers WHERE driver = ? AND chain_id = ?",
                               (driver_name, chain_id))
 
-    def _fill_missing(self, driver, missing, blob_ready, sizes, driver_name, recorded, workers) -> None:
-        """Extract every created layer of `missing` not yet recorded, then record them in chain order."""
-        todo = [m for m in missing if m[5] not in recorded]
-        if not todo:
-            return
-
-        def fill(item, in_child: bool) -> int:
-            index, _, diff_id, blob, _, cache_id = item
-            blob_ready(index)
-            if in_child:
-                return self._fill_in_child(driver, cache_id, diff_id, blob)
-            return self._fill(driver, cache_id, diff_id, blob)
-
-        if workers > 1 and len(todo) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(workers, len(todo)), thread_name_prefix="berth-extract") as pool:
-                futures = [pool.submit(fill, item, True) for item in todo]
-                results = [f.result() for f in futures]  # the with-block waits for every one, failed or not
-        else:
-            results = [fill(item, False) for item in todo]
-        for (index, chain_id, diff_id, _, parent_chain, cache_id), size in zip(todo, results):
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM layers WHERE driver = ? AND chain_id = ?", (driver_name, chain_id))
-                db.execute(
-                    "INSERT INTO layers (driver, chain_id, cache_id, diff_id, parent, size) VALUES (?,?,?,?,?,?)",
-                    (driver_name, chain_id, cache_id, diff_id, parent_chain, size),
-                )
-            recorded.add(cache_id)
-            sizes[index] = size
+    def _record_layer(self, layer: "_NewLayer", size: int) -> None:
+        name = self.engine.storage_driver_name
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM layers WHERE driver = ? AND chain_id = ?", (name, layer.chain_id))
+            db.execute(
+                "INSERT INTO layers (driver, chain_id, cache_id, diff_id, parent, size) VALUES (?,?,?,?,?,?)",
+                (name, layer.chain_id, layer.cache_id, layer.diff_id, layer.parent_chain, size),
+            )
 
     def _fill_in_child(self, driver, cache_id: str, diff_id: str, blob: str) -> int:
         """_fill in a forked child, which has a GIL of its own: in threads, a

@@ -524,13 +524,15 @@ def _layer_state(b) -> tuple[int, list[str]]:
     return rows, sorted(p.name for p in home.iterdir() if p.name != "l") if home.exists() else []
 
 
-def test_layers_filled_side_by_side_stack_in_order(other, fake_server_factory, rootfs_tar):
+@pytest.mark.parametrize("driver", ["overlay2", "vfs"])  # side by side; in chain order (vfs copies the parent)
+def test_layers_filled_side_by_side_stack_in_order(other, fake_server_factory, rootfs_tar, driver):
     name = _layered_image(fake_server_factory(), Path(rootfs_tar).read_bytes())
-    other("pull", name, check=True, timeout=60)
-    res = other("run", "--rm", name, "sh", "-c", "ls /a 2>&1; cat /b /c", check=True)
+    other("-s", driver, "pull", name, check=True, timeout=60)
+    res = other("-s", driver, "run", "--rm", "--network", "none", name, "sh", "-c", "ls /a 2>&1; cat /b /c",
+                check=True)
     assert res.stdout == "ls: /a: No such file or directory\nsecond b\nthird c\n"
-    rows, dirs = _layer_state(other)
-    assert rows == 4 and len(dirs) == 4
+    with sqlite3.connect(other.root / "berth.db") as db:
+        assert db.execute("SELECT count(*) FROM layers WHERE driver = ?", (driver,)).fetchone()[0] == 4
 
 
 def test_a_layer_that_is_not_what_the_config_says_leaves_no_layer_behind(other, fake_server_factory, rootfs_tar):
