@@ -685,33 +685,31 @@ class ContainerService:
         return container
 
     def pause(self, ref: str) -> Container:
-        from berth.core.runtime.cgroups import Cgroup
-
         container = self.get(ref)
         if container.status == "paused":
             raise FailedPrecondition(f"Container {container.id} is already paused")
         if not container.running:
             raise FailedPrecondition(f"Container {container.id} is not running")
-        try:
-            Cgroup(CGROUP_PARENT, container.id).freeze()
-        except (OSError, TimeoutError) as exc:
-            raise FailedPrecondition(f"Cannot pause container {container.id}: {exc}") from None
-        self.update_state(container.id, Status="paused", Paused=True)
-        self.engine.emit("container", "pause", container.id, container.attrs())
-        return self.load(container.id)
+        return self._set_frozen(container, True)
 
     def unpause(self, ref: str) -> Container:
-        from berth.core.runtime.cgroups import Cgroup
-
         container = self.get(ref)
         if container.status != "paused":
             raise FailedPrecondition(f"Container {container.id} is not paused")
+        return self._set_frozen(container, False)
+
+    def _set_frozen(self, container: Container, frozen: bool) -> Container:
+        """Freeze (pause) or thaw (unpause) every process of the container."""
+        from berth.core.runtime.cgroups import Cgroup
+
+        action = "pause" if frozen else "unpause"
+        cgroup = Cgroup(CGROUP_PARENT, container.id)
         try:
-            Cgroup(CGROUP_PARENT, container.id).thaw()
+            cgroup.freeze() if frozen else cgroup.thaw()
         except (OSError, TimeoutError) as exc:
-            raise FailedPrecondition(f"Cannot unpause container {container.id}: {exc}") from None
-        self.update_state(container.id, Status="running", Paused=False)
-        self.engine.emit("container", "unpause", container.id, container.attrs())
+            raise FailedPrecondition(f"Cannot {action} container {container.id}: {exc}") from None
+        self.update_state(container.id, Status="paused" if frozen else "running", Paused=frozen)
+        self.engine.emit("container", action, container.id, container.attrs())
         return self.load(container.id)
 
     # -- remove / rename --------------------------------------------------------------
