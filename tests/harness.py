@@ -12,6 +12,7 @@ import random
 import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BERTH = [sys.executable, "-m", "berth.core.cli"]
@@ -83,3 +84,17 @@ class Berth:
                 "hasattr(e, 'networks') and e.networks.reset()")
         subprocess.run([sys.executable, "-c", code, str(self.root), str(self.runroot)], env=self.env,
                        capture_output=True, timeout=60)
+
+
+def fetch(url: str, timeout: float = 5) -> str:
+    """GET `url` (on 127.0.0.1 or a test's own container), retrying while the server starts."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=2).read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -47,3 +47,14 @@ def make_rootfs_tar(path: Path, extra: dict[str, bytes] | None = None, config_fi
         for name, content in (extra or {}).items():
             add_file(name, content)
     return path
+
+
+def tar_of(files: dict[str, bytes], mtime: int = 0) -> bytes:
+    """An uncompressed tar of regular files, name -> content, in order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), mtime
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

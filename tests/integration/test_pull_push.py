@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -15,7 +14,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness import Berth
+from rootfs import tar_of
 
 
 def free_port() -> int:
@@ -165,16 +164,6 @@ def blob_files(b) -> list[str]:
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def tar_of(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_push_then_pull_on_a_clean_root(berth, other, registry):
@@ -484,17 +473,8 @@ def _layered_image(server, base_tar: bytes, lie_about: int | None = None) -> str
     """A 4-layer image on `server` as lie/layers:1: busybox, then /a and /b,
     then a whiteout of /a and a new /b, then /c. `lie_about`: that layer's
     diff_id in the config is wrong."""
-    def tar_with(entries):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name, data in entries:
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime = len(data), 1700000000
-                tar.addfile(info, io.BytesIO(data))
-        return buf.getvalue()
-
-    tars = [base_tar, tar_with([("a", b"first a\n"), ("b", b"first b\n"), ("pad", os.urandom(3 << 20))]),
-            tar_with([(".wh.a", b""), ("b", b"second b\n")]), tar_with([("c", b"third c\n")])]
+    tars = [base_tar, tar_of({"a": b"first a\n", "b": b"first b\n", "pad": os.urandom(3 << 20)}),
+            tar_of({".wh.a": b"", "b": b"second b\n"}), tar_of({"c": b"third c\n"})]
     blobs = [gzip.compress(t, mtime=0) for t in tars]
     diff_ids = [sha(t) for t in tars]
     if lie_about is not None:

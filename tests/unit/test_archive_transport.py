@@ -15,20 +15,11 @@ import pytest
 from berth.core.content import ContentStore
 from berth.core.errors import Corrupt
 from berth.plugins.registry.archive import ArchiveReader, ArchiveWriter
+from rootfs import tar_of
 
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def layer_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def config_for(*layers: bytes) -> bytes:
@@ -62,7 +53,7 @@ def blobs(store: ContentStore) -> list[str]:
 
 
 def test_legacy_docker_save_layout_with_symlinked_layer(store):
-    layer = layer_tar({"hello": b"hi"})
+    layer = tar_of({"hello": b"hi"})
     config = config_for(layer)
     cfg_hex = sha(config).split(":")[1]
     manifest = [{"Config": f"{cfg_hex}.json", "RepoTags": ["me/app:1"], "Layers": ["abc/layer.tar"]}]
@@ -82,8 +73,8 @@ def test_legacy_docker_save_layout_with_symlinked_layer(store):
 
 
 def test_gzip_compressed_archive_and_layers_round_trip(store, tmp_path):
-    layer = gzip.compress(layer_tar({"a": b"1"}))
-    config = config_for(layer_tar({"a": b"1"}))
+    layer = gzip.compress(tar_of({"a": b"1"}))
+    config = config_for(tar_of({"a": b"1"}))
     for d in (layer, config):
         store.put_bytes(d)
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -107,7 +98,7 @@ def test_gzip_compressed_archive_and_layers_round_trip(store, tmp_path):
 
 
 def test_oci_layout_index_names(store):
-    layer = layer_tar({"f": b"x"})
+    layer = tar_of({"f": b"x"})
     config = config_for(layer)
     manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                            "config": {"digest": sha(config), "size": len(config)},

@@ -18,10 +18,11 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
+
+from harness import fetch
 
 from berth.core import plugins
 from berth.core.drivers import Endpoint, NetworkSpec, PortMapping
@@ -88,17 +89,6 @@ def endpoint(net: NetworkSpec, host: int) -> Endpoint:
     mac = "02:42:" + ":".join(f"{int(b):02x}" for b in address.split("."))
     return Endpoint(container_id=secrets.token_hex(32), network_id=net.id, address=address, prefixlen=24,
                     gateway=net.gateway, mac=mac, host_ifname=f"veth{secrets.token_hex(3)}")
-
-
-def fetch(url: str, timeout: float = 3) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return urllib.request.urlopen(url, timeout=2).read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def in_ns(pid: int, *cmd: str) -> subprocess.CompletedProcess:
