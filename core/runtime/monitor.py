@@ -309,7 +309,7 @@ def fork_network_setup(engine, prepare: Callable[[], None]):
     """A forked process that runs `prepare` (preloading network drivers)
     now, in parallel with the rest of a container's start, then attaches
     the container when sent {"container": ID, "pid": PID}. Fork it before
-    the store is opened. None without a network service."""
+    the store is opened. None without a network service (or a process)."""
     networks = getattr(engine, "networks", None)
     if networks is None or not hasattr(networks, "preload"):
         return None
@@ -325,7 +325,10 @@ def fork_network_setup(engine, prepare: Callable[[], None]):
     def attach(arg: dict) -> None:
         networks.attach(engine.containers.load(arg["container"]), arg["pid"])
 
-    return Forked(preload, attach)
+    try:
+        return Forked(preload, attach)
+    except OSError:  # no process to spare: the monitor attaches the container itself
+        return None
 
 
 def _ignore(*_):
