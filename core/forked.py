@@ -25,7 +25,12 @@ class Forked:
     def __init__(self, prepare: Callable[[], None], work: Callable[[Any], Any]):
         arg_r, self._arg_w = os.pipe2(os.O_CLOEXEC)
         self._result_r, result_w = os.pipe2(os.O_CLOEXEC)
-        self._pid = os.fork()
+        try:
+            self._pid = os.fork()
+        except OSError:
+            for fd in (arg_r, self._arg_w, self._result_r, result_w):
+                os.close(fd)
+            raise
         if self._pid == 0:  # pragma: no cover - runs in the child
             try:
                 os.close(self._arg_w)
