@@ -294,7 +294,7 @@ def _monitor_main(config, container_id: str, ready_w: int, attach_wait: bool, ne
     log_fd = os.open(run_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     os.dup2(log_fd, 2)
     os.close(log_fd)
-    sys.stderr = open(2, "w", closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # line-buffered: the monitor ends with os._exit
     try:
         return Monitor(engine, container_id, ready, attach_wait, network_setup).run()
     except BaseException as exc:
