@@ -25,6 +25,7 @@ import os
 import shutil
 import stat
 import tarfile
+import zlib
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
@@ -100,9 +101,6 @@ class _Gunzip(io.RawIOBase):
     """
 
     def __init__(self, stream: BinaryIO):
-        import zlib
-
-        self._zlib = zlib
         self._stream = stream
         self._inflate = zlib.decompressobj(31)
         self._pending = b""  # compressed input not yet given to zlib
@@ -121,7 +119,7 @@ class _Gunzip(io.RawIOBase):
                         self._done = True
                         return 0
                     rest = more.lstrip(b"\0")
-                self._inflate = self._zlib.decompressobj(31)
+                self._inflate = zlib.decompressobj(31)
                 self._pending = rest
             data = self._pending or self._stream.read(_CHUNK)
             if not data:
@@ -165,10 +163,7 @@ def _read_into(stream: BinaryIO, buf) -> int:
 
 
 def _decompress_errors() -> tuple[type[BaseException], ...]:
-    import gzip
-    import zlib
-
-    errors: list[type[BaseException]] = [tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile]
+    errors: list[type[BaseException]] = [tarfile.TarError, EOFError, zlib.error]  # _Gunzip raises the last two
     try:
         import zstandard
 
