@@ -8,6 +8,7 @@ Runs as root (owners and device nodes), as CI does.
 
 from __future__ import annotations
 
+import gc
 import gzip
 import io
 import os
@@ -69,10 +70,12 @@ def victim(tmp_path, dest):
     (v / "secret").write_text("do not touch")
     os.chmod(v / "secret", 0o600)
     before = snapshot(v)
+    gc.collect()  # earlier tests' garbage (sockets, files) must not close mid-count
     fds_before = len(os.listdir("/proc/self/fd"))
     yield v
     assert snapshot(v) == before, "the victim directory outside dest was modified"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dest", "victim"], "something landed beside dest"
+    gc.collect()
     assert len(os.listdir("/proc/self/fd")) == fds_before, "extraction leaked a file descriptor"
 
 
