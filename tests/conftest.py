@@ -33,3 +33,12 @@ def berth(tmp_path, rootfs_tar):
     b.cleanup()
     shutil.rmtree(b.root, ignore_errors=True)
     shutil.rmtree(b.runroot, ignore_errors=True)
+
+
+@pytest.fixture
+def other(tmp_path, rootfs_tar):
+    """A second, clean berth installation (the other machine of a push and pull)."""
+    b = Berth(tmp_path / "other", rootfs_tar)
+    yield b
+    b.cleanup()
+    shutil.rmtree(tmp_path / "other", ignore_errors=True)

@@ -17,16 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import Berth
-
-
-@pytest.fixture
-def other(tmp_path, rootfs_tar):
-    """A second, clean berth installation."""
-    b = Berth(tmp_path / "other", rootfs_tar)
-    yield b
-    b.cleanup()
-    shutil.rmtree(tmp_path / "other", ignore_errors=True)
 
 
 def inspect(b, name):

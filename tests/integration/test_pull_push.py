@@ -9,7 +9,6 @@ import gzip
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -20,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from harness import Berth
 from rootfs import tar_of
 
 
@@ -135,15 +133,6 @@ def proxy(registry):
     p = Proxy(registry)
     yield p
     p.close()
-
-
-@pytest.fixture
-def other(tmp_path, rootfs_tar):
-    """A second, clean berth installation (the other machine)."""
-    b = Berth(tmp_path / "other", rootfs_tar)
-    yield b
-    b.cleanup()
-    shutil.rmtree(tmp_path / "other", ignore_errors=True)
 
 
 def inspect(b, name):
