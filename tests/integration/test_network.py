@@ -275,6 +275,9 @@ def test_a_failed_run_leaves_no_network_helper_behind(berth):
     berth("run", "-d", "--name", "taken", berth.image, "sleep", "30", check=True)
     res = berth("run", "--name", "taken", berth.image, "true")
     assert res.returncode == 125 and "is already in use" in res.stderr, res.stderr
+    # the helper was forked from that command (same argv); cancelled and reaped before it returned
+    helpers = subprocess.run(["pgrep", "-f", f"{berth.root}.* run --name taken "], capture_output=True, text=True)
+    assert helpers.stdout.split() == []
     berth("rm", "-f", "taken", check=True)
     deadline = time.monotonic() + 10
     while True:  # the monitor of "taken" exits shortly after rm; nothing else may remain
