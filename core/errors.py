@@ -1,7 +1,7 @@
 """One error hierarchy, named for what the caller should do.
 
 The CLI maps each class to a message and an exit code in one place
-(`berth.core.cli.main`); everything below the CLI raises these and never
+(`berth.core.cli.base`); everything below the CLI raises these and never
 prints. The message is the one line the user sees, so it follows Docker's
 wording where Docker has one.
 """
@@ -18,6 +18,14 @@ class BerthError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ExitCode(BerthError):
+    """An error with an exit code of the command's choosing (125 for a failed run)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.exit_code = code
 
 
 class InvalidArgument(BerthError):

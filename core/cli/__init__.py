@@ -3,7 +3,8 @@
 `berth`, `berth -h` and `berth --help` print a pre-rendered copy of click's
 help (core/cli/_help.py, kept equal to click's output by
 tests/unit/test_cli.py) so the most common first command costs only the
-interpreter's start; everything else goes through click.
+interpreter's start. `run` and `create` parse their flags without click
+(berth.core.cli.run); everything else goes through click.
 """
 
 import sys
@@ -15,11 +16,15 @@ def main() -> None:
 
         sys.stdout.write(HELP)
         sys.exit(0)
-    from berth.core.cli.main import main as full
-
     try:
-        full()
-        code = 0
+        from berth.core.cli.run import fast
+
+        code = fast(sys.argv[1:])
+        if code is None:
+            from berth.core.cli.main import main as full
+
+            full()
+            code = 0
     except SystemExit as exc:
         code = exc.code
     _exit_now(code)

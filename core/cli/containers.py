@@ -15,304 +15,34 @@ import sys
 import click
 
 from berth.core.cli import filters as filters_
-from berth.core.cli import output
-from berth.core.cli.main import CONTEXT, ExitCode, get_engine
-from berth.core.errors import BerthError, InvalidArgument
+from berth.core.cli import flags, output
+from berth.core.cli import run as run_
+from berth.core.cli.main import CONTEXT, get_engine
+from berth.core.cli.run import CREATE_FLAGS, RUN_CONTEXT, RUN_FLAGS, attach_foreground, raw_terminal
+from berth.core.errors import BerthError, ExitCode, InvalidArgument
 
-# run/create/exec keep -h free for --hostname, as Docker does.
-RUN_CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100,
-               "allow_interspersed_args": False}
 NO_H_CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
-DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 
 
-def _as_run_error(exc: BerthError) -> BerthError:
-    """run/create: berth's own failures exit 125, the command's 126/127 stay."""
-    if exc.exit_code in (126, 127, 125):
-        return exc
-    return ExitCode(exc.message, 125)
-
-
-def _key_values(items, what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid argument \"{item}\" for \"{what}\" flag")
-        out[key] = value
-    return out
-
-
-# -- run / create ---------------------------------------------------------------------
-
-
-def _create_options(f):
-    opts = [
-        click.option("-a", "--attach", "attach", multiple=True, metavar="STREAM",
-                     help="Attach to STDIN, STDOUT or STDERR."),
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached."),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-        click.option("--name", help="Assign a name to the container."),
-        click.option("-e", "--env", multiple=True, help="Set environment variables."),
-        click.option("--env-file", multiple=True, help="Read in a file of environment variables."),
-        click.option("-w", "--workdir", help="Working directory inside the container."),
-        click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
-        click.option("-h", "--hostname", help="Container host name."),
-        click.option("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
-        click.option("-l", "--label", "labels", multiple=True, help="Set meta data on a container."),
-        click.option("--rm", "auto_remove", is_flag=True, help="Automatically remove the container when it exits."),
-        click.option("--read-only", is_flag=True, help="Mount the container's root filesystem as read only."),
-        click.option("-m", "--memory", help="Memory limit."),
-        click.option("--memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap."),
-        click.option("--cpus", type=float, help="Number of CPUs."),
-        click.option("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)."),
-        click.option("--shm-size", help="Size of /dev/shm."),
-        click.option("--log-driver", help="Logging driver for the container."),
-        click.option("--log-opt", multiple=True, help="Log driver options."),
-        click.option("--net", "--network", "network", help="Connect a container to a network (none, host)."),
-        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host."),
-        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
-        click.option("--expose", multiple=True, help="Expose a port or a range of ports."),
-        click.option("--link", "links", multiple=True, help="Add link to another container."),
-        click.option("--restart", default="no", help="Restart policy (stored; berth has no restart manager)."),
-        click.option("--stop-signal", help="Signal to stop the container."),
-        click.option("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
-        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
-        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
-        click.option("-v", "--volume", "volumes", multiple=True, help="Bind mount a volume."),
-        click.option("--mount", "mounts", multiple=True, help="Attach a filesystem mount to the container."),
-        click.option("--tmpfs", multiple=True, help="Mount a tmpfs directory."),
-        click.option("--volumes-from", multiple=True, help="Mount volumes from the specified container(s)."),
-        click.option("--pull", type=click.Choice(["missing", "always", "never"]), default="missing",
-                     help="Pull image before running."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
-
-
-def _build_options(engine, image, command, kw, detach=False):
-    from berth.core.container import CreateOptions, parse_restart
-    from berth.core.units import ram_in_bytes
-
-    parse_restart(kw["restart"])
-    memory = ram_in_bytes(kw["memory"]) if kw["memory"] else None
-    swap = None
-    if kw["memory_swap"]:
-        swap = -1 if kw["memory_swap"] == "-1" else ram_in_bytes(kw["memory_swap"])
-    if kw["auto_remove"] and kw["restart"] not in ("no", ""):
-        raise InvalidArgument("Conflicting options: --restart and --rm")
-    return CreateOptions(
-        image=image, command=list(command), name=kw["name"], entrypoint=kw["entrypoint"], env=list(kw["env"]),
-        env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"],
-        labels=_key_values(kw["labels"], "--label"), tty=kw["tty"], interactive=kw["interactive"],
-        console_size=_console_size() if kw["tty"] else None,
-        attach=list(kw["attach"]), detach=detach, auto_remove=kw["auto_remove"], read_only=kw["read_only"],
-        memory=memory, memory_swap=swap, cpus=kw["cpus"], pids_limit=kw["pids_limit"],
-        log_driver=kw["log_driver"], log_opts=_key_values(kw["log_opt"], "--log-opt"), network=kw["network"],
-        restart=kw["restart"], stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
-        cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
-        shm_size=ram_in_bytes(kw["shm_size"]) if kw["shm_size"] else None,
-        mounts=_mounts(engine, kw),
-        publish=list(kw["publish"]), publish_all=kw["publish_all"], expose=list(kw["expose"]),
-        links=list(kw["links"]),
-    )
-
-
-def _mounts(engine, kw) -> list[dict]:
-    """The volume seam: -v/--mount/--tmpfs/--volumes-from parsed by berth.core.mounts."""
-    if not (kw["volumes"] or kw["mounts"] or kw["tmpfs"] or kw["volumes_from"]):
-        return []
-    from berth.core import mounts
-
-    volumes_from = []
-    for spec in kw["volumes_from"]:
-        ref, _, mode = spec.partition(":")
-        volumes_from.append((engine.containers.get(ref).mounts, mode))
-    driver = engine.config.get("volumes.driver")
-    return mounts.container_mounts(volumes=kw["volumes"], mounts=kw["mounts"], tmpfs=kw["tmpfs"],
-                                   volumes_from=volumes_from, volume_driver=driver)
-
-
-def _image_volumes(engine, opts, image) -> None:
-    """Image VOLUMEs become anonymous volumes (when the volume seam exists)."""
-    vols = (image.config.get("config") or {}).get("Volumes")
-    if not vols:
-        return
-    try:
-        from berth.core import mounts
-    except ImportError:
-        return
-    explicit = {m["Destination"] for m in opts.mounts}
-    extra = mounts.container_mounts(image_volumes={p: {} for p in vols if p not in explicit},
-                                    volume_driver=engine.config.get("volumes.driver"))
-    opts.mounts = list(opts.mounts) + extra
-
-
-def _resolve_image(engine, name: str, pull: str = "missing"):
-    """The image, or the pull seam, or Docker's "Unable to find image" path."""
-    from berth.core import reference as refs
-    from berth.core.errors import NotFound
-
-    images = engine.images
-    if pull == "always" and hasattr(images, "pull"):
-        images.pull(name)
-    try:
-        return images.get(name)
-    except NotFound:
-        pass
-    try:
-        familiar = refs.parse(name).familiar
-    except InvalidArgument:
-        raise
-    if pull == "never":
-        raise NotFound(f"No such image: {familiar}")
-    click.echo(f"Unable to find image '{familiar}' locally", err=True)
-    if hasattr(images, "pull"):
-        images.pull(name)
-        return images.get(name)
-    raise NotFound(f"No such image: {familiar}")
-
-
-def _create(engine, image_name, command, kw, detach=False):
-    try:
-        opts = _build_options(engine, image_name, command, kw, detach)
-        image = _resolve_image(engine, image_name, kw.get("pull") or "missing")
-        _image_volumes(engine, opts, image)
-        return engine.containers.create(opts, image)
-    except BerthError as exc:
-        raise _as_run_error(exc) from None
+# -- run / create (their flags and bodies live in berth.core.cli.run) -----------------
 
 
 @click.command("create", context_settings=RUN_CONTEXT)
-@_create_options
+@flags.click_options(CREATE_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def create(image, command, **kw):
+def create(image, command, **values):
     """Create a new container."""
-    engine = get_engine()
-    container = _create(engine, image, command, kw)
-    click.echo(container.id)
+    return run_.create(get_engine(), image, command, values)
 
 
 @click.command("run", context_settings=RUN_CONTEXT)
-@click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
-@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process.")
-@click.option("--detach-keys", help="Override the key sequence for detaching a container.")
-@_create_options
+@flags.click_options(RUN_FLAGS)
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(image, command, detach, sig_proxy, detach_keys, **kw):
+def run(image, command, **values):
     """Create and run a new container from an image."""
-    engine = get_engine()
-    setup = _early_network_setup(engine, kw.get("network"))
-    try:
-        container = _create(engine, image, command, kw, detach=detach)
-        service = engine.containers
-        if detach:
-            service.start(container, network_setup=setup)
-            click.echo(container.id)
-            return 0
-        try:
-            container = service.start(container, attach_wait=True, network_setup=setup)
-        except BerthError as exc:
-            raise _as_run_error(exc) from None
-    finally:
-        if setup is not None:
-            setup.cancel()  # unless the monitor took it over
-    return _attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
-
-
-def _early_network_setup(engine, network: str | None):
-    """For `run` on a bridge-like network: fork the process that will load
-    the network driver (~60 ms) and attach the container now, so that the
-    loading overlaps creating the container. It must fork before the store
-    opens; the monitor takes it over (monitor.spawn)."""
-    from berth.core.runtime import monitor
-
-    mode = network or engine.config.get("network.default")
-    if mode in ("host", "none") or mode.startswith("container:") or "store" in engine.__dict__:
-        return None
-    return monitor.fork_network_setup(engine, lambda: engine.networks.preload([mode]))
-
-
-def _parse_detach_keys(text: str | None) -> bytes:
-    """Docker's --detach-keys: "ctrl-p,ctrl-q", "a,ctrl-@"."""
-    if not text:
-        return DETACH_KEYS
-    out = b""
-    for key in text.split(","):
-        key = key.strip()
-        if key.startswith("ctrl-") and len(key) == 6:
-            c = key[5]
-            out += bytes([(ord(c.upper()) - 64) & 0x7F if c != "@" else 0])
-        elif len(key) == 1:
-            out += key.encode()
-        else:
-            raise InvalidArgument(f"Invalid detach keys ({text}) provided")
-    return out
-
-
-def _attach_foreground(engine, container, *, sig_proxy=True, detach_keys=None, stdin=None) -> int:
-    """Stream a started container's stdio here; return its exit code."""
-    from berth.core.runtime import monitor
-
-    cfg = container.config
-    tty = bool(cfg.get("Tty"))
-    want_in = cfg.get("AttachStdin") if stdin is None else stdin
-    stdin_fd = 0 if want_in else None
-    stdout_fd = 1 if cfg.get("AttachStdout") else None
-    stderr_fd = 2 if cfg.get("AttachStderr") else None
-    engine.emit("container", "attach", container.id, container.attrs())
-    keys = _parse_detach_keys(detach_keys) if (tty and stdin_fd is not None) or detach_keys else None
-    restore = _raw_terminal(0) if tty and stdin_fd is not None and os.isatty(0) else None
-    old_handlers = {}
-    if sig_proxy and not tty:
-        pid, start = container.pid, container.state.get("PidStart")
-
-        def forward(signum, _frame):
-            from berth.core.container import alive
-
-            if alive(pid, start):
-                os.kill(pid, signum)
-
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-            old_handlers[sig] = signal.signal(sig, forward)
-    try:
-        code = monitor.attach(str(engine.containers.run_dir(container.id) / "attach.sock"),
-                              stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty,
-                              detach_keys=keys)
-    except (FileNotFoundError, ConnectionRefusedError):
-        code = None  # the container already finished
-    finally:
-        if restore:
-            restore()
-        for sig, handler in old_handlers.items():
-            signal.signal(sig, handler)
-    if code is not None:
-        return code
-    after = engine.containers.load(container.id)
-    if after is not None and after.running:
-        if keys:  # detached by the user
-            click.echo("", err=False) if tty else None
-            return 0
-        after = engine.containers.wait_exit(after)
-    if after is None:
-        return 0
-    return int(after.state.get("ExitCode") or 0)
-
-
-def _raw_terminal(fd: int):
-    import termios
-    import tty
-
-    saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
-
-    def restore():
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-    return restore
+    return run_.run(get_engine(), image, command, values)
 
 
 # -- lifecycle ----------------------------------------------------------------------------
@@ -334,7 +64,7 @@ def start(attach, interactive, detach_keys, containers):
         if container.running:
             raise ExitCode(f"container {container.id} is already running", 1)
         container = service.start(container, attach_wait=True)
-        return _attach_foreground(engine, container, detach_keys=detach_keys, stdin=interactive)
+        return attach_foreground(engine, container, detach_keys=detach_keys, stdin=interactive)
 
     def one(ref):
         service.start(ref)
@@ -468,7 +198,7 @@ def attach(no_stdin, sig_proxy, detach_keys, container):
         raise ExitCode("You cannot attach to a paused container, unpause it first", 1)
     c.config["AttachStdout"] = c.config["AttachStderr"] = True
     stdin = bool(c.config.get("OpenStdin")) and not no_stdin
-    return _attach_foreground(engine, c, sig_proxy=sig_proxy, detach_keys=detach_keys, stdin=stdin)
+    return attach_foreground(engine, c, sig_proxy=sig_proxy, detach_keys=detach_keys, stdin=stdin)
 
 
 # -- listing ------------------------------------------------------------------------------
@@ -802,7 +532,7 @@ def _pump_pty(master: int, interactive: bool, pid: int) -> None:
     """Copy between our terminal and an exec'd process's pty until it closes."""
     import selectors
 
-    restore = _raw_terminal(0) if interactive and os.isatty(0) else None
+    restore = raw_terminal(0) if interactive and os.isatty(0) else None
     sel = selectors.DefaultSelector()
     sel.register(master, selectors.EVENT_READ, "pty")
     if interactive:
@@ -973,14 +703,3 @@ for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop",
                     ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp),
                     ("inspect", container_inspect), ("prune", prune)):
     container.add_command(_cmd, _name)
-
-
-def _console_size() -> tuple[int, int] | None:
-    """Rows and columns of the terminal on our stdin or stdout, if any."""
-    from berth.core.runtime.monitor import window_size
-
-    for fd in (0, 1):
-        if os.isatty(fd):
-            return window_size(fd)
-    return None
-

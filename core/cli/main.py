@@ -8,12 +8,12 @@ Subcommand modules are imported only when their command runs, so
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 import click
 
-from berth.core.errors import BerthError
+from berth.core.cli import flags
+from berth.core.cli.base import GLOBAL_FLAGS, make_engine, overrides, reported
 
 # name -> ("module:attribute", one-line help). Order is the --help order.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -94,81 +94,45 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)
-@click.option("--root", metavar="DIR", help="Persistent data directory (default /var/lib/berth).")
-@click.option("--runroot", metavar="DIR", help="Runtime state directory (default /run/berth).")
-@click.option("-s", "--storage-driver", metavar="NAME", help="Storage driver (overlay2, vfs, btrfs ...).")
-@click.option("-l", "--log-level", metavar="LEVEL", help="debug, info, warning or error.")
-@click.option("--log-format", type=click.Choice(["console", "json"]), help="Format of berth's own logs.")
+@flags.click_options(GLOBAL_FLAGS)
 @click.version_option(package_name="berth", message="berth version %(version)s")
 @click.pass_context
-def cli(ctx, root, runroot, storage_driver, log_level, log_format):
+def cli(ctx, **values):
     """A daemonless container engine whose every driver is a plugin."""
-    overrides: dict = {}
-    engine_over = {k: v for k, v in (("root", root), ("runroot", runroot), ("log_level", log_level),
-                                     ("log_format", log_format)) if v}
-    if engine_over:
-        overrides["engine"] = engine_over
-    if storage_driver:
-        overrides["storage"] = {"driver": storage_driver}
-    ctx.obj = overrides
+    ctx.obj = overrides(values)
 
 
 def get_engine(ctx: click.Context | None = None):
     """The Engine for this invocation, built once from config + global flags."""
     ctx = (ctx or click.get_current_context()).find_root()
-    if not isinstance(ctx.obj, dict) or "_engine" not in ctx.meta:
-        from berth.core import config, log
-        from berth.core.engine import Engine
-
-        cfg = config.load(ctx.obj if isinstance(ctx.obj, dict) else None)
-        log.setup(cfg.get("engine.log_level"), cfg.get("engine.log_format"))
-        ctx.meta["_engine"] = Engine(cfg)
+    if "_engine" not in ctx.meta:
+        ctx.meta["_engine"] = make_engine(ctx.obj if isinstance(ctx.obj, dict) else None)
     return ctx.meta["_engine"]
 
 
-class ExitCode(BerthError):
-    """An error with an exit code of the command's choosing (125 for a failed run)."""
-
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.exit_code = code
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: map every error to one line and Docker's exit code."""
+    """Entry point: click's own errors here, everything else in base.reported."""
+    sys.exit(reported(_click_main, argv))
+
+
+def _click_main(argv: list[str] | None):
     try:
-        rv = cli.main(args=argv, prog_name="berth", standalone_mode=False)
+        return cli.main(args=argv, prog_name="berth", standalone_mode=False)
     except click.exceptions.NoSuchOption as exc:
-        _usage_error(exc, f"unknown flag: {exc.option_name}")
+        return _usage_error(exc, f"unknown flag: {exc.option_name}")
     except click.UsageError as exc:
-        _usage_error(exc)
+        return _usage_error(exc)
     except click.exceptions.Abort:
-        sys.exit(130)
+        return 130
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.ClickException as exc:
         print(f"Error: {exc.format_message()}", file=sys.stderr)
-        sys.exit(125)
-    except BerthError as exc:
-        if exc.message:
-            print(f"Error: {exc.message}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(1)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # a bug: one line for the user, the trace on request
-        if os.environ.get("BERTH_DEBUG"):
-            raise
-        print(f"Error: internal error: {type(exc).__name__}: {exc} (set BERTH_DEBUG=1 for the trace)",
-              file=sys.stderr)
-        sys.exit(125)
-    sys.exit(rv if isinstance(rv, int) else 0)
+        return 125
 
 
-def _usage_error(exc: click.UsageError, message: str | None = None) -> None:
+def _usage_error(exc: click.UsageError, message: str | None = None) -> int:
     name = exc.ctx.command_path if exc.ctx else "berth"
     print(message or f"Error: {exc.format_message()}", file=sys.stderr)
     print(f"See '{name} --help'.", file=sys.stderr)
-    sys.exit(125)
+    return 125

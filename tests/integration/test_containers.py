@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -79,12 +80,32 @@ def test_exit_codes(berth, ids):
     assert ne.returncode == 126
     bad_flag = berth("run", "--bogus", img, "true")
     assert bad_flag.returncode == 125
-    missing = berth("run", "--rm", "nosuchimage", "true")
+    # A registry on 127.0.0.1 where nothing listens: the pull is tried and fails in one line.
+    missing = berth("run", "--rm", "127.0.0.1:9/nosuchimage", "true")
     assert missing.returncode == 125
-    assert "Unable to find image 'nosuchimage:latest' locally" in missing.stderr
-    # Then the pull seam (a registry) answers, or "No such image" without one.
-    assert missing.stderr.splitlines()[-1].startswith("Error: ")
+    assert missing.stderr.splitlines()[0] == "Unable to find image '127.0.0.1:9/nosuchimage:latest' locally"
+    assert len(missing.stderr.splitlines()) == 2 and missing.stderr.splitlines()[1].startswith("Error: ")
     assert berth("ps", "-aq").stdout.strip() == ""  # --rm: nothing left, failures included
+
+
+def test_run_and_create_parse_without_click_and_bad_flags_go_to_click(berth, ids):
+    """The console script takes `run`/`create` without importing click; a bad
+    flag is handed to click, which reports it as for any other command."""
+    img = berth.image
+    code = ("import sys\nfrom berth.core.cli.run import fast\n"
+            "code = fast(sys.argv[1:])\nprint(code, 'click' in sys.modules)")
+    python = [sys.executable, "-c", code, *berth.args()]
+    proc = subprocess.run(python + ["create", "--name", "fast", img, "true"], capture_output=True, text=True,
+                          env=berth.env)
+    cid, code_, click_loaded = proc.stdout.split()
+    ids.append(cid)
+    assert (code_, click_loaded) == ("0", "False"), proc.stderr
+    proc = subprocess.run(python + ["create", "--bogus", img], capture_output=True, text=True, env=berth.env)
+    assert proc.stdout.split() == ["None", "False"]  # not taken: click will say what is wrong
+    bad = berth("create", "--bogus", img)
+    assert bad.returncode == 125
+    assert bad.stderr.splitlines() == ["unknown flag: --bogus", "See 'berth create --help'."]
+    assert berth("ps", "-a", "--format", "{{.Names}}").stdout.split() == ["fast"]
 
 
 def test_stdout_and_stderr_are_separate_and_stdin_reaches_the_container(berth, ids):

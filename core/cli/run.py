@@ -1,0 +1,324 @@
+"""`berth run` and `berth create`, without click.
+
+These are the commands people time, so their flags live in tables
+(berth.core.cli.flags) that both click and a click-free parser read:
+`fast()` takes `berth [GLOBAL FLAGS] run|create ...` straight from the
+console script, and hands anything unusual (`--help`, a bad flag) back to
+click. core/cli/containers.py builds the click commands from the same
+tables and calls the same functions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from berth.core.cli.base import GLOBAL_FLAGS, make_engine, overrides, reported
+from berth.core.cli.flags import Fallback, Flag, parse
+from berth.core.errors import BerthError, ExitCode, InvalidArgument
+
+# run/create/exec keep -h free for --hostname, as Docker does.
+RUN_CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100,
+               "allow_interspersed_args": False}
+DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
+
+CREATE_FLAGS = [
+    Flag("-a", "--attach", kind="multiple", metavar="STREAM", help="Attach to STDIN, STDOUT or STDERR."),
+    Flag("-i", "--interactive", kind="bool", help="Keep STDIN open even if not attached."),
+    Flag("-t", "--tty", kind="bool", help="Allocate a pseudo-TTY."),
+    Flag("--name", help="Assign a name to the container."),
+    Flag("-e", "--env", kind="multiple", help="Set environment variables."),
+    Flag("--env-file", kind="multiple", help="Read in a file of environment variables."),
+    Flag("-w", "--workdir", help="Working directory inside the container."),
+    Flag("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])."),
+    Flag("-h", "--hostname", help="Container host name."),
+    Flag("--entrypoint", help="Overwrite the default ENTRYPOINT of the image."),
+    Flag("-l", "--label", dest="labels", kind="multiple", help="Set meta data on a container."),
+    Flag("--rm", dest="auto_remove", kind="bool", help="Automatically remove the container when it exits."),
+    Flag("--read-only", kind="bool", help="Mount the container's root filesystem as read only."),
+    Flag("-m", "--memory", help="Memory limit."),
+    Flag("--memory-swap", help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap."),
+    Flag("--cpus", type=float, help="Number of CPUs."),
+    Flag("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited)."),
+    Flag("--shm-size", help="Size of /dev/shm."),
+    Flag("--log-driver", help="Logging driver for the container."),
+    Flag("--log-opt", kind="multiple", help="Log driver options."),
+    Flag("--net", "--network", dest="network", help="Connect a container to a network (none, host)."),
+    Flag("-p", "--publish", kind="multiple", help="Publish a container's port(s) to the host."),
+    Flag("-P", "--publish-all", kind="bool", help="Publish all exposed ports to random ports."),
+    Flag("--expose", kind="multiple", help="Expose a port or a range of ports."),
+    Flag("--link", dest="links", kind="multiple", help="Add link to another container."),
+    Flag("--restart", default="no", help="Restart policy (stored; berth has no restart manager)."),
+    Flag("--stop-signal", help="Signal to stop the container."),
+    Flag("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
+    Flag("--cap-add", kind="multiple", help="Add Linux capabilities."),
+    Flag("--cap-drop", kind="multiple", help="Drop Linux capabilities."),
+    Flag("-v", "--volume", dest="volumes", kind="multiple", help="Bind mount a volume."),
+    Flag("--mount", dest="mounts", kind="multiple", help="Attach a filesystem mount to the container."),
+    Flag("--tmpfs", kind="multiple", help="Mount a tmpfs directory."),
+    Flag("--volumes-from", kind="multiple", help="Mount volumes from the specified container(s)."),
+    Flag("--pull", choices=("missing", "always", "never"), default="missing", help="Pull image before running."),
+]
+
+RUN_FLAGS = [
+    Flag("-d", "--detach", kind="bool", help="Run container in background and print container ID."),
+    Flag("--sig-proxy", kind="switch", default=True, help="Proxy received signals to the process."),
+    Flag("--detach-keys", help="Override the key sequence for detaching a container."),
+    *CREATE_FLAGS,
+]
+
+
+def fast(argv: list[str]) -> int | None:
+    """Run `berth [GLOBAL FLAGS] run|create ...` without click; None when
+    click must parse this command line (another command, --help, a bad flag)."""
+    try:
+        global_values, rest = parse(GLOBAL_FLAGS, argv)
+        if not rest or rest[0] not in ("run", "create"):
+            return None
+        values, positionals = parse(RUN_FLAGS if rest[0] == "run" else CREATE_FLAGS, rest[1:])
+    except Fallback:
+        return None
+    if not positionals:
+        return None  # click says the image is missing
+    command = run if rest[0] == "run" else create
+    layer = overrides(global_values)
+    return reported(lambda: command(make_engine(layer), positionals[0], positionals[1:], values))
+
+
+def create(engine, image: str, command, values: dict) -> int:
+    container = create_container(engine, image, command, values)
+    print(container.id)
+    return 0
+
+
+def run(engine, image: str, command, values: dict) -> int:
+    values = dict(values)
+    detach, sig_proxy, detach_keys = values.pop("detach"), values.pop("sig_proxy"), values.pop("detach_keys")
+    setup = _early_network_setup(engine, values.get("network"))
+    try:
+        container = create_container(engine, image, command, values, detach=detach)
+        service = engine.containers
+        if detach:
+            service.start(container, network_setup=setup)
+            print(container.id)
+            return 0
+        try:
+            container = service.start(container, attach_wait=True, network_setup=setup)
+        except BerthError as exc:
+            raise _as_run_error(exc) from None
+    finally:
+        if setup is not None:
+            setup.cancel()  # unless the monitor took it over
+    return attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
+
+
+def create_container(engine, image_name, command, kw, detach=False):
+    try:
+        opts = _build_options(engine, image_name, command, kw, detach)
+        image = _resolve_image(engine, image_name, kw.get("pull") or "missing")
+        _image_volumes(engine, opts, image)
+        return engine.containers.create(opts, image)
+    except BerthError as exc:
+        raise _as_run_error(exc) from None
+
+
+def _as_run_error(exc: BerthError) -> BerthError:
+    """run/create: berth's own failures exit 125, the command's 126/127 stay."""
+    if exc.exit_code in (126, 127, 125):
+        return exc
+    return ExitCode(exc.message, 125)
+
+
+def _key_values(items, what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid argument \"{item}\" for \"{what}\" flag")
+        out[key] = value
+    return out
+
+
+def _build_options(engine, image, command, kw, detach=False):
+    from berth.core.container import CreateOptions, parse_restart
+    from berth.core.units import ram_in_bytes
+
+    parse_restart(kw["restart"])
+    memory = ram_in_bytes(kw["memory"]) if kw["memory"] else None
+    swap = None
+    if kw["memory_swap"]:
+        swap = -1 if kw["memory_swap"] == "-1" else ram_in_bytes(kw["memory_swap"])
+    if kw["auto_remove"] and kw["restart"] not in ("no", ""):
+        raise InvalidArgument("Conflicting options: --restart and --rm")
+    return CreateOptions(
+        image=image, command=list(command), name=kw["name"], entrypoint=kw["entrypoint"], env=list(kw["env"]),
+        env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"],
+        labels=_key_values(kw["labels"], "--label"), tty=kw["tty"], interactive=kw["interactive"],
+        console_size=_console_size() if kw["tty"] else None,
+        attach=list(kw["attach"]), detach=detach, auto_remove=kw["auto_remove"], read_only=kw["read_only"],
+        memory=memory, memory_swap=swap, cpus=kw["cpus"], pids_limit=kw["pids_limit"],
+        log_driver=kw["log_driver"], log_opts=_key_values(kw["log_opt"], "--log-opt"), network=kw["network"],
+        restart=kw["restart"], stop_signal=kw["stop_signal"], stop_timeout=kw["stop_timeout"],
+        cap_add=list(kw["cap_add"]), cap_drop=list(kw["cap_drop"]),
+        shm_size=ram_in_bytes(kw["shm_size"]) if kw["shm_size"] else None,
+        mounts=_mounts(engine, kw),
+        publish=list(kw["publish"]), publish_all=kw["publish_all"], expose=list(kw["expose"]),
+        links=list(kw["links"]),
+    )
+
+
+def _mounts(engine, kw) -> list[dict]:
+    """The volume seam: -v/--mount/--tmpfs/--volumes-from parsed by berth.core.mounts."""
+    if not (kw["volumes"] or kw["mounts"] or kw["tmpfs"] or kw["volumes_from"]):
+        return []
+    from berth.core import mounts
+
+    volumes_from = []
+    for spec in kw["volumes_from"]:
+        ref, _, mode = spec.partition(":")
+        volumes_from.append((engine.containers.get(ref).mounts, mode))
+    driver = engine.config.get("volumes.driver")
+    return mounts.container_mounts(volumes=kw["volumes"], mounts=kw["mounts"], tmpfs=kw["tmpfs"],
+                                   volumes_from=volumes_from, volume_driver=driver)
+
+
+def _image_volumes(engine, opts, image) -> None:
+    """Image VOLUMEs become anonymous volumes (when the volume seam exists)."""
+    vols = (image.config.get("config") or {}).get("Volumes")
+    if not vols:
+        return
+    try:
+        from berth.core import mounts
+    except ImportError:
+        return
+    explicit = {m["Destination"] for m in opts.mounts}
+    extra = mounts.container_mounts(image_volumes={p: {} for p in vols if p not in explicit},
+                                    volume_driver=engine.config.get("volumes.driver"))
+    opts.mounts = list(opts.mounts) + extra
+
+
+def _resolve_image(engine, name: str, pull: str = "missing"):
+    """The image, or the pull seam, or Docker's "Unable to find image" path."""
+    from berth.core import reference as refs
+    from berth.core.errors import NotFound
+
+    images = engine.images
+    if pull == "always" and hasattr(images, "pull"):
+        images.pull(name)
+    try:
+        return images.get(name)
+    except NotFound:
+        pass
+    familiar = refs.parse(name).familiar
+    if pull == "never":
+        raise NotFound(f"No such image: {familiar}")
+    print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)
+    if hasattr(images, "pull"):
+        images.pull(name)
+        return images.get(name)
+    raise NotFound(f"No such image: {familiar}")
+
+
+def _early_network_setup(engine, network: str | None):
+    """For `run` on a bridge-like network: fork the process that will load
+    the network driver (~60 ms) and attach the container now, so that the
+    loading overlaps creating the container. It must fork before the store
+    opens; the monitor takes it over (monitor.spawn)."""
+    from berth.core.runtime import monitor
+
+    mode = network or engine.config.get("network.default")
+    if mode in ("host", "none") or mode.startswith("container:") or "store" in engine.__dict__:
+        return None
+    return monitor.fork_network_setup(engine, lambda: engine.networks.preload([mode]))
+
+
+def parse_detach_keys(text: str | None) -> bytes:
+    """Docker's --detach-keys: "ctrl-p,ctrl-q", "a,ctrl-@"."""
+    if not text:
+        return DETACH_KEYS
+    out = b""
+    for key in text.split(","):
+        key = key.strip()
+        if key.startswith("ctrl-") and len(key) == 6:
+            c = key[5]
+            out += bytes([(ord(c.upper()) - 64) & 0x7F if c != "@" else 0])
+        elif len(key) == 1:
+            out += key.encode()
+        else:
+            raise InvalidArgument(f"Invalid detach keys ({text}) provided")
+    return out
+
+
+def attach_foreground(engine, container, *, sig_proxy=True, detach_keys=None, stdin=None) -> int:
+    """Stream a started container's stdio here; return its exit code."""
+    from berth.core.runtime import monitor
+
+    cfg = container.config
+    tty = bool(cfg.get("Tty"))
+    want_in = cfg.get("AttachStdin") if stdin is None else stdin
+    stdin_fd = 0 if want_in else None
+    stdout_fd = 1 if cfg.get("AttachStdout") else None
+    stderr_fd = 2 if cfg.get("AttachStderr") else None
+    engine.emit("container", "attach", container.id, container.attrs())
+    keys = parse_detach_keys(detach_keys) if (tty and stdin_fd is not None) or detach_keys else None
+    restore = raw_terminal(0) if tty and stdin_fd is not None and os.isatty(0) else None
+    old_handlers = {}
+    if sig_proxy and not tty:
+        pid, start = container.pid, container.state.get("PidStart")
+
+        def forward(signum, _frame):
+            from berth.core.container import alive
+
+            if alive(pid, start):
+                os.kill(pid, signum)
+
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            old_handlers[sig] = signal.signal(sig, forward)
+    try:
+        code = monitor.attach(str(engine.containers.run_dir(container.id) / "attach.sock"),
+                              stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty,
+                              detach_keys=keys)
+    except (FileNotFoundError, ConnectionRefusedError):
+        code = None  # the container already finished
+    finally:
+        if restore:
+            restore()
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    if code is not None:
+        return code
+    after = engine.containers.load(container.id)
+    if after is not None and after.running:
+        if keys:  # detached by the user
+            if tty:
+                print()
+            return 0
+        after = engine.containers.wait_exit(after)
+    if after is None:
+        return 0
+    return int(after.state.get("ExitCode") or 0)
+
+
+def raw_terminal(fd: int):
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    tty.setraw(fd)
+
+    def restore():
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    return restore
+
+
+def _console_size() -> tuple[int, int] | None:
+    """Rows and columns of the terminal on our stdin or stdout, if any."""
+    from berth.core.runtime.monitor import window_size
+
+    for fd in (0, 1):
+        if os.isatty(fd):
+            return window_size(fd)
+    return None
+
