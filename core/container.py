@@ -582,12 +582,13 @@ class ContainerService:
 
     # -- start / stop ---------------------------------------------------------------
 
-    def start(self, ref: str | Container, *, attach_wait: bool = False, network_setup=None) -> Container:
+    def start(self, ref: str | Container, *, attach_wait: bool = False, network_setup=None,
+              standby=None) -> Container:
         """Start the container's monitor; return once the process runs.
 
         Raises the runtime's StartError/CommandNotFound/CommandNotExecutable
-        (Docker's 125/127/126) when the command cannot run. `network_setup`:
-        see monitor.spawn (the caller cancels it if this raises first).
+        (Docker's 125/127/126) when the command cannot run. `network_setup`,
+        `standby`: see monitor.spawn (the caller cancels them if this raises first).
         """
         from berth.core import plugins
         from berth.core.runtime import monitor
@@ -605,7 +606,8 @@ class ContainerService:
             from berth.core.log import get_logger
 
             get_logger("berth.container").warning("plugin hook failed", hook="container_pre_start", error=str(exc))
-        monitor.spawn(self.engine, container, attach_wait=attach_wait, network_setup=network_setup)
+        monitor.spawn(self.engine, container, attach_wait=attach_wait, network_setup=network_setup,
+                      standby=standby)
         return self.load(container.id) or container
 
     def stop_signal(self, container: Container) -> int:

@@ -10,7 +10,6 @@ removes.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -23,6 +22,8 @@ CHUNK = 1 << 20
 
 
 def sha256_bytes(data: bytes) -> str:
+    import hashlib  # ~2 ms (OpenSSL): only where something is hashed
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -37,6 +38,8 @@ class HashingWriter:
     """A file-like sink that hashes and counts what passes through it."""
 
     def __init__(self, f: BinaryIO):
+        import hashlib
+
         self.f = f
         self.hash = hashlib.sha256()
         self.size = 0

@@ -121,7 +121,7 @@ class Engine:
         event = events.make_event(type_, action, actor_id, attributes)
         self.journal.append(event)
         log.debug("event", type=type_, action=action, id=actor_id)
-        events.signal(type_).send(self, event=event)
+        events.send(type_, self, event)
         return event
 
     def hook(self, name: str, /, **kwargs: Any) -> None:

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
-import platform
 from typing import BinaryIO, Callable, Iterable
 
 from berth.core import reference as refs
@@ -41,12 +39,16 @@ LAYER_SUFFIX = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
 
 
 def arch() -> str:
+    import platform  # hashlib and platform load in ~3 ms: not on a container start
+
     machine = platform.machine()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI chain IDs: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
+    import hashlib
+
     out: list[str] = []
     for diff_id in diff_ids:
         if not out:
@@ -110,6 +112,8 @@ class HashingReader:
     """Wraps a stream; hashes what is read through it."""
 
     def __init__(self, f: BinaryIO):
+        import hashlib
+
         self.f = f
         self.hash = hashlib.sha256()
 

@@ -23,7 +23,6 @@ rows.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import re
@@ -62,7 +61,9 @@ def mac_for(address: str) -> str:
 
 def veth_name(container_id: str, network_id: str) -> str:
     """Host end of a container's veth: stable, so any process can find and remove it."""
-    return "veth" + hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()[:7]
+    from berth.core.content import sha256_bytes
+
+    return "veth" + sha256_bytes(f"{container_id}/{network_id}".encode())[7:14]
 
 
 def table_name(bridge: str) -> str:
@@ -861,7 +862,9 @@ def _endpoint_settings(net_row, ep: Endpoint) -> dict:
 
 
 def _endpoint_id(container_id: str, network_id: str) -> str:
-    return hashlib.sha256(f"endpoint/{container_id}/{network_id}".encode()).hexdigest()
+    from berth.core.content import sha256_bytes
+
+    return sha256_bytes(f"endpoint/{container_id}/{network_id}".encode())[7:]
 
 
 def _is_loopback(address: str) -> bool:

@@ -93,21 +93,26 @@ def create(engine, image: str, command, values: dict) -> int:
 
 
 def run(engine, image: str, command, values: dict) -> int:
+    from berth.core.runtime import monitor
+
     values = dict(values)
     detach, sig_proxy, detach_keys = values.pop("detach"), values.pop("sig_proxy"), values.pop("detach_keys")
     setup = _early_network_setup(engine, values.get("network"))
+    # The monitor loads the runtime while we create the container (it must fork before the store opens).
+    standby = monitor.Standby(engine, setup)
     try:
         container = create_container(engine, image, command, values, detach=detach)
         service = engine.containers
         if detach:
-            service.start(container, network_setup=setup)
+            service.start(container, network_setup=setup, standby=standby)
             print(container.id)
             return 0
         try:
-            container = service.start(container, attach_wait=True, network_setup=setup)
+            container = service.start(container, attach_wait=True, network_setup=setup, standby=standby)
         except BerthError as exc:
             raise _as_run_error(exc) from None
     finally:
+        standby.cancel()  # unless the container was handed to it
         if setup is not None:
             setup.cancel()  # unless the monitor took it over
     return attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
@@ -224,7 +229,7 @@ def _early_network_setup(engine, network: str | None):
     """For `run` on a bridge-like network: fork the process that will load
     the network driver (~60 ms) and attach the container now, so that the
     loading overlaps creating the container. It must fork before the store
-    opens; the monitor takes it over (monitor.spawn)."""
+    opens; the monitor takes it over (monitor.Standby)."""
     from berth.core.runtime import monitor
 
     mode = network or engine.config.get("network.default")

@@ -7,7 +7,6 @@ import fcntl
 import os
 import re
 import stat
-import subprocess
 from abc import abstractmethod
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,6 +96,8 @@ def unmount(path: Path) -> None:
 
 def run(argv: list[str], what: str, cwd: Path | None = None) -> str:
     """Run a host tool; a failure raises BerthError naming `what` and the tool's message."""
+    import subprocess  # ~3 ms: a container start runs no host tool
+
     try:
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
