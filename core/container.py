@@ -20,7 +20,7 @@ as 255.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import os
 import re
 import shutil
@@ -57,19 +57,18 @@ def alive(pid: int, start: int | None) -> bool:
     return bool(pid) and start is not None and proc_start(pid) == start
 
 
-@dataclasses.dataclass
 class Container:
-    id: str
-    name: str
-    image_id: str
-    image: str
-    created: str
-    driver: str
-    config: dict
-    host_config: dict
-    state: dict
-    network: dict
-    mounts: list
+    """A container as the store holds it: config and host_config are
+    inspect's Config and HostConfig, state its State."""
+
+    def __init__(self, id: str, name: str, image_id: str, image: str, created: str, driver: str, config: dict,
+                 host_config: dict, state: dict, network: dict, mounts: list):
+        self.id, self.name, self.image_id, self.image, self.created = id, name, image_id, image, created
+        self.driver, self.config, self.host_config, self.state = driver, config, host_config, state
+        self.network, self.mounts = network, mounts
+
+    def __repr__(self) -> str:
+        return f"Container({self.id[:12]} {self.name!r} {self.status})"
 
     @classmethod
     def from_row(cls, row) -> "Container":
@@ -173,45 +172,34 @@ def name_conflict(name: str, holder: str) -> Conflict:
 # -- options of create ----------------------------------------------------------
 
 
-@dataclasses.dataclass
 class CreateOptions:
-    """Everything `berth create/run` accepts, already parsed."""
+    """Everything `berth create/run` accepts, already parsed: `image`, then
+    any of DEFAULTS by keyword (the rest keep their default)."""
 
-    image: str
-    command: list[str] = dataclasses.field(default_factory=list)
-    name: str | None = None
-    entrypoint: str | None = None
-    env: list[str] = dataclasses.field(default_factory=list)
-    env_files: list[str] = dataclasses.field(default_factory=list)
-    workdir: str | None = None
-    user: str | None = None
-    hostname: str | None = None
-    labels: dict[str, str] = dataclasses.field(default_factory=dict)
-    tty: bool = False
-    console_size: tuple[int, int] | None = None  # rows, cols of the caller's terminal, for -t
-    interactive: bool = False
-    attach: list[str] = dataclasses.field(default_factory=list)  # STDIN/STDOUT/STDERR for foreground
-    detach: bool = False
-    auto_remove: bool = False
-    read_only: bool = False
-    memory: int | None = None
-    memory_swap: int | None = None
-    cpus: float | None = None
-    pids_limit: int | None = None
-    log_driver: str | None = None
-    log_opts: dict[str, str] = dataclasses.field(default_factory=dict)
-    network: str | None = None
-    restart: str = "no"
-    stop_signal: str | None = None
-    stop_timeout: int | None = None
-    cap_add: list[str] = dataclasses.field(default_factory=list)
-    cap_drop: list[str] = dataclasses.field(default_factory=list)
-    mounts: list[dict] = dataclasses.field(default_factory=list)  # from berth.core.mounts (volume seam)
-    shm_size: int | None = None
-    publish: list[str] = dataclasses.field(default_factory=list)  # -p (network seam: berth.core.ports)
-    publish_all: bool = False  # -P
-    expose: list[str] = dataclasses.field(default_factory=list)  # --expose
-    links: list[str] = dataclasses.field(default_factory=list)  # --link NAME[:ALIAS]
+    DEFAULTS = {
+        "command": [], "name": None, "entrypoint": None, "env": [], "env_files": [], "workdir": None,
+        "user": None, "hostname": None, "labels": {}, "tty": False,
+        "console_size": None,  # rows, cols of the caller's terminal, for -t
+        "interactive": False,
+        "attach": [],  # STDIN/STDOUT/STDERR for foreground
+        "detach": False, "auto_remove": False, "read_only": False, "memory": None, "memory_swap": None,
+        "cpus": None, "pids_limit": None, "log_driver": None, "log_opts": {}, "network": None, "restart": "no",
+        "stop_signal": None, "stop_timeout": None, "cap_add": [], "cap_drop": [],
+        "mounts": [],  # from berth.core.mounts (volume seam)
+        "shm_size": None,
+        "publish": [],  # -p (network seam: berth.core.ports)
+        "publish_all": False,  # -P
+        "expose": [],  # --expose
+        "links": [],  # --link NAME[:ALIAS]
+    }
+
+    def __init__(self, image: str, **options):
+        unknown = options.keys() - self.DEFAULTS.keys()
+        if unknown:
+            raise TypeError(f"unknown create options: {', '.join(sorted(unknown))}")
+        self.image = image
+        for key, default in self.DEFAULTS.items():
+            setattr(self, key, options[key] if key in options else copy.copy(default))
 
 
 def parse_env_file(path: str) -> list[str]:

@@ -14,8 +14,9 @@ Vocabulary shared by all kinds:
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
+from collections import namedtuple
+from types import MappingProxyType
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Callable, ClassVar, Iterator, Mapping
@@ -40,12 +41,18 @@ class Driver(ABC):
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class Change:
-    """One entry of a layer's change list, as `docker diff` prints it."""
+# The value types below are named tuples: immutable, compared by value, and
+# cheap to define (dataclasses cost every command a few milliseconds).
 
-    kind: str  # "A" added, "C" changed, "D" deleted
-    path: str  # absolute path inside the container, e.g. "/etc/hosts"
+
+class Change(namedtuple("Change", "kind path")):
+    """One entry of a layer's change list, as `docker diff` prints it.
+
+    kind: "A" added, "C" changed, "D" deleted.
+    path: absolute path inside the container, e.g. "/etc/hosts".
+    """
+
+    __slots__ = ()
 
 
 class StorageDriver(Driver):
@@ -170,13 +177,15 @@ class StorageDriver(Driver):
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class LogEntry:
-    """One line of a container's output."""
+class LogEntry(namedtuple("LogEntry", "stream line time")):
+    """One line of a container's output.
 
-    stream: str  # "stdout" or "stderr"
-    line: bytes  # one line, with its trailing newline if it had one
-    time: datetime  # when berth read it, UTC (aware)
+    stream: "stdout" or "stderr".
+    line: bytes, one line, with its trailing newline if it had one.
+    time: a datetime, when berth read it, UTC (aware).
+    """
+
+    __slots__ = ()
 
 
 class LogDriver(Driver):
@@ -319,9 +328,14 @@ class VolumeDriver(Driver):
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class NetworkSpec:
+class NetworkSpec(namedtuple("NetworkSpec", "id name driver subnet gateway bridge internal table options",
+                               defaults=(None, None, "", False, "berth", MappingProxyType({})))):
     """One network as the store holds it, handed to its driver.
+
+    id, name, driver (str); subnet "10.213.0.0/16" and gateway "10.213.0.1"
+    (or None); bridge, the host device of the bridge driver ("berth0",
+    "br-<id12>"); internal: no traffic in or out of the subnet, no
+    masquerade; options: the driver's options (a read-only mapping).
 
     ``table`` is the nftables table (family ``ip``) this berth installation
     owns: every rule a driver adds lives there, tagged with a comment, so a
@@ -329,45 +343,34 @@ class NetworkSpec:
     touches a real one's.
     """
 
-    id: str
-    name: str
-    driver: str
-    subnet: str | None = None  # "10.213.0.0/16"
-    gateway: str | None = None  # "10.213.0.1"
-    bridge: str = ""  # host device (bridge driver): "berth0", "br-<id12>"
-    internal: bool = False  # no traffic in or out of the subnet, no masquerade
-    table: str = "berth"
-    options: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class Endpoint:
+class Endpoint(namedtuple("Endpoint", "container_id network_id address prefixlen gateway mac host_ifname ifname "
+                                       "default_route", defaults=("eth0", True))):
     """A container's place on one network while it runs.
+
+    address "10.213.0.2", prefixlen 16, gateway "10.213.0.1", mac
+    "02:42:0a:d5:00:02", host_ifname "veth1a2b3c4" (on the host), ifname
+    "eth0" (inside the container), default_route: the container's first
+    network routes everything.
 
     The service allocates ``address`` (IPAM in the store), derives ``mac``
     (02:42 + the address's bytes, as Docker) and the host-side interface
     name; the driver only wires what it is given.
     """
 
-    container_id: str
-    network_id: str
-    address: str  # "10.213.0.2"
-    prefixlen: int  # 16
-    gateway: str  # "10.213.0.1"
-    mac: str  # "02:42:0a:d5:00:02"
-    host_ifname: str  # "veth1a2b3c4" on the host
-    ifname: str = "eth0"  # inside the container
-    default_route: bool = True  # the container's first network routes everything
+    __slots__ = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class PortMapping:
-    """One published port: host_ip:host_port/proto -> endpoint address:container_port."""
+class PortMapping(namedtuple("PortMapping", "proto host_ip host_port container_port")):
+    """One published port: host_ip:host_port/proto -> endpoint address:container_port.
 
-    proto: str  # "tcp", "udp", "sctp"
-    host_ip: str  # "" for every address of the host, else one address
-    host_port: int
-    container_port: int
+    proto "tcp", "udp" or "sctp"; host_ip "" for every address of the host,
+    else one address.
+    """
+
+    __slots__ = ()
 
 
 class NetworkDriver(Driver):

@@ -15,8 +15,8 @@ blob, so switching drivers never loses an image.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
+from collections import namedtuple
 from typing import BinaryIO, Callable, Iterable
 
 from berth.core import reference as refs
@@ -65,26 +65,27 @@ def layer_media_type(head: bytes) -> str:
     return OCI_LAYER
 
 
-@dataclasses.dataclass
-class Layer:
-    digest: str  # of the blob as stored (compressed or not)
-    size: int
-    media_type: str
-    diff_id: str  # of the uncompressed tar
+class Layer(namedtuple("Layer", "digest size media_type diff_id")):
+    """One layer of an image: digest and size of the blob as stored
+    (compressed or not), its media type, and the diff_id of the uncompressed tar.
+    (Named tuples and plain classes here: dataclasses cost every command a
+    few milliseconds to import and build.)"""
+
+    __slots__ = ()
 
 
-@dataclasses.dataclass
 class Image:
-    id: str
-    config: dict
-    manifest: dict
-    diff_ids: list[str]
-    created: str
-    size: int
-    parent: str | None
-    tags: list[str]  # fully qualified: docker.io/library/busybox:latest
-    digests: list[str]
-    problems: list[str] = dataclasses.field(default_factory=list)  # what a damaged store lacks
+    """An image in the store. tags and digests are fully qualified
+    (docker.io/library/busybox:latest); problems, what a damaged store lacks."""
+
+    def __init__(self, id: str, config: dict, manifest: dict, diff_ids: list[str], created: str, size: int,
+                 parent: str | None, tags: list[str], digests: list[str], problems: list[str] | None = None):
+        self.id, self.config, self.manifest, self.diff_ids = id, config, manifest, diff_ids
+        self.created, self.size, self.parent = created, size, parent
+        self.tags, self.digests, self.problems = tags, digests, problems or []
+
+    def __repr__(self) -> str:
+        return f"Image({self.short_id} {self.tags})"
 
     @property
     def short_id(self) -> str:
@@ -133,16 +134,10 @@ class HashingReader:
         return "sha256:" + self.hash.hexdigest()
 
 
-@dataclasses.dataclass(frozen=True)
-class _NewLayer:
+class _NewLayer(namedtuple("_NewLayer", "index chain_id diff_id blob parent_chain cache_id")):
     """A layer ensure_layers created in the storage driver, still to be filled."""
 
-    index: int
-    chain_id: str
-    diff_id: str
-    blob: str
-    parent_chain: str | None
-    cache_id: str
+    __slots__ = ()
 
 
 class _LayerFiller:

@@ -367,7 +367,7 @@ class NetworkService:
                                (proto, port, host_ip, container_id))
                     out.append(PortMapping(proto, host_ip, port, cport))
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                       (f"ports/{container_id}", dumps([list(m.__dict__.values()) for m in out])))
+                       (f"ports/{container_id}", dumps([list(m) for m in out])))
         return out
 
     @staticmethod

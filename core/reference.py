@@ -7,8 +7,8 @@ library that Docker uses. Defaults: registry docker.io, namespace library
 
 from __future__ import annotations
 
-import dataclasses
 import re
+from collections import namedtuple
 
 from berth.core.errors import InvalidArgument
 
@@ -33,12 +33,13 @@ DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{1,64}$")
 
 
-@dataclasses.dataclass(frozen=True)
-class Reference:
-    registry: str
-    repository: str  # "library/busybox"
-    tag: str | None = None
-    digest: str | None = None
+class Reference(namedtuple("Reference", "registry repository tag digest", defaults=(None, None))):
+    """An image reference, normalized: registry ``docker.io``, repository
+    ``library/busybox``, tag ``latest`` or None, digest ``sha256:...`` or None.
+    (A named tuple rather than a dataclass: dataclasses cost every command a
+    few milliseconds to import and build.)"""
+
+    __slots__ = ()
 
     @property
     def name(self) -> str:
@@ -61,7 +62,7 @@ class Reference:
         return self.familiar_name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
     def with_tag(self, tag: str | None) -> "Reference":
-        return dataclasses.replace(self, tag=tag, digest=None)
+        return self._replace(tag=tag, digest=None)
 
 
 def _split_domain(name: str) -> tuple[str, str]:
