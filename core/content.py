@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import BinaryIO
 
 from berth.core.errors import Corrupt, NotFound
 from berth.core.reference import DIGEST_RE
+
+TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 CHUNK = 1 << 20
 

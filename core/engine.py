@@ -14,11 +14,15 @@ import fcntl
 import functools
 import importlib
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
 
 from berth.core import events
 from berth.core.config import Config
 from berth.core.log import get_logger
+
+TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+if TYPE_CHECKING:
+    from typing import Any
 
 log = get_logger("berth.engine")
 

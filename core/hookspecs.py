@@ -29,10 +29,29 @@ except in the ``*_pre_*`` hooks, where raising ``berth.core.errors.BerthError``
 aborts the step with that message.
 """
 
-import pluggy
 
-hookspec = pluggy.HookspecMarker("berth")
-hookimpl = pluggy.HookimplMarker("berth")
+
+class _Marker:
+    """``@hookimpl`` / ``@hookimpl(tryfirst=True)``: pluggy's markers, minus
+    the import of pluggy. Plugin modules are imported whenever one of their
+    drivers is (every container start), and pluggy costs ~5 ms to import;
+    berth's plugin manager (berth.core.plugins) hands the recorded options
+    to pluggy's own marker when it loads. pluggy.HookimplMarker("berth")
+    works as well."""
+
+    def __init__(self, attribute: str):
+        self.attribute = attribute
+
+    def __call__(self, function=None, **options):
+        def mark(f):
+            setattr(f, self.attribute, options)
+            return f
+
+        return mark if function is None else mark(function)
+
+
+hookspec = _Marker("berth_hookspec")
+hookimpl = _Marker("berth_hookimpl")
 
 
 # --------------------------------------------------------------------------

@@ -7,9 +7,7 @@ pulls in hmac, base64 and random.)
 from __future__ import annotations
 
 import os
-from typing import Sequence, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Sequence
 
 
 def random_hex(nbytes: int = 32) -> str:
@@ -17,7 +15,7 @@ def random_hex(nbytes: int = 32) -> str:
     return os.urandom(nbytes).hex()
 
 
-def random_choice(items: Sequence[T]) -> T:
+def random_choice(items: Sequence):
     """An unbiased pick from `items` (not empty)."""
     n = len(items)
     limit = (1 << 32) - (1 << 32) % n  # reject the top remainder so every item is equally likely

@@ -3,10 +3,21 @@
 Plugins are the entry points of group ``berth``; the default set is declared
 in berth's own pyproject.toml exactly as a third party declares its own.
 
+What the installed plugins register (their drivers, which lifecycle hooks
+they implement) is remembered in ~/.cache/berth (berth.core.cache), so a command
+whose plugins are unchanged resolves its drivers and skips hooks nobody
+implements without importing pluggy (and its inspect and typing: ~10 ms a
+command). The record is dropped when a distribution is installed or removed
+(the sys.path directories change), when a plugin module's file changes, or
+for another BERTH_PLUGINS. Registration hooks must therefore register the
+same drivers every time; a driver that cannot run on some host says so
+through its `unsupported_reason()`.
+
 Environment:
 - ``BERTH_PLUGINS``: comma-separated entry point names; only these load
   (empty string: none). Unset: all installed plugins load.
-- ``BERTH_TRACE_PLUGINS=1``: print every hook call to stderr.
+- ``BERTH_TRACE_PLUGINS=1``: print every hook call to stderr (always
+  through pluggy).
 """
 
 from __future__ import annotations
@@ -14,41 +25,65 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
 
-import pluggy
-
-from berth.core import hookspecs
+from berth.core import cache, hookspecs
 from berth.core.errors import BerthError, InvalidArgument, Unsupported
 
 KINDS = ("storage", "network", "volume", "log", "registry")
 
-_manager: pluggy.PluginManager | None = None
+_manager = None  # the pluggy.PluginManager, once loaded
+_files: dict[str, int | None] = {}  # plugin module file -> mtime, for the record
 
 
-def manager() -> pluggy.PluginManager:
-    """The process-wide plugin manager, loading the plugins on first use."""
+def manager():
+    """The process-wide pluggy.PluginManager, loading the plugins on first use."""
     global _manager
     if _manager is None:
-        pm = pluggy.PluginManager("berth")
+        import pluggy
+
+        class Manager(pluggy.PluginManager):
+            """Reads berth's own markers (berth.core.hookspecs) through pluggy's."""
+
+            def parse_hookspec_opts(self, module_or_class, name):
+                marked = getattr(getattr(module_or_class, name, None), "berth_hookspec", None)
+                if isinstance(marked, dict):
+                    return getattr(pluggy.HookspecMarker("berth")(lambda: None, **marked), "berth_spec")
+                return super().parse_hookspec_opts(module_or_class, name)
+
+            def parse_hookimpl_opts(self, plugin, name):
+                marked = getattr(getattr(plugin, name, None), "berth_hookimpl", None)
+                if isinstance(marked, dict):
+                    return getattr(pluggy.HookimplMarker("berth")(lambda: None, **marked), "berth_impl")
+                return super().parse_hookimpl_opts(plugin, name)
+
+        pm = Manager("berth")
         pm.add_hookspecs(hookspecs)
-        wanted = os.environ.get("BERTH_PLUGINS")
-        only = None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
+        only = _only()
+        loaded = []
         for ep in _entry_points():
             if only is not None and ep.name not in only:
                 continue
             if pm.has_plugin(ep.name):
                 continue
+            before = set(sys.modules)
             try:
                 plugin = ep.load()
             except Exception as exc:  # re-raise with the plugin's name in it
                 raise BerthError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
             pm.register(plugin, name=ep.name)
+            loaded.append((ep.name, ep.value))
+            _note_files(ep.value, set(sys.modules) - before)
         if os.environ.get("BERTH_TRACE_PLUGINS"):
             pm.trace.root.setwriter(sys.stderr.write)
             pm.enable_tracing()
         _manager = pm
+        _remember(pm, loaded)
     return _manager
+
+
+def _only() -> set[str] | None:
+    wanted = os.environ.get("BERTH_PLUGINS")
+    return None if wanted is None else {n.strip() for n in wanted.split(",") if n.strip()}
 
 
 class _EntryPoint:
@@ -66,62 +101,154 @@ class _EntryPoint:
 
 
 def _entry_points() -> list:
-    """Entry points of group `berth`, cached on disk.
+    """Entry points of group `berth`, from the record when it is current.
 
-    Scanning every installed distribution costs ~20 ms a command; the cache
-    is keyed by the modification times of the sys.path directories, which
-    change whenever a distribution is installed or removed there. It lives
-    in the caller's own ~/.cache (mode 0700): plugin names are code to run.
+    Scanning every installed distribution costs ~20 ms a command; the
+    record is keyed by the modification times of the sys.path directories,
+    which change whenever a distribution is installed or removed there.
     """
-    import json
+    record = _record()
+    if record.get("key") == _path_key():
+        return [_EntryPoint(n, v) for n, v in record["entry_points"]]
+    from importlib.metadata import entry_points
 
+    found = [[ep.name, ep.value] for ep in entry_points(group="berth")]
+    _save({"key": _path_key(), "entry_points": found})
+    return [_EntryPoint(n, v) for n, v in found]
+
+
+def _path_key() -> list:
     key = []
     for entry in sys.path:
         try:
             key.append([entry, os.stat(entry or ".").st_mtime_ns])
         except OSError:
             key.append([entry, None])
-    cache = os.path.join(os.path.expanduser("~"), ".cache", "berth", "entry-points.json")
-    try:
-        with open(cache) as f:
-            data = json.load(f)
-        if data["key"] == key:
-            return [_EntryPoint(n, v) for n, v in data["entry_points"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    from importlib.metadata import entry_points
+    return key
 
-    found = [(ep.name, ep.value) for ep in entry_points(group="berth")]
+
+# One record per Python installation: several berths on one host do not take turns rewriting it.
+_RECORD = "plugins" + sys.prefix.replace(os.sep, "_") + ".json"
+_cached: dict | None = None
+
+
+def _record() -> dict:
+    global _cached
+    if _cached is None:
+        _cached = cache.load(_RECORD)
+    return _cached
+
+
+def _save(record: dict) -> None:
+    global _cached
+    _cached = record
+    cache.save(_RECORD, record)
+
+
+def _mtime(path: str) -> int | None:
     try:
-        os.makedirs(os.path.dirname(cache), mode=0o700, exist_ok=True)
-        tmp = f"{cache}.{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump({"key": key, "entry_points": found}, f)
-        os.replace(tmp, cache)
+        return os.stat(path).st_mtime_ns
     except OSError:
-        pass  # a read-only home: just no cache
-    return [_EntryPoint(n, v) for n, v in found]
+        return None
+
+
+def _note_files(value: str, new_modules: set[str]) -> None:
+    """The files of a plugin: its entry point's module and what it imported of its own package."""
+    module = value.partition(":")[0].strip()
+    for name in {module, *(m for m in new_modules if m.startswith(module + "."))}:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            _files[path] = _mtime(path)
+
+
+def _registrations() -> dict | None:
+    """What the loaded plugins registered, from the record, while it is true."""
+    global _checked
+    if _checked is None:
+        _checked = [_current_registrations()]
+    return _checked[0]
+
+
+_checked: list | None = None  # [_current_registrations()], once per process
+
+
+def _current_registrations() -> dict | None:
+    if os.environ.get("BERTH_TRACE_PLUGINS"):
+        return None
+    eps = [[ep.name, ep.value] for ep in _entry_points()]
+    record = _record()
+    found = record.get("registrations")
+    if not found or record.get("entry_points") != eps or found.get("only") != os.environ.get("BERTH_PLUGINS"):
+        return None
+    if any(_mtime(path) != mtime for path, mtime in found["files"].items()):
+        return None
+    return found
+
+
+def _remember(pm, loaded: list) -> None:
+    """Record what the plugins just loaded register (see the module's doc);
+    only for the installed entry points, never for a replaced list (tests)."""
+    record = _record()
+    eps = record.get("entry_points")
+    only = _only()
+    if eps is None or [pair for pair in eps if only is None or pair[0] in only] != [list(p) for p in loaded]:
+        return
+    drivers: dict[str, dict | None] = {}
+    for kind in KINDS:
+        try:
+            registry = _registries.setdefault(kind, DriverRegistry(kind))
+            drivers[kind] = {name: [_target(driver), plugin] for name, (driver, plugin) in registry._entries.items()}
+            if any(target is None for target, _ in drivers[kind].values()):
+                drivers[kind] = None  # a driver no "module:Class" names: always through pluggy
+        except BerthError:
+            drivers[kind] = None  # the error is raised where the kind is used
+    hooks = {name: len(getattr(pm.hook, name).get_hookimpls()) for name in dir(hookspecs)
+             if hasattr(getattr(hookspecs, name), "berth_hookspec")}
+    record = dict(record, registrations={"only": os.environ.get("BERTH_PLUGINS"), "files": dict(_files),
+                                         "drivers": drivers, "hooks": hooks})
+    _save(record)
+
+
+def _target(driver) -> str | None:
+    """"module:Class" for a driver, if that names it."""
+    if isinstance(driver, str):
+        return driver
+    module, name = getattr(driver, "__module__", None), getattr(driver, "__qualname__", "")
+    try:
+        obj = sys.modules[module]
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (KeyError, AttributeError, TypeError):
+        return None
+    return f"{module}:{name}" if obj is driver else None
 
 
 def reset() -> None:
     """Forget the loaded plugins (tests register their own)."""
-    global _manager
+    global _manager, _cached, _checked
     _manager = None
+    _cached = None
+    _checked = None
+    _files.clear()
     _registries.clear()
 
 
 class DriverRegistry:
-    """The drivers of one kind that the plugins registered, by name."""
+    """The drivers of one kind that the plugins registered, by name:
+    `entries` as recorded (see the module's doc), else from the plugins."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, entries: dict | None = None):
         self.kind = kind
-        self._entries: dict[str, tuple[Any, str]] = {}
+        self._entries: dict[str, tuple[object, str]] = {}
+        if entries is not None:
+            self._entries = {name: (target, plugin) for name, (target, plugin) in entries.items()}
+            return
         hook = getattr(manager().hook, _HOOKS[kind])
         for impl in hook.get_hookimpls():
             impl.function(register=self._registrar(impl.plugin_name))
 
     def _registrar(self, plugin_name: str):
-        def register(name: str, driver: Any) -> None:
+        def register(name: str, driver: object) -> None:
             if name in self._entries:
                 other = self._entries[name][1]
                 raise BerthError(
@@ -174,10 +301,15 @@ _registries: dict[str, DriverRegistry] = {}
 def drivers(kind: str) -> DriverRegistry:
     """The DriverRegistry of `kind` (one of KINDS), built on first use."""
     if kind not in _registries:
-        _registries[kind] = DriverRegistry(kind)
+        found = _registrations() if _manager is None else None
+        _registries[kind] = DriverRegistry(kind, (found["drivers"].get(kind) if found else None))
     return _registries[kind]
 
 
 def call(hook_name: str, **kwargs) -> list:
-    """Call a lifecycle hook on every plugin."""
+    """Call a lifecycle hook on every plugin (none implement it: no pluggy)."""
+    if _manager is None:
+        found = _registrations()
+        if found is not None and found["hooks"].get(hook_name, 1) == 0:
+            return []
     return getattr(manager().hook, hook_name)(**kwargs)

@@ -7,7 +7,9 @@
   are exposed; `berth.image` imports the busybox image once per test on
   demand and returns its name.
 
-Everything a test makes is torn down by the fixtures, even on failure.
+Everything a test makes is torn down by the fixtures, even on failure. The
+records berth keeps in ~/.cache (berth.core.cache) go to a home of the
+session's own, for the tests' processes and every berth they run.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ import shutil
 
 import pytest
 
+from berth.core import cache
 from harness import Berth
 from rootfs import make_rootfs_tar
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HOME", str(home))
+        mp.setattr(cache, "DIRECTORY", str(home / ".cache" / "berth"))
+        yield home
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def table(rows: list[dict], columns: list[tuple[str, str]], fmt: str | None = None) -> None:

@@ -33,7 +33,7 @@ import socket
 import struct
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
 _HEADER = struct.Struct(">BI")

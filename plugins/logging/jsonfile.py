@@ -29,7 +29,7 @@ import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from berth.core.drivers import LogDriver, LogEntry
 from berth.core.errors import InvalidArgument

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from berth.core.drivers import LogDriver, LogEntry
 from berth.core.errors import InvalidArgument

@@ -31,7 +31,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 from berth.core.drivers import VolumeDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.core import config
+from berth.core import cache, config
 from berth.core.errors import InvalidArgument
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,3 +44,34 @@ def test_broken_toml(tmp_path, monkeypatch):
     (tmp_path / "bad.toml").write_text("[storage\n")
     with pytest.raises(InvalidArgument, match="invalid TOML"):
         config.load(env={"BERTH_CONFIG": str(tmp_path / "bad.toml")})
+
+
+def test_a_file_is_parsed_once_per_version_and_a_change_is_read(tmp_path, monkeypatch):
+    """Parsed tables are kept in a record (berth.core.cache); an edited file
+    is parsed again, and a file that became invalid is refused again."""
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "none.toml")
+    path = tmp_path / "user.toml"
+    env = {"BERTH_CONFIG": str(path)}
+    path.write_text('[storage]\ndriver = "vfs"\n')
+    assert config.load(env=env).get("storage.driver") == "vfs"
+    parses = []
+    real = tomllib.load
+    monkeypatch.setattr(tomllib, "load", lambda f: parses.append(1) or real(f))
+    assert config.load(env=env).get("storage.driver") == "vfs"
+    assert parses == []  # from the record
+    path.write_text('[storage]\ndriver = "btrfs"\n')
+    assert config.load(env=env).get("storage.driver") == "btrfs"
+    assert parses == [1]
+    path.write_text("[storage\n")
+    with pytest.raises(InvalidArgument, match="invalid TOML"):
+        config.load(env=env)
+
+
+def test_the_record_keeps_only_the_files_used_last(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "none.toml")
+    for i in range(config._RECORD_FILES + 5):
+        path = tmp_path / f"c{i}.toml"
+        path.write_text(f'[network]\nbridge = "bt{i}"\n')
+        assert config.load(env={"BERTH_CONFIG": str(path)}).get("network.bridge") == f"bt{i}"
+    kept = cache.load(config._RECORD)
+    assert len(kept) == config._RECORD_FILES and str(tmp_path / "c0.toml") not in kept

@@ -43,7 +43,7 @@ def _section_for(name: str) -> str | None:
     return None
 
 
-HOOKS = sorted(n for n, f in vars(hookspecs).items() if hasattr(f, "berth_spec"))
+HOOKS = sorted(n for n, f in vars(hookspecs).items() if hasattr(f, "berth_hookspec"))
 KINDS = sorted(n for n, c in vars(drivers).items()
                if inspect.isclass(c) and issubclass(c, drivers.Driver) and c is not drivers.Driver)
 

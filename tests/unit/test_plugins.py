@@ -4,12 +4,15 @@ drivers, plugins that fail to import.
 
 Fake plugins are real modules written to a temporary directory and found
 through real `importlib.metadata.EntryPoint` objects; only the list of
-installed entry points is replaced (`plugins._entry_points`).
+installed entry points is replaced (`plugins._entry_points`). The record
+of what plugins register lives in the session's own home (tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 import sys
 import textwrap
 from importlib.metadata import EntryPoint, entry_points
@@ -284,3 +287,76 @@ def test_engine_started_fires_once_when_the_engine_first_needs_plugins(fake, tmp
     engine.hook("volume_removed", name="btvol")
     engine.hook("volume_removed", name="btvol2")
     assert sys.modules[mods["plugin"]].started == [engine]
+
+
+# -- the record of what the plugins register ------------------------------------------
+
+
+def test_a_command_with_unchanged_plugins_skips_pluggy(tmp_path):
+    """The first command records what the installed plugins register; the
+    next finds its drivers and skips hooks nobody implements without pluggy."""
+    code = ("import sys\nfrom berth.core import plugins\n"
+            "cls = plugins.drivers('storage').get('overlay2')\n"
+            "plugins.call('container_created', engine=None, container=None)\n"
+            "print(cls.__name__, 'pluggy' in sys.modules)")
+    env = dict(os.environ, HOME=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+            for _ in range(2)]
+    assert [r.stdout.split() for r in runs] == [["Overlay2Driver", "True"], ["Overlay2Driver", "False"]]
+    env["BERTH_PLUGINS"] = "storage"  # another plugin set: recorded anew
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert again.stdout.split() == ["Overlay2Driver", "True"]
+
+
+LIFECYCLE_AND_VOLUME = REGISTER_VOLUME + """
+    seen = []
+
+    @hookimpl
+    def volume_removed(engine, name):
+        seen.append(name)
+"""
+
+
+def _recorded(fake, mods) -> None:
+    """Make fake's entry points the installed ones, load them once (which records them), forget them."""
+    points = [[ep.name, ep.value] for ep in plugins._entry_points()]
+    plugins._save({"key": plugins._path_key(), "entry_points": points})
+    plugins.manager()
+    plugins.reset()
+
+
+def test_the_record_serves_drivers_and_still_calls_implemented_hooks(fake):
+    mods = fake.modules(plugin=LIFECYCLE_AND_VOLUME.format(name="btrec", driver="MOD_driver:BtDriver"),
+                        driver=DRIVER_MODULE.format(name="btrec", reason=None))
+    fake.install({"btrec": mods["plugin"]})
+    _recorded(fake, mods)
+    assert plugins.drivers("volume").get("btrec").__name__ == "BtDriver"
+    assert plugins._manager is None  # from the record
+    assert plugins.call("container_created", engine=None, container=None) == []
+    assert plugins._manager is None  # nobody implements it
+    plugins.call("volume_removed", engine=None, name="btvol")
+    assert sys.modules[mods["plugin"]].seen == ["btvol"]  # implemented: called through pluggy
+
+
+def test_a_changed_plugin_file_drops_the_record(fake):
+    mods = fake.modules(plugin=REGISTER_VOLUME.format(name="btold", driver="x:Y"))
+    fake.install({"btchange": mods["plugin"]})
+    _recorded(fake, mods)
+    path = sys.modules[mods["plugin"]].__file__
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(REGISTER_VOLUME.format(name="btnew-and-longer", driver="x:Z")))
+    sys.modules.pop(mods["plugin"])
+    assert plugins.drivers("volume").names() == ["btnew-and-longer"]
+    assert plugins._manager is not None
+
+
+def test_pluggys_own_marker_works_too(fake):
+    mods = fake.modules(plugin="""
+        import pluggy
+
+        @pluggy.HookimplMarker("berth")
+        def register_volume_drivers(register):
+            register("btpluggy", "x:Y")
+    """)
+    fake.install({"btpluggy": mods["plugin"]})
+    assert plugins.drivers("volume").names() == ["btpluggy"]

@@ -1,0 +1,36 @@
+"""Small JSON records of what is slow to work out and seldom changes (the
+installed plugins, a parsed configuration file), kept in the caller's own
+~/.cache/berth (mode 0700: they name code to run). Each user of a record
+says when it is stale; a missing, damaged or unwritable record costs only
+the slow way."""
+
+from __future__ import annotations
+
+import json
+import os
+
+DIRECTORY = os.path.join(os.path.expanduser("~"), ".cache", "berth")
+
+
+def load(name: str) -> dict:
+    try:
+        with open(os.path.join(DIRECTORY, name)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def save(name: str, record: dict) -> None:
+    path = os.path.join(DIRECTORY, name)
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        os.makedirs(DIRECTORY, mode=0o700, exist_ok=True)
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)
+    except (OSError, TypeError, ValueError):  # read-only home, or not JSON (a TOML datetime)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
