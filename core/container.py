@@ -20,10 +20,10 @@ as 255.
 
 from __future__ import annotations
 
+# shutil (it loads bz2 and lzma) is imported where used: a container start needs none of it.
 import copy
 import os
 import re
-import shutil
 import signal as signals
 import sqlite3
 import time
@@ -709,6 +709,8 @@ class ContainerService:
 
     def remove(self, ref: str | Container, *, force: bool = False, volumes: bool = False) -> str:
         """`berth rm`: kill (with force), delete the writable layer, then the row."""
+        import shutil
+
         container = self.get(ref) if isinstance(ref, str) else ref
         if container.running:
             if not force:
@@ -896,6 +898,8 @@ class ContainerService:
 
     def copy_from(self, ref: str, path: str, dest: str) -> None:
         """`cp CTR:path dest`: never follows a link out of the container's root."""
+        import shutil
+
         container = self.get(ref)
         with self.mounted(container) as root:
             root = os.path.realpath(root)
@@ -1037,6 +1041,8 @@ def _resolve_keep_last(root: str, path: str) -> str:
 
 def _copy_into(src: Path, root: str, cpath: str) -> None:
     """Copy host `src` to container path `cpath`, replacing a link rather than writing through it."""
+    import shutil
+
     import posixpath
     import stat
 

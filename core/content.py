@@ -10,8 +10,8 @@ removes.
 
 from __future__ import annotations
 
+# shutil (it loads bz2 and lzma) is imported where used: a container start needs none of it.
 import os
-import shutil
 from pathlib import Path
 
 from berth.core.errors import Corrupt, NotFound
@@ -25,9 +25,14 @@ CHUNK = 1 << 20
 
 
 def sha256_bytes(data: bytes) -> str:
-    import hashlib  # ~2 ms (OpenSSL): only where something is hashed
-
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+    """"sha256:<hex>" of a few bytes (an ID, a config). CPython's own
+    sha256 where it has one (3.11): loading OpenSSL for hashlib costs ~2 ms,
+    more than hashing a few bytes. Blobs go through hashlib (HashingWriter)."""
+    try:
+        from _sha256 import sha256
+    except ImportError:  # Python 3.12 renamed it
+        from hashlib import sha256
+    return "sha256:" + sha256(data).hexdigest()
 
 
 def check_digest(digest: str) -> str:
@@ -91,6 +96,8 @@ class ContentStore:
 
         With `expected`, a mismatch raises Corrupt and nothing is stored.
         """
+        import shutil
+
         if expected is not None:
             check_digest(expected)
             if self.exists(expected):

@@ -51,14 +51,11 @@ def arch() -> str:
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI chain IDs: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
-    import hashlib
+    from berth.core.content import sha256_bytes
 
     out: list[str] = []
     for diff_id in diff_ids:
-        if not out:
-            out.append(diff_id)
-        else:
-            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+        out.append(sha256_bytes(f"{out[-1]} {diff_id}".encode()) if out else diff_id)
     return out
 
 

@@ -9,9 +9,9 @@ filled with what the image has at the mount point), a tmpfs.
 
 from __future__ import annotations
 
+# shutil (it loads bz2 and lzma) is imported where used: a container start needs none of it.
 import os
 import re
-import shutil
 from pathlib import Path
 
 from berth.core.errors import Conflict, InvalidArgument, NotFound
@@ -199,6 +199,8 @@ def _copy_up(rootfs: Path, destination: str, volume_path: Path) -> None:
     The image path is resolved inside rootfs without following symlinks out
     of it: a symlinked mount point in a hostile image copies nothing.
     """
+    import shutil
+
     current = Path(rootfs)
     for part in [p for p in destination.split("/") if p]:
         current = current / part

@@ -364,6 +364,8 @@ def _preload(engine) -> None:
         from berth.core.runtime import cgroups, process, spec  # noqa: F401
 
         engine.containers  # noqa: B018 - the container module and its service
+        engine.store  # noqa: B018 - its own connection (SQLite does not cross a fork)
+        import shutil  # noqa: F401 - the removal of a --rm container
         plugins.drivers("storage").get(engine.storage_driver_name)
         plugins.drivers("log").get(engine.config.get("logging.driver"))
     except Exception:

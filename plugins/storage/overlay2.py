@@ -17,8 +17,8 @@ page size limit of mount(2) even with 100+ layers.
 
 from __future__ import annotations
 
+# shutil (it loads bz2 and lzma) is imported where used: a container start needs none of it.
 import os
-import shutil
 import string
 from pathlib import Path
 
@@ -116,10 +116,14 @@ class Overlay2Driver(StorageDriver):
             os.symlink(f"../{final.name}/diff", self.home / "l" / short)
             os.rename(tmp, final)
         except BaseException:
+            import shutil
+
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
+        import shutil
+
         from berth.core import archive
 
         upper = self._require(id) / "diff"
@@ -135,6 +139,8 @@ class Overlay2Driver(StorageDriver):
         return (d / "diff").is_dir() and (d / "link").is_file()
 
     def remove(self, id: str) -> None:
+        import shutil
+
         d = self._dir(id)
         if not os.path.lexists(d):
             return
