@@ -21,7 +21,6 @@ as 255.
 from __future__ import annotations
 
 # shutil (it loads bz2 and lzma) is imported where used: a container start needs none of it.
-import copy
 import os
 import re
 import signal as signals
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from berth.core.ids import random_choice, random_hex
+from berth.core.records import Record
 from berth.core.runtime.proc import start_time as proc_start
 from berth.core.store import dumps, loads
 from berth.core.units import now_iso
@@ -175,11 +175,11 @@ def name_conflict(name: str, holder: str) -> Conflict:
 # -- options of create ----------------------------------------------------------
 
 
-class CreateOptions:
-    """Everything `berth create/run` accepts, already parsed: `image`, then
-    any of DEFAULTS by keyword (the rest keep their default)."""
+class CreateOptions(Record):
+    """Everything `berth create/run` accepts, already parsed."""
 
-    DEFAULTS = {
+    REQUIRED = ("image",)
+    FIELDS = {
         "command": [], "name": None, "entrypoint": None, "env": [], "env_files": [], "workdir": None,
         "user": None, "hostname": None, "labels": {}, "tty": False,
         "console_size": None,  # rows, cols of the caller's terminal, for -t
@@ -195,14 +195,6 @@ class CreateOptions:
         "expose": [],  # --expose
         "links": [],  # --link NAME[:ALIAS]
     }
-
-    def __init__(self, image: str, **options):
-        unknown = options.keys() - self.DEFAULTS.keys()
-        if unknown:
-            raise TypeError(f"unknown create options: {', '.join(sorted(unknown))}")
-        self.image = image
-        for key, default in self.DEFAULTS.items():
-            setattr(self, key, options[key] if key in options else copy.copy(default))
 
 
 def parse_env_file(path: str) -> list[str]:
@@ -573,13 +565,12 @@ class ContainerService:
 
     # -- start / stop ---------------------------------------------------------------
 
-    def start(self, ref: str | Container, *, attach_wait: bool = False, network_setup=None,
-              standby=None) -> Container:
+    def start(self, ref: str | Container, *, attach_wait: bool = False, standby=None) -> Container:
         """Start the container's monitor; return once the process runs.
 
         Raises the runtime's StartError/CommandNotFound/CommandNotExecutable
-        (Docker's 125/127/126) when the command cannot run. `network_setup`,
-        `standby`: see monitor.spawn (the caller cancels them if this raises first).
+        (Docker's 125/127/126) when the command cannot run. `standby`: see
+        monitor.spawn (the caller cancels it if this raises first).
         """
         from berth.core import plugins
         from berth.core.runtime import monitor
@@ -597,8 +588,7 @@ class ContainerService:
             from berth.core.log import get_logger
 
             get_logger("berth.container").warning("plugin hook failed", hook="container_pre_start", error=str(exc))
-        monitor.spawn(self.engine, container, attach_wait=attach_wait, network_setup=network_setup,
-                      standby=standby)
+        monitor.spawn(self.engine, container, attach_wait=attach_wait, standby=standby)
         return self.load(container.id) or container
 
     def stop_signal(self, container: Container) -> int:

@@ -33,7 +33,7 @@ NO_H_CONTEXT = {"help_option_names": ["--help"], "max_content_width": 100}
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create(image, command, **values):
     """Create a new container."""
-    return run_.create(get_engine(), image, command, values)
+    return run_.create(get_engine, image, command, values)
 
 
 @click.command("run", context_settings=RUN_CONTEXT)
@@ -42,7 +42,7 @@ def create(image, command, **values):
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(image, command, **values):
     """Create and run a new container from an image."""
-    return run_.run(get_engine(), image, command, values)
+    return run_.run(get_engine, image, command, values)
 
 
 # -- lifecycle ----------------------------------------------------------------------------

@@ -83,38 +83,39 @@ def fast(argv: list[str]) -> int | None:
         return None  # click says the image is missing
     command = run if rest[0] == "run" else create
     layer = overrides(global_values)
-    return reported(lambda: command(make_engine(layer), positionals[0], positionals[1:], values))
+    return reported(command, lambda: make_engine(layer), positionals[0], positionals[1:], values)
 
 
-def create(engine, image: str, command, values: dict) -> int:
-    container = create_container(engine, image, command, values)
+def create(make, image: str, command, values: dict) -> int:
+    """`make()`: this command's Engine."""
+    container = create_container(make(), image, command, values)
     print(container.id)
     return 0
 
 
-def run(engine, image: str, command, values: dict) -> int:
-    from berth.core.runtime import monitor
+def run(make, image: str, command, values: dict) -> int:
+    """`make()`: this command's Engine. The container's monitor forks first
+    and makes its own (berth.core.runtime.standby): it loads the runtime and
+    the drivers (the network driver too) while we create the container."""
+    from berth.core.runtime.standby import Standby
 
     values = dict(values)
     detach, sig_proxy, detach_keys = values.pop("detach"), values.pop("sig_proxy"), values.pop("detach_keys")
-    setup = _early_network_setup(engine, values.get("network"))
-    # The monitor loads the runtime while we create the container (it must fork before the store opens).
-    standby = monitor.Standby(engine, setup)
+    standby = Standby(make, network=values.get("network") or "default")
     try:
+        engine = make()
         container = create_container(engine, image, command, values, detach=detach)
         service = engine.containers
         if detach:
-            service.start(container, network_setup=setup, standby=standby)
+            service.start(container, standby=standby)
             print(container.id)
             return 0
         try:
-            container = service.start(container, attach_wait=True, network_setup=setup, standby=standby)
+            container = service.start(container, attach_wait=True, standby=standby)
         except BerthError as exc:
             raise _as_run_error(exc) from None
     finally:
         standby.cancel()  # unless the container was handed to it
-        if setup is not None:
-            setup.cancel()  # unless the monitor took it over
     return attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
 
 
@@ -223,19 +224,6 @@ def _resolve_image(engine, name: str, pull: str = "missing"):
         images.pull(name)
         return images.get(name)
     raise NotFound(f"No such image: {familiar}")
-
-
-def _early_network_setup(engine, network: str | None):
-    """For `run` on a bridge-like network: fork the process that will load
-    the network driver (~60 ms) and attach the container now, so that the
-    loading overlaps creating the container. It must fork before the store
-    opens; the monitor takes it over (monitor.Standby)."""
-    from berth.core.runtime import monitor
-
-    mode = network or engine.config.get("network.default")
-    if mode in ("host", "none") or mode.startswith("container:") or "store" in engine.__dict__:
-        return None
-    return monitor.fork_network_setup(engine, lambda: engine.networks.preload([mode]))
 
 
 def parse_detach_keys(text: str | None) -> bytes:

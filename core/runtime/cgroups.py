@@ -10,7 +10,8 @@ import errno
 import os
 import signal
 import time
-from dataclasses import dataclass
+
+from berth.core.records import Record
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -27,8 +28,7 @@ DEFAULT_DEVICE_RULES = (
 )
 
 
-@dataclass
-class Limits:
+class Limits(Record):
     """Resource limits. None leaves the kernel default (unlimited).
 
     memory: bytes. memory_swap: memory + swap in bytes (Docker's
@@ -37,20 +37,14 @@ class Limits:
     period. pids_limit: max tasks (<= 0 unlimited).
     """
 
-    memory: int | None = None
-    memory_swap: int | None = None
-    cpus: float | None = None
-    pids_limit: int | None = None
+    FIELDS = {"memory": None, "memory_swap": None, "cpus": None, "pids_limit": None}
 
 
-@dataclass
-class Stats:
-    """A snapshot for metrics / `berth stats`."""
+class Stats(Record):
+    """A snapshot for metrics / `berth stats`: memory_usage, memory_limit
+    (or None), cpu_usage_ns, pids."""
 
-    memory_usage: int
-    memory_limit: int | None
-    cpu_usage_ns: int
-    pids: int
+    REQUIRED = ("memory_usage", "memory_limit", "cpu_usage_ns", "pids")
 
 
 def is_v2() -> bool:
@@ -310,7 +304,7 @@ class Cgroup:
             acct = self.dirs.get("cpuacct") or self.dirs.get("cpu")
             if acct and os.path.exists(acct + "/cpuacct.usage"):
                 cpu_ns = int(_read(acct + "/cpuacct.usage"))
-        return Stats(usage, limit, cpu_ns, len(self.pids()))
+        return Stats(memory_usage=usage, memory_limit=limit, cpu_usage_ns=cpu_ns, pids=len(self.pids()))
 
 
     @classmethod

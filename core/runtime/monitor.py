@@ -1,7 +1,8 @@
 """The per-container monitor: one small process per running container.
 
 `spawn()` (called by `berth start/run`) double-forks a monitor that
-survives the command (`berth run` forks it early, as a Standby). The monitor mounts the container's root filesystem,
+survives the command (`berth run` forks it earlier still: berth.core.runtime.standby).
+The monitor mounts the container's root filesystem,
 writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the run
 directory, starts the container's PID 1 as its own child (runtime.start),
 then owns its stdio: it feeds every line to the log driver and to the
@@ -34,6 +35,8 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+
+from berth.core.runtime.standby import joins_networks, network_joined
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
 _HEADER = struct.Struct(">BI")
@@ -188,131 +191,40 @@ def _write_all(fd: int, data: bytes) -> None:
 # -- spawning ------------------------------------------------------------------------
 
 
-def spawn(engine, container, *, attach_wait: bool = False, network_setup=None, standby=None) -> int:
+def spawn(engine, container, *, attach_wait: bool = False, standby=None) -> int:
     """Start the monitor of `container`; return the container's host PID once its command runs.
 
-    `standby`: a Standby the caller forked early for this container, else
-    one is forked now. `network_setup`: a fork_network_setup() the caller
-    made early (before its store opened) for this container; the monitor
-    uses it, else forks its own.
-
-    Raises the runtime's errors (StartError 125, CommandNotFound 127,
-    CommandNotExecutable 126) when the command could not be started.
+    `standby`: the Standby the caller forked early for this container, else
+    one is forked now. Raises the runtime's errors (StartError 125,
+    CommandNotFound 127, CommandNotExecutable 126) when the command could
+    not be started.
     """
     if standby is None:
+        from berth.core.engine import Engine
+        from berth.core.runtime.standby import Standby
+
         # SQLite must not cross a fork: close our connection, the monitor opens its own
         # and this process reopens on next use.
         if "store" in engine.__dict__:
             engine.__dict__.pop("store").close()
-        standby = Standby(engine, network_setup)
+        config = engine.config
+        standby = Standby(lambda: Engine(config))
     return standby.start(engine, container, attach_wait=attach_wait)
 
 
-class Standby:
-    """A monitor forked before its container exists.
-
-    `berth run` forks it first thing (before its store opens), so the
-    monitor loads the runtime and the drivers while the command creates the
-    container; `start()` then names the container and waits for its PID.
-    The process double-forks away from the caller, so it outlives it.
-    Without a `start()` (`cancel()`, or the caller dying) it exits.
-    """
-
-    def __init__(self, engine, network_setup=None):
-        go_r, self._go_w = os.pipe2(os.O_CLOEXEC)
-        self._ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
-        self._network_setup = network_setup
-        sys.stdout.flush()
-        sys.stderr.flush()
-        child = os.fork()
-        if child == 0:  # pragma: no cover - runs in the forked processes
-            code = 0
-            try:
-                os.close(self._go_w)
-                os.close(self._ready_r)
-                os.setsid()
-                if os.fork() == 0:
-                    code = _monitor_main(engine.config, go_r, ready_w, network_setup)
-            except BaseException:
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(go_r)
-        os.close(ready_w)
-        if network_setup is not None:
-            network_setup.hand_over()
-        os.waitpid(child, 0)
-
-    def start(self, engine, container, *, attach_wait: bool = False) -> int:
-        """Run `container` in this monitor; its host PID once its command runs."""
-        from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
-
-        go = {"container": container.id, "attach_wait": attach_wait, "joins_networks": _joins_networks(container)}
-        self._tell(go)
-        raw = self._finish().strip()
-        try:
-            message = json.loads(raw.splitlines()[0]) if raw else {}
-        except ValueError:
-            message = {}
-        if "pid" in message:
-            return int(message["pid"])
-        if "error" in message:
-            cls = {127: CommandNotFound, 126: CommandNotExecutable}.get(message.get("code"), StartError)
-            raise cls(message["error"])
-        log = engine.containers.run_dir(container.id) / "monitor.log"
-        detail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
-        raise StartError("the container's monitor process died while starting it"
-                         + (f": {detail[0]}" if detail else ""))
-
-    def cancel(self) -> None:
-        """No container will come: returns once the monitor has exited (a no-op after start)."""
-        if self._go_w >= 0:
-            self._tell(None)
-            self._finish()
-
-    def _finish(self) -> bytes:
-        """What the monitor says on the ready pipe, to its end: the pid, or
-        why not; EOF once it runs the container, or has exited."""
-        chunks = []
-        while chunk := os.read(self._ready_r, 4096):
-            chunks.append(chunk)
-        os.close(self._ready_r)
-        if self._network_setup is not None:
-            self._network_setup.reap()  # it has attached the container, or was cancelled, by now
-        return b"".join(chunks)
-
-    def _tell(self, message: dict | None) -> None:
-        try:
-            if message is not None:
-                os.write(self._go_w, json.dumps(message).encode() + b"\n")
-        except BrokenPipeError:
-            pass  # the monitor died; the ready pipe's EOF reports it
-        os.close(self._go_w)
-        self._go_w = -1
-
-
-def _joins_networks(container) -> bool:
-    """Whether the network service wires the container (not host, none or another container's)."""
-    mode = container.network_mode
-    return mode not in ("host", "none") and not mode.startswith("container:")
-
-
-def _monitor_main(config, go_r: int, ready_w: int, network_setup) -> int:  # pragma: no cover
-    """Body of the monitor process (after the double fork): load what a
-    start needs, wait for the container (Standby.start), run it.
-    `network_setup`: the caller's fork_network_setup(), or None: then one
-    is forked here if the container joins networks."""
+def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # pragma: no cover
+    """Body of the monitor process (berth.core.runtime.standby): load what a
+    start needs, wait for the container, run it. `network`: see Standby."""
     os.chdir("/")
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):  # the caller's stdio pipes must not wait for this process
         os.dup2(null, fd)
     os.close(null)
-    # Keep only our pipes (and a network setup's): the caller's descriptors must not stay open here.
+    # Keep only our pipes: the caller's descriptors must not stay open here.
     ready = fcntl.fcntl(ready_w, fcntl.F_DUPFD_CLOEXEC, 3)
     go = fcntl.fcntl(go_r, fcntl.F_DUPFD_CLOEXEC, 3)
-    keep = {ready, go, *(network_setup.fds() if network_setup is not None else ())}
     for fd in _open_fds():
-        if fd > 2 and fd not in keep:
+        if fd > 2 and fd not in (ready, go):
             try:
                 os.close(fd)
             except OSError:
@@ -322,24 +234,28 @@ def _monitor_main(config, go_r: int, ready_w: int, network_setup) -> int:  # pra
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
                 signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, _ignore)
-    from berth.core.engine import Engine
-
-    engine = Engine(config)
-    _preload(engine)
+    try:
+        engine = make_engine()
+    except BaseException:
+        return 1  # a configuration the caller fails on as well
+    network_setup = None
+    if network is not None:  # the network driver loads in its own process, forked before the store opens
+        mode = engine.config.get("network.default") if network == "default" else network
+        if network_joined(mode):
+            network_setup = fork_network_setup(engine, (ready, go), lambda: engine.networks.preload([mode]))
+    _preload(engine, store=network is not None)
     with os.fdopen(go, "rb") as f:
         raw = f.readline()
-    if not raw:  # cancelled, or the caller is gone
+    told = json.loads(raw) if raw else None
+    if told is None or not told["joins_networks"]:
         if network_setup is not None:
             network_setup.cancel()
-        return 0
-    told = json.loads(raw)
+            network_setup = None
+        if told is None:  # cancelled, or the caller is gone
+            return 0
     container_id = told["container"]
     if network_setup is None and told["joins_networks"]:
-        def prepare() -> None:
-            os.close(ready)  # the caller reads the ready pipe to its end: only the monitor may hold it
-            engine.networks.prepare(container_id)
-
-        network_setup = fork_network_setup(engine, prepare)
+        network_setup = fork_network_setup(engine, (ready,), lambda: engine.networks.prepare(container_id))
     run_dir = engine.containers.run_dir(container_id)
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_fd = os.open(run_dir / "monitor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
@@ -356,37 +272,44 @@ def _monitor_main(config, go_r: int, ready_w: int, network_setup) -> int:  # pra
         return 1
 
 
-def _preload(engine) -> None:
-    """Import what starting a container needs while the caller creates it.
+def _preload(engine, store: bool) -> None:
+    """Import what starting a container needs while the caller creates it,
+    and open the store when no fork is to come before the container's.
     Best effort: whatever fails here fails again, and is reported, where it is used."""
     try:
+        import shutil  # noqa: F401 - the removal of a --rm container
+
         from berth.core import plugins
         from berth.core.runtime import cgroups, process, spec  # noqa: F401
 
         engine.containers  # noqa: B018 - the container module and its service
-        engine.store  # noqa: B018 - its own connection (SQLite does not cross a fork)
-        import shutil  # noqa: F401 - the removal of a --rm container
+        if store:
+            engine.store  # noqa: B018 - its own connection (SQLite does not cross a fork)
         plugins.drivers("storage").get(engine.storage_driver_name)
         plugins.drivers("log").get(engine.config.get("logging.driver"))
     except Exception:
         pass
 
 
-def fork_network_setup(engine, prepare: Callable[[], None]):
+def fork_network_setup(engine, pipes: tuple[int, ...], prepare: Callable[[], None]):
     """A forked process that runs `prepare` (preloading network drivers)
     now, in parallel with the rest of a container's start, then attaches
     the container when sent {"container": ID, "pid": PID}. Fork it before
-    the store is opened. None without a network service (or a process)."""
+    the store is opened. `pipes`: the monitor's, which it closes (the
+    caller reads them to their end: only the monitor may hold them). None
+    without a network service (or a process)."""
     networks = getattr(engine, "networks", None)
     if networks is None or not hasattr(networks, "preload"):
         return None
     from berth.core.forked import Forked
 
     def preload() -> None:
-        null = os.open("/dev/null", os.O_RDWR)  # errors go back through the pipe; the caller's stdio
-        for fd in (0, 1, 2):                     # pipes must not wait for this process
+        null = os.open("/dev/null", os.O_RDWR)  # errors go back through the pipe
+        for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
+        for fd in pipes:
+            os.close(fd)
         prepare()
 
     def attach(arg: dict) -> None:
@@ -558,7 +481,7 @@ class Monitor:
             if self.network_setup is not None:
                 setup, self.network_setup = self.network_setup, None
                 setup.send({"container": c.id, "pid": pid})
-            elif networks is not None and hasattr(networks, "attach") and _joins_networks(c):
+            elif networks is not None and hasattr(networks, "attach") and joins_networks(c):
                 networks.attach(c, pid)
 
         cpus = (hc.get("NanoCpus") or 0) / 1e9 or None

@@ -32,8 +32,8 @@ import os
 import signal
 import socket
 import struct
-from dataclasses import dataclass
 
+from berth.core.records import Record
 from berth.core.runtime import capabilities
 from berth.core.runtime import filesystem, seccomp
 from berth.core.runtime import syscalls as sc
@@ -53,8 +53,7 @@ _NS_ORDER = (("cgroup", sc.CLONE_NEWCGROUP), ("ipc", sc.CLONE_NEWIPC),
              ("mnt", sc.CLONE_NEWNS))
 
 
-@dataclass
-class Started:
+class Started(Record):
     """A running container process.
 
     pid: host pid of the container's PID 1 (a child of the caller: waitpid it).
@@ -64,10 +63,7 @@ class Started:
     cgroup: the container's Cgroup (freeze/thaw/stats/remove), or None.
     """
 
-    pid: int
-    start_time: int
-    netns_path: str
-    cgroup: Cgroup | None
+    REQUIRED = ("pid", "start_time", "netns_path", "cgroup")
 
 
 def process_start_time(pid: int) -> int:
@@ -126,7 +122,7 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
     finally:
         if netns_fd is not None:
             os.close(netns_fd)
-    return Started(pid, process_start_time(pid), f"/proc/{pid}/ns/net", cgroup)
+    return Started(pid=pid, start_time=process_start_time(pid), netns_path=f"/proc/{pid}/ns/net", cgroup=cgroup)
 
 
 def exec_process(target_pid: int, spec: ProcessSpec, cgroup: Cgroup | None = None) -> int:

@@ -9,7 +9,7 @@ falls back to clone. x86_64 only; on other architectures no filter is
 installed. Calls through another ABI (i386, x32) are refused.
 """
 
-import platform
+import os
 import struct
 
 from berth.core.runtime.capabilities import NUMBERS
@@ -63,7 +63,7 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 
 
 def supported() -> bool:
-    return platform.machine() == "x86_64"
+    return os.uname().machine == "x86_64"  # (platform.machine() says the same; platform costs ~1.5 ms to import)
 
 
 def program(cap_mask: int) -> bytes:

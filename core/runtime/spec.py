@@ -2,12 +2,10 @@
 
 ProcessSpec is what `exec_process` needs; ContainerSpec adds the container
 itself (root filesystem, mounts, namespaces, limits) for `start`.
-All fields are keyword-only.
+All fields are keyword-only (berth.core.records).
 """
 
-from dataclasses import dataclass, field
-from pathlib import Path
-
+from berth.core.records import Record
 from berth.core.runtime.cgroups import Limits
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -24,8 +22,7 @@ DEFAULT_READONLY_PATHS = (
 )
 
 
-@dataclass(kw_only=True)
-class Mount:
+class Mount(Record):
     """One mount inside the container.
 
     type "bind": `source` is a host path (must exist); a directory or file
@@ -38,14 +35,11 @@ class Mount:
     out of it.
     """
 
-    destination: str
-    source: str = ""
-    type: str = "bind"
-    options: list[str] = field(default_factory=list)
+    REQUIRED = ("destination",)
+    FIELDS = {"source": "", "type": "bind", "options": []}
 
 
-@dataclass(kw_only=True)
-class ProcessSpec:
+class ProcessSpec(Record):
     """A process to run inside a container (the part `berth exec` needs).
 
     user: "", "uid", "uid:gid", "name", "name:group", resolved from the
@@ -61,42 +55,30 @@ class ProcessSpec:
     False is Docker's --security-opt seccomp=unconfined.
     """
 
-    args: list[str]
-    env: list[str] = field(default_factory=list)
-    cwd: str = "/"
-    user: str = ""
-    tty: bool = False
-    stdin: int | None = None
-    stdout: int | None = None
-    stderr: int | None = None
-    cap_add: list[str] = field(default_factory=list)
-    cap_drop: list[str] = field(default_factory=list)
-    no_new_privs: bool = True
-    seccomp: bool = True
+    REQUIRED = ("args",)
+    FIELDS = {"env": [], "cwd": "/", "user": "", "tty": False, "stdin": None, "stdout": None, "stderr": None,
+              "cap_add": [], "cap_drop": [], "no_new_privs": True, "seccomp": True}
 
 
-@dataclass(kw_only=True)
 class ContainerSpec(ProcessSpec):
     """A container's first process plus the container around it.
 
-    rootfs: the prepared (already mounted) root filesystem directory.
+    rootfs: the prepared (already mounted) root filesystem directory (a Path).
     netns: None = a new empty network namespace with loopback up;
     "host" = stay in the caller's; any other string = path of a network
     namespace to join (/proc/PID/ns/net, /run/netns/x).
     files: container path -> host file to bind (hostname, hosts,
     resolv.conf prepared by the caller); same as bind Mounts.
     cgroup_name: the container id; None runs without a cgroup of its own.
+    limits: a cgroups.Limits (the default: none).
     """
 
-    rootfs: Path
-    hostname: str | None = None
-    readonly_rootfs: bool = False
-    mounts: list[Mount] = field(default_factory=list)
-    files: dict[str, str] = field(default_factory=dict)
-    netns: str | None = None
-    masked_paths: tuple[str, ...] = DEFAULT_MASKED_PATHS
-    readonly_paths: tuple[str, ...] = DEFAULT_READONLY_PATHS
-    shm_size: int = 64 * 1024 * 1024
-    limits: Limits = field(default_factory=Limits)
-    cgroup_parent: str = "berth"
-    cgroup_name: str | None = None
+    REQUIRED = ("args", "rootfs")
+    FIELDS = {**ProcessSpec.FIELDS, "hostname": None, "readonly_rootfs": False, "mounts": [], "files": {},
+              "netns": None, "masked_paths": DEFAULT_MASKED_PATHS, "readonly_paths": DEFAULT_READONLY_PATHS,
+              "shm_size": 64 * 1024 * 1024, "limits": None, "cgroup_parent": "berth", "cgroup_name": None}
+
+    def __init__(self, **values):
+        super().__init__(**values)
+        if self.limits is None:
+            self.limits = Limits()

@@ -6,7 +6,6 @@ OSError(errno, strerror, path) on failure, like the os module does.
 
 import ctypes
 import os
-import platform
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -109,7 +108,7 @@ def umount2(target, flags: int = 0) -> None:
 
 def pivot_root(new_root, put_old) -> None:
     """pivot_root(2) (glibc has no wrapper; raw syscall number per arch)."""
-    nr = _PIVOT_ROOT_NR.get(platform.machine())
+    nr = _PIVOT_ROOT_NR.get(os.uname().machine)
     if nr is None:
         raise OSError(38, "pivot_root: unknown architecture", new_root)
     _check(_libc.syscall(ctypes.c_long(nr), ctypes.c_char_p(_b(new_root)),
