@@ -16,7 +16,10 @@ names are those below; it is found through an entry point in group
         register("mystorage", "berth_mystorage.driver:MyStorageDriver")
 
 Registration hooks hand the plugin a ``register(name, driver)`` callback
-owned by the core. ``driver`` is the driver class or a ``"module:Class"``
+owned by the core. They must register the same drivers every time: berth
+records what they register (berth.core.plugins) until a distribution is
+installed or removed or a plugin's files change; a driver that cannot run
+on some host says so through ``unsupported_reason()``. ``driver`` is the driver class or a ``"module:Class"``
 string; a string is imported only when a user picks that driver, so plugin
 modules stay cheap to import and heavy libraries (pyroute2,
 prometheus_client) load only when needed. Two plugins registering one name

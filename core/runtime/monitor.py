@@ -254,7 +254,7 @@ def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # p
         if told is None:  # cancelled, or the caller is gone
             return 0
     container_id = told["container"]
-    if network_setup is None and told["joins_networks"]:
+    if network is None and told["joins_networks"]:  # (with `network`, the store is open: no fork now)
         network_setup = fork_network_setup(engine, (ready,), lambda: engine.networks.prepare(container_id))
     run_dir = engine.containers.run_dir(container_id)
     run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -601,9 +601,9 @@ class Monitor:
         self.sel.register(sock, selectors.EVENT_READ, ("client", sock.fileno()))
 
     def _drop(self, client: _Client) -> None:
-        fd = client.sock.fileno()
+        if self.clients.pop(client.sock.fileno(), None) is None:
+            return  # dropped already: a send to it failed, then its EOF came in the same round
         self.sel.unregister(client.sock)
-        self.clients.pop(fd, None)
         client.sock.close()
         if client.hello and client.hello.get("stdin") and self.container.config.get("StdinOnce"):
             self._close_stdin()
@@ -614,9 +614,13 @@ class Monitor:
             self.stdin_w = None
 
     def _client_readable(self, fd: int) -> None:
-        client = self.clients[fd]
+        client = self.clients.get(fd)
+        if client is None:
+            return  # dropped earlier in this round of events
         try:
-            data = client.sock.recv(65536)
+            data = client.sock.recv(65536, socket.MSG_DONTWAIT)  # the fd may be a newer client's by now
+        except BlockingIOError:
+            return
         except OSError:
             data = b""
         if not data:

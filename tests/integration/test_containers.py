@@ -159,6 +159,23 @@ def test_detached_then_stop_wait_start_and_rm(berth, ids):
     assert "No such container: svc" in berth("rm", "svc").stderr
 
 
+def test_attach_clients_that_vanish_mid_stream_leave_the_container_running(berth, ids):
+    """A client killed while output flows: the monitor's send to it fails and
+    its EOF arrives in the same round of events. The monitor drops it once
+    and goes on (it used to die of a KeyError, which marked the container exited)."""
+    cid = run_d(berth, ids, "--log-driver", "none", berth.image, "sh", "-c",
+                "while true; do echo streaming-streaming-streaming-streaming; done")
+    for _ in range(25):
+        client = berth.popen("attach", "--no-stdin", cid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.12)
+        client.kill()
+        client.wait()
+    assert inspect(berth, cid)["State"]["Status"] == "running"
+    log = berth.runroot / "containers" / cid / "monitor.log"
+    assert "Traceback" not in (log.read_text() if log.exists() else "")
+    berth("rm", "-f", cid, check=True)
+
+
 def test_attach_to_detached_container(berth, ids):
     run_d(berth, ids, "-i", "--name", "att", berth.image, "sh", "-c", "read line; echo got $line; exit 5")
     proc = berth("attach", "att", input="ping\n", timeout=20)
