@@ -15,10 +15,16 @@ DIRECTORY = os.path.join(os.path.expanduser("~"), ".cache", "berth")
 def load(name: str) -> dict:
     try:
         with open(os.path.join(DIRECTORY, name)) as f:
+            if not (_ours(os.stat(DIRECTORY)) and _ours(os.fstat(f.fileno()))):
+                return {}  # say `sudo -E`: root must not trust what the user can write
             record = json.load(f)
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
+
+
+def _ours(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
 def save(name: str, record: dict) -> None:
@@ -26,7 +32,9 @@ def save(name: str, record: dict) -> None:
     tmp = f"{path}.{os.getpid()}"
     try:
         os.makedirs(DIRECTORY, mode=0o700, exist_ok=True)
-        with open(tmp, "w") as f:
+        if not _ours(os.stat(DIRECTORY)):
+            return
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             json.dump(record, f)
         os.replace(tmp, path)
     except (OSError, TypeError, ValueError):  # read-only home, or not JSON (a TOML datetime)

@@ -100,13 +100,14 @@ class Config:
             node = node[part]
         return node
 
+    # Absolute: the monitor works from "/", and a relative --root means the caller's directory.
     @property
     def root(self) -> Path:
-        return Path(self.data["engine"]["root"])
+        return Path(os.path.abspath(self.data["engine"]["root"]))
 
     @property
     def runroot(self) -> Path:
-        return Path(self.data["engine"]["runroot"])
+        return Path(os.path.abspath(self.data["engine"]["runroot"]))
 
 
 def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Config:
@@ -117,7 +118,7 @@ def load(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = N
     if SYSTEM_CONFIG.exists():
         layers.append((str(SYSTEM_CONFIG), _read(SYSTEM_CONFIG)))
     if env.get("BERTH_CONFIG"):
-        path = Path(env["BERTH_CONFIG"])
+        path = Path(os.path.abspath(env["BERTH_CONFIG"]))
         if not path.exists():
             raise InvalidArgument(f"BERTH_CONFIG: {path}: no such file")
         layers.append((str(path), _read(path)))

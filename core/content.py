@@ -24,15 +24,21 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-def sha256_bytes(data: bytes) -> str:
-    """"sha256:<hex>" of a few bytes (an ID, a config). CPython's own
-    sha256 where it has one (3.11): loading OpenSSL for hashlib costs ~2 ms,
-    more than hashing a few bytes. Blobs go through hashlib (HashingWriter)."""
+# For a few bytes (an ID, a config): CPython's own sha256, since loading
+# OpenSSL for hashlib costs ~2 ms, more than hashing them. Blobs go through
+# hashlib (HashingWriter), which is faster on long input.
+try:
+    from _sha256 import sha256 as _small_sha256  # Python 3.11
+except ImportError:
     try:
-        from _sha256 import sha256
-    except ImportError:  # Python 3.12 renamed it
-        from hashlib import sha256
-    return "sha256:" + sha256(data).hexdigest()
+        from _sha2 import sha256 as _small_sha256  # 3.12 and later
+    except ImportError:
+        from hashlib import sha256 as _small_sha256
+
+
+def sha256_bytes(data: bytes) -> str:
+    """"sha256:<hex>" of a few bytes."""
+    return "sha256:" + _small_sha256(data).hexdigest()
 
 
 def check_digest(digest: str) -> str:

@@ -64,23 +64,12 @@ class Forked:
 
     def cancel(self) -> None:
         """No argument will come: the child exits without working. (A no-op
-        once sent, cancelled or handed over.)"""
+        once sent or cancelled.)"""
         if not self._open:
             return
         self._tell({"cancel": True})
         os.close(self._result_r)
         self.reap()
-
-    def hand_over(self) -> None:
-        """A process forked since holds this Forked and will send or cancel:
-        close our ends. The child is still ours to reap()."""
-        self._open = False
-        os.close(self._arg_w)
-        os.close(self._result_r)
-
-    def fds(self) -> tuple[int, int]:
-        """This side's descriptors (a forked process that will send keeps them open)."""
-        return self._arg_w, self._result_r
 
     def reap(self) -> None:
         """Wait for the child to exit (a no-op where it is not our child)."""

@@ -45,14 +45,14 @@ def manager():
             """Reads berth's own markers (berth.core.hookspecs) through pluggy's."""
 
             def parse_hookspec_opts(self, module_or_class, name):
-                marked = getattr(getattr(module_or_class, name, None), "berth_hookspec", None)
-                if isinstance(marked, dict):
+                marked = _mark(module_or_class, name, "berth_hookspec")
+                if marked is not None:
                     return getattr(pluggy.HookspecMarker("berth")(lambda: None, **marked), "berth_spec")
                 return super().parse_hookspec_opts(module_or_class, name)
 
             def parse_hookimpl_opts(self, plugin, name):
-                marked = getattr(getattr(plugin, name, None), "berth_hookimpl", None)
-                if isinstance(marked, dict):
+                marked = _mark(plugin, name, "berth_hookimpl")
+                if marked is not None:
                     return getattr(pluggy.HookimplMarker("berth")(lambda: None, **marked), "berth_impl")
                 return super().parse_hookimpl_opts(plugin, name)
 
@@ -79,6 +79,19 @@ def manager():
         _manager = pm
         _remember(pm, loaded)
     return _manager
+
+
+def _mark(holder, name: str, attribute: str) -> dict | None:
+    """The options berth.core.hookspecs recorded on a function `name` of `holder` (as pluggy: functions only)."""
+    import inspect
+
+    function = inspect.getattr_static(holder, name, None)
+    if isinstance(function, (staticmethod, classmethod)):
+        function = function.__func__
+    if not inspect.isroutine(function):
+        return None
+    marked = getattr(function, attribute, None)
+    return marked if isinstance(marked, dict) else None
 
 
 def _only() -> set[str] | None:

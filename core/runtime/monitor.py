@@ -215,6 +215,10 @@ def spawn(engine, container, *, attach_wait: bool = False, standby=None) -> int:
 def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # pragma: no cover
     """Body of the monitor process (berth.core.runtime.standby): load what a
     start needs, wait for the container, run it. `network`: see Standby."""
+    try:  # before chdir: a relative BERTH_CONFIG or --root means the caller's directory
+        engine, failure = make_engine(), None
+    except BaseException as exc:  # a configuration the caller fails on as well
+        engine, failure = None, exc
     os.chdir("/")
     null = os.open("/dev/null", os.O_RDWR)
     for fd in (0, 1, 2):  # the caller's stdio pipes must not wait for this process
@@ -234,10 +238,10 @@ def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # p
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
                 signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, _ignore)
-    try:
-        engine = make_engine()
-    except BaseException:
-        return 1  # a configuration the caller fails on as well
+    if failure is not None:
+        message = failure.message if hasattr(failure, "message") else f"{type(failure).__name__}: {failure}"
+        _send_ready(ready, {"error": f"monitor: {message}", "code": 125})
+        return 1
     network_setup = None
     if network is not None:  # the network driver loads in its own process, forked before the store opens
         mode = engine.config.get("network.default") if network == "default" else network
@@ -246,13 +250,14 @@ def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # p
     _preload(engine, store=network is not None)
     with os.fdopen(go, "rb") as f:
         raw = f.readline()
-    told = json.loads(raw) if raw else None
-    if told is None or not told["joins_networks"]:
+    told = json.loads(raw) if raw else {}
+    if "container" not in told:  # cancelled, or the caller is gone: it returns once we (and the helper) exit
         if network_setup is not None:
             network_setup.cancel()
-            network_setup = None
-        if told is None:  # cancelled, or the caller is gone
-            return 0
+        return 0
+    if network_setup is not None and not told["joins_networks"]:
+        network_setup.cancel()
+        network_setup = None
     container_id = told["container"]
     if network is None and told["joins_networks"]:  # (with `network`, the store is open: no fork now)
         network_setup = fork_network_setup(engine, (ready,), lambda: engine.networks.prepare(container_id))

@@ -10,10 +10,11 @@ This module is light on purpose: it is imported before the fork, the
 monitor's own code (berth.core.runtime.monitor) after it.
 
 Protocol: the caller writes one JSON line on the go pipe,
-``{"container": ID, "attach_wait": bool, "joins_networks": bool}``, or
-closes it; the monitor answers on the ready pipe, ``{"pid": N}`` once the
-command runs or ``{"error": msg, "code": 127}``, and its end of the pipe
-closes when it runs the container or exits.
+``{"container": ID, "attach_wait": bool, "joins_networks": bool}`` or
+``{"cancel": true}`` (EOF counts as a cancel too); the monitor answers on
+the ready pipe, ``{"pid": N}`` once the command runs or ``{"error": msg,
+"code": 127}``, and its end of the pipe closes when it runs the container
+or exits.
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ class Standby:
         self._ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
         sys.stdout.flush()
         sys.stderr.flush()
-        child = os.fork()
+        try:
+            child = os.fork()
+        except OSError:
+            for fd in (go_r, self._go_w, self._ready_r, ready_w):
+                os.close(fd)
+            raise
         if child == 0:  # pragma: no cover - runs in the forked processes
             code = 0
             try:
@@ -80,7 +86,7 @@ class Standby:
     def cancel(self) -> None:
         """No container will come: returns once the monitor has exited (a no-op after start)."""
         if self._go_w >= 0:
-            self._tell(None)
+            self._tell({"cancel": True})
             self._finish()
 
     def _finish(self) -> bytes:
@@ -91,10 +97,9 @@ class Standby:
         os.close(self._ready_r)
         return b"".join(chunks)
 
-    def _tell(self, message: dict | None) -> None:
+    def _tell(self, message: dict) -> None:
         try:
-            if message is not None:
-                os.write(self._go_w, json.dumps(message).encode() + b"\n")
+            os.write(self._go_w, json.dumps(message).encode() + b"\n")
         except BrokenPipeError:
             pass  # the monitor died; the ready pipe's EOF reports it
         os.close(self._go_w)

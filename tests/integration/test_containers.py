@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from harness import BERTH
+
 
 def inspect(berth, ref: str) -> dict:
     out = berth("container", "inspect", ref, check=True).stdout
@@ -110,6 +112,24 @@ def test_run_and_create_parse_without_click_and_bad_flags_go_to_click(berth, ids
     assert bad.returncode == 125
     assert bad.stderr.splitlines() == ["unknown flag: --bogus", "See 'berth create --help'."]
     assert sorted(berth("ps", "-a", "--format", "{{.Names}}").stdout.split()) == ["fast", "first"]
+
+
+def test_relative_config_and_root_mean_the_callers_directory(berth, ids, tmp_path):
+    """The monitor forks before reading the configuration and works from "/":
+    a relative BERTH_CONFIG and --root are the caller's, for it as well."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "berth.toml").write_text('[logging]\ndriver = "none"\n')
+    env = dict(berth.env, BERTH_CONFIG="berth.toml")
+    argv = BERTH + ["--root", "r", "--runroot", "s"]
+    subprocess.run(argv + ["import", str(berth.rootfs), "rel"], cwd=work, env=env, check=True, capture_output=True)
+    proc = subprocess.run(argv + ["run", "--name", "rel", "rel", "echo", "relative"], cwd=work, env=env,
+                          capture_output=True, text=True)
+    assert (proc.returncode, proc.stdout) == (0, "relative\n"), proc.stderr
+    out = subprocess.run(argv + ["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "rel"], cwd=work, env=env,
+                         capture_output=True, text=True)
+    assert out.stdout.strip() == "none"
+    subprocess.run(argv + ["rm", "rel"], cwd=work, env=env, check=True, capture_output=True)
 
 
 def test_stdout_and_stderr_are_separate_and_stdin_reaches_the_container(berth, ids):
