@@ -66,7 +66,7 @@ def _read(path: Path) -> dict:
     stamp = [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
     record = cache.load(_RECORD)
     known = record.get(str(path))
-    if isinstance(known, dict) and known.get("stamp") == stamp:
+    if isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("tables"), dict):
         return known["tables"]
     import tomllib
 

@@ -122,7 +122,10 @@ def _entry_points() -> list:
     """
     record = _record()
     if record.get("key") == _path_key():
-        return [_EntryPoint(n, v) for n, v in record["entry_points"]]
+        try:
+            return [_EntryPoint(n, v) for n, v in record["entry_points"]]
+        except (KeyError, TypeError, ValueError):
+            pass  # a damaged record: scan again
     from importlib.metadata import entry_points
 
     found = [[ep.name, ep.value] for ep in entry_points(group="berth")]
@@ -191,7 +194,9 @@ def _current_registrations() -> dict | None:
     eps = [[ep.name, ep.value] for ep in _entry_points()]
     record = _record()
     found = record.get("registrations")
-    if not found or record.get("entry_points") != eps or found.get("only") != os.environ.get("BERTH_PLUGINS"):
+    if not isinstance(found, dict) or record.get("entry_points") != eps \
+            or found.get("only") != os.environ.get("BERTH_PLUGINS") \
+            or not all(isinstance(found.get(part), dict) for part in ("files", "drivers", "hooks")):
         return None
     if any(_mtime(path) != mtime for path, mtime in found["files"].items()):
         return None

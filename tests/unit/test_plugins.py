@@ -360,3 +360,12 @@ def test_pluggys_own_marker_works_too(fake):
     """)
     fake.install({"btpluggy": mods["plugin"]})
     assert plugins.drivers("volume").names() == ["btpluggy"]
+
+
+def test_a_damaged_record_is_ignored():
+    plugins._save({"key": plugins._path_key(), "entry_points": [["x", "y"]], "registrations": "junk"})
+    plugins.reset()
+    assert plugins._registrations() is None
+    plugins._save({"key": plugins._path_key(), "entry_points": 5})
+    plugins.reset()
+    assert DEFAULT_SET <= {ep.name for ep in plugins._entry_points()}  # scanned again
