@@ -119,12 +119,13 @@ def test_relative_config_and_root_mean_the_callers_directory(berth, ids, tmp_pat
     a relative BERTH_CONFIG and --root are the caller's, for it as well."""
     work = tmp_path / "work"
     work.mkdir()
-    (work / "berth.toml").write_text('[logging]\ndriver = "none"\n')
+    # the test installation's own network settings (never a real berth0), and a log driver to see it read
+    (work / "berth.toml").write_text(berth.config.read_text() + '[logging]\ndriver = "none"\n')
     env = dict(berth.env, BERTH_CONFIG="berth.toml")
     argv = BERTH + ["--root", "r", "--runroot", "s"]
     subprocess.run(argv + ["import", str(berth.rootfs), "rel"], cwd=work, env=env, check=True, capture_output=True)
-    proc = subprocess.run(argv + ["run", "--name", "rel", "rel", "echo", "relative"], cwd=work, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(argv + ["run", "--name", "rel", "--network", "none", "rel", "echo", "relative"],
+                          cwd=work, env=env, capture_output=True, text=True)
     assert (proc.returncode, proc.stdout) == (0, "relative\n"), proc.stderr
     out = subprocess.run(argv + ["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "rel"], cwd=work, env=env,
                          capture_output=True, text=True)
