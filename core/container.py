@@ -60,18 +60,12 @@ def alive(pid: int, start: int | None) -> bool:
     return bool(pid) and start is not None and proc_start(pid) == start
 
 
-class Container:
+class Container(Record):
     """A container as the store holds it: config and host_config are
     inspect's Config and HostConfig, state its State."""
 
-    def __init__(self, id: str, name: str, image_id: str, image: str, created: str, driver: str, config: dict,
-                 host_config: dict, state: dict, network: dict, mounts: list):
-        self.id, self.name, self.image_id, self.image, self.created = id, name, image_id, image, created
-        self.driver, self.config, self.host_config, self.state = driver, config, host_config, state
-        self.network, self.mounts = network, mounts
-
-    def __repr__(self) -> str:
-        return f"Container({self.id[:12]} {self.name!r} {self.status})"
+    REQUIRED = ("id", "name", "image_id", "image", "created", "driver", "config", "host_config", "state",
+                "network", "mounts")
 
     @classmethod
     def from_row(cls, row) -> "Container":

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import importlib
 import json
 import os
 import selectors
@@ -282,11 +283,10 @@ def _preload(engine, store: bool) -> None:
     and open the store when no fork is to come before the container's.
     Best effort: whatever fails here fails again, and is reported, where it is used."""
     try:
-        import shutil  # noqa: F401 - the removal of a --rm container
-
         from berth.core import plugins
-        from berth.core.runtime import cgroups, process, spec  # noqa: F401
 
+        for module in ("shutil", "berth.core.runtime.process"):  # a --rm container's removal; the start
+            importlib.import_module(module)
         engine.containers  # noqa: B018 - the container module and its service
         if store:
             engine.store  # noqa: B018 - its own connection (SQLite does not cross a fork)

@@ -30,19 +30,24 @@ def read_all(fd: int, proc: subprocess.Popen, timeout: float = 30) -> bytes:
     return out
 
 
-def test_run_t_gives_a_terminal_of_the_callers_size(berth):
-    image = berth.image
+def on_a_terminal(berth, argv: list[str], rows: int, cols: int) -> tuple[int, bytes]:
+    """Run `berth ARGV` on a terminal of its own of that size: (exit code, what it printed)."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 31, 97, 0, 0))
-    proc = subprocess.Popen(BERTH + berth.args() + ["run", "--rm", "-t", "--network", "none", image,
-                                                     "sh", "-c", "tty; stty size; exit 4"],
-                            stdin=slave, stdout=slave, stderr=slave, env=berth.env, start_new_session=True)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    proc = subprocess.Popen(BERTH + berth.args() + argv, stdin=slave, stdout=slave, stderr=slave, env=berth.env,
+                            start_new_session=True)
     os.close(slave)
     try:
         out = read_all(master, proc)
-        assert proc.wait(30) == 4
+        return proc.wait(30), out
     finally:
         os.close(master)
+
+
+def test_run_t_gives_a_terminal_of_the_callers_size(berth):
+    code, out = on_a_terminal(berth, ["run", "--rm", "-t", "--network", "none", berth.image,
+                                      "sh", "-c", "tty; stty size; exit 4"], 31, 97)
+    assert code == 4
     text = out.decode(errors="replace").replace("\r", "")
     assert "/dev/pts/" in text or "/dev/console" in text, text
     assert "31 97" in text, text
@@ -80,15 +85,7 @@ def test_ctrl_p_ctrl_q_detaches_and_the_container_keeps_running(berth):
 
 def test_exec_t_gets_a_terminal(berth):
     cid = berth("run", "-d", "--network", "none", berth.image, "sleep", "60", check=True).stdout.strip()
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 91, 0, 0))
-    proc = subprocess.Popen(BERTH + berth.args() + ["exec", "-t", cid, "sh", "-c", "test -t 0 && echo tty-ok; exit 6"],
-                            stdin=slave, stdout=slave, stderr=slave, env=berth.env, start_new_session=True)
-    os.close(slave)
-    try:
-        out = read_all(master, proc)
-        assert proc.wait(30) == 6
-    finally:
-        os.close(master)
+    code, out = on_a_terminal(berth, ["exec", "-t", cid, "sh", "-c", "test -t 0 && echo tty-ok; exit 6"], 33, 91)
+    assert code == 6
     assert b"tty-ok" in out
     berth("rm", "-f", cid, check=True)
