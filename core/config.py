@@ -12,10 +12,10 @@ import copy
 import os
 from pathlib import Path
 
-from berth.core import cache
 from berth.core.errors import InvalidArgument
+from berth.core.plumbing import cache
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -58,7 +58,7 @@ def _merge(base: dict, over: dict, where: str) -> None:
 def _read(path: Path) -> dict:
     """A configuration file's tables. tomllib costs a command ~5 ms to
     import, so each version of a file is parsed once and its tables kept
-    in a record (berth.core.cache) while its inode, size and times stay."""
+    in a record (berth.core.plumbing.cache) while its inode, size and times stay."""
     try:
         st = os.stat(path)
     except OSError as exc:

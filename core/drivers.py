@@ -23,12 +23,12 @@ from types import MappingProxyType
 
 from berth.core.errors import Unsupported
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import BinaryIO, ClassVar
 
 
-class Driver(ABC):
+class Driver(ABC):  # noqa: B024 - abstract by kind: each subclass names its methods
     """What every driver kind has in common."""
 
     #: the name users write in the config file and on the command line
@@ -105,7 +105,7 @@ class StorageDriver(Driver):
         """Extract an uncompressed OCI layer tar stream into layer `id`.
 
         Whiteouts (`.wh.NAME`, `.wh..wh..opq`) delete from the layers below.
-        No entry may land outside the layer (see berth.core.archive). Returns
+        No entry may land outside the layer (see berth.core.oci.archive). Returns
         the bytes of regular-file content written. A broken or hostile tar
         raises Corrupt. On failure the layer is left as after `create` (the
         caller removes it).
@@ -380,7 +380,7 @@ class PortMapping(namedtuple("PortMapping", "proto host_ip host_port container_p
 class NetworkDriver(Driver):
     """Wires containers to a network: devices, addresses, routes, NAT.
 
-    The NetworkService (berth.core.network) owns the bookkeeping -- which
+    The NetworkService (berth.core.networks.network) owns the bookkeeping -- which
     networks exist, IPAM, port allocation, /etc/hosts -- and calls the
     driver only to make the host match it. Three kinds of operation:
 
@@ -453,7 +453,7 @@ class Registry(Driver):
 
     The default driver, ``docker``, speaks the HTTP API of docker.io and any
     v2 registry (berth.plugins.registry.distribution); archive formats speak
-    the same vocabulary so that berth.core.transfer copies images between
+    the same vocabulary so that berth.core.images.transfer copies images between
     the store and any transport the same way.
 
     Constructed as ``cls(location, options)``: `location` is ``host[:port]``
@@ -462,7 +462,7 @@ class Registry(Driver):
 
     - ``insecure`` (bool): plain HTTP instead of HTTPS;
     - ``credentials``: ``(username, password)`` or None (anonymous);
-    - ``mirrors`` (list of locations): pull-through mirrors (berth.core.transfer
+    - ``mirrors`` (list of locations): pull-through mirrors (berth.core.images.transfer
       tries them itself; a driver may ignore this);
     - ``user_agent`` (str), ``timeout`` (seconds, per network operation);
     - ``chunk_size`` (bytes): above it, blobs are uploaded in chunks.

@@ -16,11 +16,11 @@ import importlib
 import os
 from collections.abc import Iterator
 
-from berth.core import events
 from berth.core.config import Config
-from berth.core.log import get_logger
+from berth.core.plumbing import events
+from berth.core.plumbing.log import get_logger
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -43,7 +43,7 @@ class Engine:
 
     @functools.cached_property
     def store(self):
-        from berth.core.store import Store
+        from berth.core.plumbing.store import Store
 
         self._ensure_dirs()
         store = Store(self.root / "berth.db")
@@ -52,7 +52,7 @@ class Engine:
 
     @functools.cached_property
     def content(self):
-        from berth.core.content import ContentStore
+        from berth.core.oci.content import ContentStore
 
         self._ensure_dirs()
         return ContentStore(self.root)
@@ -96,25 +96,25 @@ class Engine:
 
     @functools.cached_property
     def images(self):
-        from berth.core.image import ImageService
+        from berth.core.images.image import ImageService
 
         return ImageService(self)
 
     @functools.cached_property
     def containers(self):
-        from berth.core.container import ContainerService
+        from berth.core.containers.container import ContainerService
 
         return ContainerService(self)
 
     @functools.cached_property
     def networks(self):
-        from berth.core.network import NetworkService
+        from berth.core.networks.network import NetworkService
 
         return NetworkService(self)
 
     @functools.cached_property
     def volumes(self):
-        from berth.core.volume import VolumeService
+        from berth.core.volumes.volume import VolumeService
 
         return VolumeService(self)
 
@@ -175,5 +175,5 @@ class Engine:
 
 
 # What each subsystem does after a reboot: "module:function(engine, store)".
-REBOOT_RECOVERIES: list[str] = ["berth.core.container:recover_after_reboot",
-                                 "berth.core.network:recover_after_reboot"]
+REBOOT_RECOVERIES: list[str] = ["berth.core.containers.container:recover_after_reboot",
+                                 "berth.core.networks.network:recover_after_reboot"]

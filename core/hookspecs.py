@@ -136,7 +136,7 @@ def engine_started(engine):
 def image_stored(engine, image, action):
     """An image entered the store.
 
-    :param image: the :class:`berth.core.image.Image`.
+    :param image: the :class:`berth.core.images.image.Image`.
     :param action: ``"import"``, ``"load"``, ``"pull"`` or ``"commit"``.
     """
 
@@ -158,7 +158,7 @@ def image_removed(engine, image_id):
 def container_created(engine, container):
     """A container exists (its writable layer is made), not yet started.
 
-    :param container: the :class:`berth.core.container.Container`.
+    :param container: the :class:`berth.core.containers.container.Container`.
     """
 
 
@@ -166,7 +166,7 @@ def container_created(engine, container):
 def container_pre_start(engine, container):
     """The container is about to start; raise BerthError to refuse.
 
-    :param container: the :class:`berth.core.container.Container`.
+    :param container: the :class:`berth.core.containers.container.Container`.
     """
 
 

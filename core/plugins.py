@@ -4,7 +4,7 @@ Plugins are the entry points of group ``berth``; the default set is declared
 in berth's own pyproject.toml exactly as a third party declares its own.
 
 What the installed plugins register (their drivers, which lifecycle hooks
-they implement) is remembered in ~/.cache/berth (berth.core.cache), so a command
+they implement) is remembered in ~/.cache/berth (berth.core.plumbing.cache), so a command
 whose plugins are unchanged resolves its drivers and skips hooks nobody
 implements without importing pluggy (and its inspect and typing: ~10 ms a
 command). The record is dropped when a distribution is installed or removed
@@ -26,8 +26,9 @@ import importlib
 import os
 import sys
 
-from berth.core import cache, hookspecs
+from berth.core import hookspecs
 from berth.core.errors import BerthError, InvalidArgument, Unsupported
+from berth.core.plumbing import cache
 
 KINDS = ("storage", "network", "volume", "log", "registry")
 
@@ -47,13 +48,13 @@ def manager():
             def parse_hookspec_opts(self, module_or_class, name):
                 marked = _mark(module_or_class, name, "berth_hookspec")
                 if marked is not None:
-                    return getattr(pluggy.HookspecMarker("berth")(lambda: None, **marked), "berth_spec")
+                    return pluggy.HookspecMarker("berth")(lambda: None, **marked).berth_spec
                 return super().parse_hookspec_opts(module_or_class, name)
 
             def parse_hookimpl_opts(self, plugin, name):
                 marked = _mark(plugin, name, "berth_hookimpl")
                 if marked is not None:
-                    return getattr(pluggy.HookimplMarker("berth")(lambda: None, **marked), "berth_impl")
+                    return pluggy.HookimplMarker("berth")(lambda: None, **marked).berth_impl
                 return super().parse_hookimpl_opts(plugin, name)
 
         pm = Manager("berth")

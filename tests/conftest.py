@@ -8,7 +8,7 @@
   demand and returns its name.
 
 Everything a test makes is torn down by the fixtures, even on failure. The
-records berth keeps in ~/.cache (berth.core.cache) go to a home of the
+records berth keeps in ~/.cache (berth.core.plumbing.cache) go to a home of the
 session's own, for the tests' processes and every berth they run.
 """
 
@@ -18,10 +18,10 @@ import secrets
 import shutil
 
 import pytest
-
-from berth.core import cache
 from harness import Berth
 from rootfs import make_rootfs_tar
+
+from berth.core.plumbing import cache
 
 
 @pytest.fixture(scope="session", autouse=True)

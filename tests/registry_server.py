@@ -255,7 +255,7 @@ class RegistryServer:
 
     def start(self) -> "RegistryServer":
         self.workdir.mkdir(parents=True, exist_ok=True)
-        for attempt in range(3):
+        for _attempt in range(3):
             self.port = free_port()
             config = self.workdir / "config.yml"
             config.write_text(self._config())

@@ -32,8 +32,9 @@ def overrides(values: dict) -> dict:
 
 def make_engine(layer: dict | None):
     """The Engine for this invocation: configuration files, then the flags."""
-    from berth.core import config, log
+    from berth.core import config
     from berth.core.engine import Engine
+    from berth.core.plumbing import log
 
     cfg = config.load(layer)
     log.setup(cfg.get("engine.log_level"), cfg.get("engine.log_format"))

@@ -110,7 +110,7 @@ def restart(timeout, containers):
 @click.argument("containers", nargs=-1, required=True)
 def kill(sig, containers):
     """Kill one or more running containers."""
-    from berth.core.container import signal_number
+    from berth.core.containers.container import signal_number
 
     signal_number(sig)
     service = get_engine().containers
@@ -205,9 +205,9 @@ def attach(no_stdin, sig_proxy, detach_keys, container):
 
 
 def _status_text(c) -> str:
-    from berth.core.units import ago, human_duration, parse_time
-
     import datetime as _dt
+
+    from berth.core.plumbing.units import ago, human_duration, parse_time
 
     status = c.status
     if status in ("running", "paused"):
@@ -228,7 +228,7 @@ def _quote(text: str) -> str:
 
 
 def _ps_row(c, no_trunc: bool) -> dict:
-    from berth.core.units import ago
+    from berth.core.plumbing.units import ago
 
     command = " ".join(c.command)
     if not no_trunc and len(command) > 20:
@@ -351,7 +351,7 @@ def ps(all_, quiet, last, latest, no_trunc, size, filters, fmt):
 
 
 def _size(engine, c) -> str:
-    from berth.core.units import human_size
+    from berth.core.plumbing.units import human_size
 
     try:
         return human_size(engine.containers.storage_for(c).usage(c.id))
@@ -398,7 +398,7 @@ def logs(follow, tail, since, until, timestamps, details, container):
     from datetime import datetime, timezone
 
     from berth.core import plugins
-    from berth.core.units import parse_since
+    from berth.core.plumbing.units import parse_since
 
     engine = get_engine()
     service = engine.containers
@@ -461,7 +461,7 @@ def _rfc3339(dt) -> str:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, detach_keys, container, command):
     """Execute a command in a running container."""
-    from berth.core.container import CGROUP_PARENT, merge_env, parse_env_file
+    from berth.core.containers.container import CGROUP_PARENT, merge_env, parse_env_file
     from berth.core.runtime import process
     from berth.core.runtime.cgroups import Cgroup
     from berth.core.runtime.spec import ProcessSpec
@@ -489,13 +489,11 @@ def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, de
     elif tty:
         master, slave = os.openpty()
         if os.isatty(0):
-            import fcntl
-            import termios
+            from berth.core.containers.attach import set_window_size, window_size
 
-            try:
-                fcntl.ioctl(slave, termios.TIOCSWINSZ, fcntl.ioctl(0, termios.TIOCGWINSZ, b"\0" * 8))
-            except OSError:
-                pass
+            size = window_size(0)
+            if size:
+                set_window_size(slave, *size)
         spec.stdin = spec.stdout = spec.stderr = slave
         close_after.append(slave)
     else:

@@ -32,8 +32,8 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
     """List images."""
     import fnmatch
 
-    from berth.core import reference as refs
-    from berth.core.units import ago, human_size
+    from berth.core.oci import reference as refs
+    from berth.core.plumbing.units import ago, human_size
 
     engine = get_engine()
     flt = filters_.parse(filters, {"dangling", "reference", "label", "before", "since"})
@@ -95,8 +95,8 @@ def import_(source, repository, message, changes):
 
     SOURCE is a file path or - for standard input.
     """
-    from berth.core import reference as refs
-    from berth.core.dockerfile import apply_changes
+    from berth.core.images.dockerfile import apply_changes
+    from berth.core.oci import reference as refs
 
     ref = refs.parse(repository) if repository else None
     if ref and ref.digest:
@@ -146,7 +146,7 @@ def rmi(names, force, no_prune):
 @click.option("--format", "fmt", help="Format output using a Go template.")
 def history(name, human, no_trunc, quiet, fmt):
     """Show the history of an image."""
-    from berth.core.units import ago, human_size
+    from berth.core.plumbing.units import ago, human_size
 
     engine = get_engine()
     image = engine.images.get(name)
@@ -188,7 +188,7 @@ def image_inspect(names, fmt):
 @click.option("-q", "--quiet", is_flag=True, help="Suppress the load output.")
 def load(input_, quiet):
     """Load an image from a tar archive or STDIN (docker-archive or OCI layout)."""
-    from berth.core.transfer import load_archive
+    from berth.core.images.transfer import load_archive
 
     engine = get_engine()
     if input_:
@@ -215,7 +215,7 @@ def save(names, output_, fmt):
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     import os
 
-    from berth.core.transfer import save_archive
+    from berth.core.images.transfer import save_archive
 
     engine = get_engine()
     if not output_:
@@ -238,7 +238,7 @@ def save(names, output_, fmt):
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
 def prune(all_, force):
     """Remove unused images."""
-    from berth.core.units import human_size
+    from berth.core.plumbing.units import human_size
 
     engine = get_engine()
     in_use = _containers_using(engine)

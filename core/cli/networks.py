@@ -42,7 +42,7 @@ def create(name, driver, subnet, gateway, internal, labels):
 @click.option("--no-trunc", is_flag=True, help="Do not truncate the output.")
 def ls(quiet, filters, fmt, no_trunc):
     """List networks."""
-    from berth.core.network import PREDEFINED
+    from berth.core.networks.network import PREDEFINED
 
     engine = get_engine()
     engine.networks.recover()

@@ -13,7 +13,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]], fmt: str | None = No
     `columns` is the default view: (field, title) pairs. `fmt` is the
     user's --format: `table ...`, a Go template, or `json`.
     """
-    from berth.core import template
+    from berth.core.cli import template
 
     headers = {field: title for field, title in columns}
     if fmt:
@@ -27,7 +27,7 @@ def inspect(objects: Iterable[dict], fmt: str | None = None) -> None:
     """`inspect`: a JSON array indented by 4, or one rendered template per object."""
     objects = list(objects)
     if fmt:
-        from berth.core import template
+        from berth.core.cli import template
 
         for obj in objects:
             sys.stdout.write(template.render(fmt, obj) + "\n")

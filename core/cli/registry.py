@@ -51,7 +51,7 @@ class ProgressView:
         status, current, total = self.state[label]
         if status not in ("Downloading", "Pushing") or not total:
             return f"{label}: {status}"
-        from berth.core.units import human_size
+        from berth.core.plumbing.units import human_size
 
         width = 40
         filled = min(width, int(width * current / total))
@@ -92,8 +92,8 @@ def _terminate_as_interrupt() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 def pull(name, all_tags, platform, quiet):
     """Download an image from a registry."""
-    from berth.core import reference as refs
-    from berth.core.transfer import pull as do_pull
+    from berth.core.images.transfer import pull as do_pull
+    from berth.core.oci import reference as refs
 
     engine = get_engine()
     ref = refs.parse(name, default_tag=False)
@@ -130,7 +130,7 @@ def pull(name, all_tags, platform, quiet):
 
 
 def _pull_all(engine, ref, platform, view, quiet):
-    from berth.core.transfer import pull as do_pull
+    from berth.core.images.transfer import pull as do_pull
 
     if not quiet:
         click.echo(f"Pulling from {ref.repository}")
@@ -151,8 +151,8 @@ def _pull_all(engine, ref, platform, view, quiet):
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 def push(name, all_tags, quiet):
     """Upload an image to a registry."""
-    from berth.core import reference as refs
-    from berth.core.transfer import push as do_push
+    from berth.core.images.transfer import push as do_push
+    from berth.core.oci import reference as refs
 
     engine = get_engine()
     ref = refs.parse(name, default_tag=False)
@@ -194,8 +194,8 @@ def _server_host(server: str | None) -> str:
 @click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
 def login(server, username, password, password_stdin):
     """Log in to a registry."""
-    from berth.core import credentials
-    from berth.core.transfer import open_registry
+    from berth.core.images.transfer import open_registry
+    from berth.core.oci import credentials
 
     if password and password_stdin:
         raise InvalidArgument("--password and --password-stdin are mutually exclusive")
@@ -225,7 +225,7 @@ def login(server, username, password, password_stdin):
 @click.argument("server", required=False)
 def logout(server):
     """Log out from a registry."""
-    from berth.core import credentials
+    from berth.core.oci import credentials
 
     host = _server_host(server)
     shown = "https://index.docker.io/v1/" if host == "docker.io" else host
@@ -244,7 +244,7 @@ def logout(server):
 def search(term, limit, filters, fmt, no_trunc):
     """Search Docker Hub or a registry for images."""
     from berth.core.cli import output
-    from berth.core.transfer import open_registry
+    from berth.core.images.transfer import open_registry
 
     if limit < 1 or limit > 100:
         raise InvalidArgument(f"Limit {limit} is outside the range of [1, 100]")

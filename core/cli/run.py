@@ -95,9 +95,9 @@ def create(make, image: str, command, values: dict) -> int:
 
 def run(make, image: str, command, values: dict) -> int:
     """`make()`: this command's Engine. The container's monitor forks first
-    and makes its own (berth.core.runtime.standby): it loads the runtime and
+    and makes its own (berth.core.containers.standby): it loads the runtime and
     the drivers (the network driver too) while we create the container."""
-    from berth.core.runtime.standby import Standby
+    from berth.core.containers.standby import Standby
 
     values = dict(values)
     detach, sig_proxy, detach_keys = values.pop("detach"), values.pop("sig_proxy"), values.pop("detach_keys")
@@ -147,8 +147,8 @@ def _key_values(items, what: str) -> dict[str, str]:
 
 
 def _build_options(engine, image, command, kw, detach=False):
-    from berth.core.container import CreateOptions, parse_restart
-    from berth.core.units import ram_in_bytes
+    from berth.core.containers.container import CreateOptions, parse_restart
+    from berth.core.plumbing.units import ram_in_bytes
 
     parse_restart(kw["restart"])
     memory = ram_in_bytes(kw["memory"]) if kw["memory"] else None
@@ -175,10 +175,10 @@ def _build_options(engine, image, command, kw, detach=False):
 
 
 def _mounts(engine, kw) -> list[dict]:
-    """The volume seam: -v/--mount/--tmpfs/--volumes-from parsed by berth.core.mounts."""
+    """The volume seam: -v/--mount/--tmpfs/--volumes-from parsed by berth.core.containers.mounts."""
     if not (kw["volumes"] or kw["mounts"] or kw["tmpfs"] or kw["volumes_from"]):
         return []
-    from berth.core import mounts
+    from berth.core.containers import mounts
 
     volumes_from = []
     for spec in kw["volumes_from"]:
@@ -195,7 +195,7 @@ def _image_volumes(engine, opts, image) -> None:
     if not vols:
         return
     try:
-        from berth.core import mounts
+        from berth.core.containers import mounts
     except ImportError:
         return
     explicit = {m["Destination"] for m in opts.mounts}
@@ -205,25 +205,22 @@ def _image_volumes(engine, opts, image) -> None:
 
 
 def _resolve_image(engine, name: str, pull: str = "missing"):
-    """The image, or the pull seam, or Docker's "Unable to find image" path."""
-    from berth.core import reference as refs
+    """The image, pulled first with --pull always, or when missing (Docker's "Unable to find image")."""
     from berth.core.errors import NotFound
+    from berth.core.oci import reference as refs
 
-    images = engine.images
-    if pull == "always" and hasattr(images, "pull"):
-        images.pull(name)
-    try:
-        return images.get(name)
-    except NotFound:
-        pass
-    familiar = refs.parse(name).familiar
-    if pull == "never":
-        raise NotFound(f"No such image: {familiar}")
-    print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)
-    if hasattr(images, "pull"):
-        images.pull(name)
-        return images.get(name)
-    raise NotFound(f"No such image: {familiar}")
+    if pull != "always":
+        try:
+            return engine.images.get(name)
+        except NotFound:
+            pass
+        familiar = refs.parse(name).familiar
+        if pull == "never":
+            raise NotFound(f"No such image: {familiar}")
+        print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)
+    from berth.core.images import transfer  # a pull's modules: only when one is needed
+
+    return transfer.pull(engine, name)[0].image
 
 
 def parse_detach_keys(text: str | None) -> bytes:
@@ -245,7 +242,7 @@ def parse_detach_keys(text: str | None) -> bytes:
 
 def attach_foreground(engine, container, *, sig_proxy=True, detach_keys=None, stdin=None) -> int:
     """Stream a started container's stdio here; return its exit code."""
-    from berth.core.runtime import monitor
+    from berth.core.containers import attach
 
     cfg = container.config
     tty = bool(cfg.get("Tty"))
@@ -261,7 +258,7 @@ def attach_foreground(engine, container, *, sig_proxy=True, detach_keys=None, st
         pid, start = container.pid, container.state.get("PidStart")
 
         def forward(signum, _frame):
-            from berth.core.container import alive
+            from berth.core.containers.container import alive
 
             if alive(pid, start):
                 os.kill(pid, signum)
@@ -269,7 +266,7 @@ def attach_foreground(engine, container, *, sig_proxy=True, detach_keys=None, st
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
             old_handlers[sig] = signal.signal(sig, forward)
     try:
-        code = monitor.attach(str(engine.containers.run_dir(container.id) / "attach.sock"),
+        code = attach.attach(str(engine.containers.run_dir(container.id) / "attach.sock"),
                               stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd, tty=tty,
                               detach_keys=keys)
     except (FileNotFoundError, ConnectionRefusedError):
@@ -308,7 +305,7 @@ def raw_terminal(fd: int):
 
 def _console_size() -> tuple[int, int] | None:
     """Rows and columns of the terminal on our stdin or stdout, if any."""
-    from berth.core.runtime.monitor import window_size
+    from berth.core.containers.attach import window_size
 
     for fd in (0, 1):
         if os.isatty(fd):

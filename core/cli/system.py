@@ -92,9 +92,8 @@ def _matches(event: dict, filters: dict[str, list[str]]) -> bool:
 @click.option("--format", "fmt", help="Format the output using the given Go template, or 'json'.")
 def events(since, until, filters, fmt):
     """Get real time events from berth."""
-    from berth.core.units import parse_since
-
     from berth.core.cli import filters as filters_
+    from berth.core.plumbing.units import parse_since
 
     parsed = filters_.parse(filters)
     since_ns = int(parse_since(since) * 1e9) if since else None
@@ -102,7 +101,7 @@ def events(since, until, filters, fmt):
     engine = get_engine()
     render = None
     if fmt and fmt != "json":
-        from berth.core import template
+        from berth.core.cli import template
 
         render = lambda e: template.render(fmt, _template_event(e))  # noqa: E731
     out = sys.stdout
@@ -212,7 +211,7 @@ def info(fmt):
         if fmt == "json":
             click.echo(json.dumps(data))
         else:
-            from berth.core import template
+            from berth.core.cli import template
 
             click.echo(template.render(fmt, data))
         return
@@ -272,7 +271,7 @@ def version(fmt):
         if fmt == "json":
             click.echo(json.dumps(data))
         else:
-            from berth.core import template
+            from berth.core.cli import template
 
             click.echo(template.render(fmt, data))
         return

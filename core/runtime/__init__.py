@@ -1,4 +1,6 @@
-"""berth's low-level container runtime (a library; the monitor calls it).
+"""berth's low-level container runtime, a library below the engine: it starts a
+process in new namespaces from a spec and knows nothing of containers as berth
+stores them (the monitor in berth.core.containers calls it).
 
 Public API:
     start(spec: ContainerSpec, before_exec=None) -> Started

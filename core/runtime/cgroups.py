@@ -11,7 +11,7 @@ import os
 import signal
 import time
 
-from berth.core.records import Record
+from berth.core.plumbing.records import Record
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -114,7 +114,7 @@ class Cgroup:
         if cg.v2:
             cg._create_v2()
         else:
-            for ctrl, path in cg.dirs.items():
+            for path in cg.dirs.values():
                 _makedirs_racing_remove(path)
             devices = cg.dirs.get("devices")
             if devices:

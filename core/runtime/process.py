@@ -33,11 +33,9 @@ import signal
 import socket
 import struct
 
-from berth.core.records import Record
-from berth.core.runtime import capabilities
-from berth.core.runtime import filesystem, seccomp
+from berth.core.plumbing.records import Record
+from berth.core.runtime import capabilities, cgroups, filesystem, seccomp
 from berth.core.runtime import syscalls as sc
-from berth.core.runtime import cgroups
 from berth.core.runtime.cgroups import Cgroup
 from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
 from berth.core.runtime.spec import DEFAULT_PATH, ContainerSpec, ProcessSpec

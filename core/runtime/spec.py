@@ -2,10 +2,10 @@
 
 ProcessSpec is what `exec_process` needs; ContainerSpec adds the container
 itself (root filesystem, mounts, namespaces, limits) for `start`.
-All fields are keyword-only (berth.core.records).
+All fields are keyword-only (berth.core.plumbing.records).
 """
 
-from berth.core.records import Record
+from berth.core.plumbing.records import Record
 from berth.core.runtime.cgroups import Limits
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -27,9 +27,9 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable, Iterator, Mapping
 
 from berth.core.drivers import LogDriver, LogEntry
 from berth.core.errors import InvalidArgument

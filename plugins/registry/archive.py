@@ -15,7 +15,7 @@ Writing produces a docker-archive (``manifest.json`` + ``blobs/sha256/...``
 load` read) or an oci-archive (an OCI image layout in a tar).
 
 Both sides speak the registry transport's vocabulary (get_manifest,
-get_blob, has_blob, put_blob, put_manifest), so berth.core.transfer copies
+get_blob, has_blob, put_blob, put_manifest), so berth.core.images.transfer copies
 images between an archive and the store the same way it does with a registry.
 Every name, digest and descriptor in an archive is untrusted input.
 """
@@ -30,30 +30,15 @@ import tarfile
 import time
 from typing import BinaryIO
 
-from berth.core import reference as refs
-from berth.core.content import check_digest, sha256_bytes
 from berth.core.errors import Corrupt, InvalidArgument, NotFound
-
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+from berth.core.oci import reference as refs
+from berth.core.oci.content import check_digest, sha256_bytes
+from berth.core.oci.mediatypes import DOCKER_LIST, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST, layer_media_type
+from berth.core.oci.platform import choose_platform
 
 # Files read into memory; anything larger is refused (an oversized manifest).
 METADATA_FILES = {"manifest.json", "index.json", "oci-layout", "repositories"}
 METADATA_MAX = 8 << 20
-_MAGIC = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
-
-
-def layer_media_type(head: bytes) -> str:
-    for magic, suffix in _MAGIC.items():
-        if head.startswith(magic):
-            return OCI_LAYER + suffix
-    return OCI_LAYER
 
 
 def _member_path(name: str) -> str:
@@ -144,7 +129,7 @@ class ArchiveReader:
 
         On an error, what was staged so far is in `staged` for the caller to remove.
         """
-        from berth.core.archive import decompressed
+        from berth.core.oci.archive import decompressed
 
         try:
             with tarfile.open(fileobj=decompressed(stream), mode="r|") as tar:
@@ -261,7 +246,6 @@ class ArchiveReader:
         if media_type in (OCI_INDEX, DOCKER_LIST) or ("manifests" in doc and "layers" not in doc):
             if depth > 3:
                 raise Corrupt("invalid archive: indexes nested too deep")
-            from berth.core.transfer import choose_platform
 
             return self._resolve(choose_platform(doc, self.platform), depth + 1)
         return data, media_type or OCI_MANIFEST, digest

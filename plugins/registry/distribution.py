@@ -35,10 +35,10 @@ import threading
 from typing import BinaryIO, Mapping
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from berth.core.content import check_digest, sha256_bytes
 from berth.core.drivers import Registry
 from berth.core.errors import Corrupt, InvalidArgument, NotFound, RegistryError, Unauthorized
-from berth.core.log import get_logger
+from berth.core.oci.content import check_digest, sha256_bytes
+from berth.core.plumbing.log import get_logger
 from berth.plugins.registry import auth
 
 log = get_logger("berth.registry")
@@ -410,8 +410,8 @@ class DistributionRegistry(Registry):
     def for_host(cls, config, host: str, credentials: tuple[str, str] | None = None,
                  auth_file=None) -> "DistributionRegistry":
         """The client for `host` configured from berth's config (insecure list)
-        and the stored credentials (berth.core.credentials), unless given."""
-        from berth.core import credentials as stored
+        and the stored credentials (berth.core.oci.credentials), unless given."""
+        from berth.core.oci import credentials as stored
 
         insecure = None
         if config is not None:

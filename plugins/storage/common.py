@@ -8,15 +8,18 @@ import os
 import re
 import stat
 from abc import abstractmethod
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
-from berth.core import atomic
-from berth.core.drivers import Change, StorageDriver  # berth.core.archive (tarfile) is imported where used: not on a container start
+from berth.core.drivers import (  # berth.core.oci.archive (tarfile) is imported where used: not on a container start
+    Change,
+    StorageDriver,
+)
 from berth.core.errors import BerthError, Conflict, InvalidArgument, NotFound
+from berth.core.plumbing import atomic
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import BinaryIO
 
@@ -197,7 +200,7 @@ class FullTreeDriver(StorageDriver):
         self.create(id, parent)
 
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
-        from berth.core import archive
+        from berth.core.oci import archive
 
         parent = self.parent(id)
         try:
@@ -224,13 +227,13 @@ class FullTreeDriver(StorageDriver):
             self.delete(self.tree(id))
 
     def changes(self, id: str) -> list[Change]:
-        from berth.core import archive
+        from berth.core.oci import archive
 
         parent = self.parent(id)
         return archive.tree_changes(self.tree(parent) if parent else None, self.tree(id))
 
     def export_diff(self, id: str, out: BinaryIO) -> None:
-        from berth.core import archive
+        from berth.core.oci import archive
 
         archive.write_layer(self.tree(id), self.changes(id), out)
 

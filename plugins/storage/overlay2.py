@@ -22,12 +22,15 @@ import os
 import string
 from pathlib import Path
 
-from berth.core.drivers import Change, StorageDriver  # berth.core.archive (tarfile) is imported where used: not on a container start
+from berth.core.drivers import (  # berth.core.oci.archive (tarfile) is imported where used: not on a container start
+    Change,
+    StorageDriver,
+)
 from berth.core.errors import Conflict, InvalidArgument, NotFound, Unsupported
-from berth.core.ids import random_choice, random_hex
+from berth.core.plumbing.ids import random_choice, random_hex
 from berth.plugins.storage import common
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import BinaryIO
 
@@ -124,7 +127,7 @@ class Overlay2Driver(StorageDriver):
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
         import shutil
 
-        from berth.core import archive
+        from berth.core.oci import archive
 
         upper = self._require(id) / "diff"
         try:
@@ -207,20 +210,20 @@ class Overlay2Driver(StorageDriver):
     # ------------------------------------------------------------ contents
 
     def changes(self, id: str) -> list[Change]:
-        from berth.core import archive
+        from berth.core.oci import archive
 
         d = self._require(id)
         return archive.overlay_changes(d / "diff", self._lower_dirs(id))
 
     def export_diff(self, id: str, out: BinaryIO) -> None:
-        from berth.core import archive
+        from berth.core.oci import archive
 
         upper = self._require(id) / "diff"
         entries, opaque = archive.overlay_upper_entries(upper)
         archive.write_layer(upper, entries, out, opaque)
 
     def usage(self, id: str) -> int:
-        from berth.core import archive
+        from berth.core.oci import archive
 
         return archive.tree_size(self._require(id) / "diff")
 

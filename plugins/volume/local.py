@@ -30,12 +30,13 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 from berth.core.drivers import VolumeDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
-from berth.core.ids import random_hex
+from berth.core.plumbing import atomic
+from berth.core.plumbing.ids import random_hex
 
 _VALID_OPTIONS = ("type", "device", "o", "size")
 _MANDATORY = {"device": ("type",), "type": ("device",), "o": ("device", "type")}
@@ -105,14 +106,14 @@ class LocalVolumeDriver(VolumeDriver):
             (tmp / "_data").mkdir(mode=0o755)
             os.chmod(tmp / "_data", 0o755)
             _write_atomic(tmp / "opts.json", json.dumps(opts).encode())
-            _fsync_dir(tmp)
+            atomic.fsync_dir(tmp)
             try:
                 os.rename(tmp, target)
             except OSError:  # made meanwhile by another process
                 if not target.exists():
                     raise
                 return self._same_or_conflict(name, opts)
-            _fsync_dir(self.home)
+            atomic.fsync_dir(self.home)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -132,7 +133,7 @@ class LocalVolumeDriver(VolumeDriver):
             if _mounts_under(target):
                 raise FailedPrecondition(f"remove {name}: volume has mounts under {target}")
             os.rename(target, trash)
-        _fsync_dir(self.home)
+        atomic.fsync_dir(self.home)
         shutil.rmtree(trash, ignore_errors=True)
 
     def mount(self, name: str, container_id: str) -> Path:
@@ -216,12 +217,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.rename(tmp, path)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mount_points() -> list[str]:

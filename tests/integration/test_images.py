@@ -11,8 +11,6 @@ import time
 
 import pytest
 
-from harness import BERTH
-
 
 def image_ids(berth):
     return berth("images", "-q", "--no-trunc", check=True).stdout.split()

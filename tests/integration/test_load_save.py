@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 
-
 def inspect(b, name):
     return json.loads(b("image", "inspect", name, check=True).stdout)[0]
 

@@ -6,7 +6,6 @@ import time
 import urllib.request
 
 import pytest
-
 from harness import BERTH
 
 

@@ -16,8 +16,6 @@ import sqlite3
 import subprocess
 import time
 
-import pytest
-
 from harness import fetch
 
 SERVE = "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && exec httpd -f -p 80 -h /www"

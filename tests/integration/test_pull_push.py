@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from rootfs import tar_of
 
 
@@ -48,7 +47,7 @@ def registry(tmp_path):
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("docker-registry did not start")
+                    raise RuntimeError("docker-registry did not start") from None
                 time.sleep(0.05)
         yield f"127.0.0.1:{port}"
     finally:
@@ -219,7 +218,7 @@ def _oci_image(layout: Path, arch: str, payload: bytes) -> tuple[bytes, dict]:
 
 
 def test_pull_a_multi_platform_index_skopeo_pushed(other, registry, tmp_path):
-    from berth.core.image import arch
+    from berth.core.oci.platform import arch
 
     here = arch()
     there = "arm64" if here != "arm64" else "amd64"

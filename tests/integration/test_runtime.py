@@ -18,8 +18,16 @@ from pathlib import Path
 import pytest
 
 from berth.core.runtime import (
-    Cgroup, CommandNotExecutable, CommandNotFound, ContainerSpec, Limits, Mount,
-    ProcessSpec, StartError, exec_process, start,
+    Cgroup,
+    CommandNotExecutable,
+    CommandNotFound,
+    ContainerSpec,
+    Limits,
+    Mount,
+    ProcessSpec,
+    StartError,
+    exec_process,
+    start,
 )
 from berth.core.runtime.cgroups import CGROUP_ROOT
 

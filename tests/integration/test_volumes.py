@@ -1,12 +1,10 @@
 """Volumes with real containers: binds, named and anonymous volumes, tmpfs."""
 
-import io
 import json
 import os
 import tarfile
 
 import pytest
-
 from rootfs import make_rootfs_tar
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.core import archive
 from berth.core.drivers import Change
 from berth.core.errors import Corrupt
+from berth.core.oci import archive
 
 
 def entry(name, type=tarfile.REGTYPE, data=b"", *, linkname="", mode=0o644, uid=0, gid=0, mtime=1_600_000_000,

@@ -11,11 +11,11 @@ import json
 import tarfile
 
 import pytest
-
-from berth.core.content import ContentStore
-from berth.core.errors import Corrupt
-from berth.plugins.registry.archive import ArchiveReader, ArchiveWriter
 from rootfs import tar_of
+
+from berth.core.errors import Corrupt
+from berth.core.oci.content import ContentStore
+from berth.plugins.registry.archive import ArchiveReader, ArchiveWriter
 
 
 def sha(data: bytes) -> str:

@@ -1,12 +1,12 @@
-"""core/atomic.py (whole-file replacement) and core/ids.py (random IDs)."""
+"""core/plumbing/atomic.py (whole-file replacement) and core/plumbing/ids.py (random IDs)."""
 
 from __future__ import annotations
 
 import os
 import threading
 
-from berth.core import atomic
-from berth.core.ids import random_choice, random_hex
+from berth.core.plumbing import atomic
+from berth.core.plumbing.ids import random_choice, random_hex
 
 
 def test_a_concurrent_reader_never_sees_a_partial_file(tmp_path):

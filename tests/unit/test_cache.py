@@ -1,8 +1,8 @@
-"""berth.core.cache: records in the caller's own ~/.cache/berth."""
+"""berth.core.plumbing.cache: records in the caller's own ~/.cache/berth."""
 
 import os
 
-from berth.core import cache
+from berth.core.plumbing import cache
 
 
 def test_a_record_round_trips_privately(tmp_path, monkeypatch):

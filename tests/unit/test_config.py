@@ -3,8 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from berth.core import cache, config
+from berth.core import config
 from berth.core.errors import InvalidArgument
+from berth.core.plumbing import cache
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -47,7 +48,7 @@ def test_broken_toml(tmp_path, monkeypatch):
 
 
 def test_a_file_is_parsed_once_per_version_and_a_change_is_read(tmp_path, monkeypatch):
-    """Parsed tables are kept in a record (berth.core.cache); an edited file
+    """Parsed tables are kept in a record (berth.core.plumbing.cache); an edited file
     is parsed again, and a file that became invalid is refused again."""
     monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "none.toml")
     path = tmp_path / "user.toml"

@@ -4,9 +4,9 @@ import signal
 
 import pytest
 
-from berth.core import container as c
+from berth.core.containers import attach
+from berth.core.containers import container as c
 from berth.core.errors import InvalidArgument
-from berth.core.runtime import monitor
 
 
 def test_names_follow_dockers_grammar():
@@ -73,9 +73,9 @@ def test_liveness_checks_the_start_time():
 
 
 def test_attach_frames_split_across_reads():
-    data = monitor.frame(monitor.STDOUT, b"hello") + monitor.frame(monitor.EXIT, b"3")
-    reader = monitor.FrameReader()
+    data = attach.frame(attach.STDOUT, b"hello") + attach.frame(attach.EXIT, b"3")
+    reader = attach.FrameReader()
     got = []
     for i in range(len(data)):
         got += reader.feed(data[i:i + 1])
-    assert got == [(monitor.STDOUT, b"hello"), (monitor.EXIT, b"3")]
+    assert got == [(attach.STDOUT, b"hello"), (attach.EXIT, b"3")]

@@ -3,8 +3,8 @@ import io
 
 import pytest
 
-from berth.core.content import ContentStore, check_digest
 from berth.core.errors import Corrupt
+from berth.core.oci.content import ContentStore, check_digest
 
 
 def digest(data: bytes) -> str:

@@ -2,8 +2,8 @@ import subprocess
 import sys
 import time
 
-from berth.core import events
-from berth.core.events import Journal, make_event
+from berth.core.plumbing import events
+from berth.core.plumbing.events import Journal, make_event
 
 
 def test_event_has_dockers_shape():
@@ -29,7 +29,7 @@ def test_follow_sees_another_process_and_survives_rotation(tmp_path, monkeypatch
     j = Journal(path)
     writer = (
         "import sys, time\n"
-        "from berth.core import events\n"
+        "from berth.core.plumbing import events\n"
         "events.ROTATE_BYTES = 600\n"
         "j = events.Journal(sys.argv[1])\n"
         "time.sleep(0.3)\n"

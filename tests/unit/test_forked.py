@@ -1,4 +1,4 @@
-"""core/forked.py: work in a forked child, errors carried back by class."""
+"""core/plumbing/forked.py: work in a forked child, errors carried back by class."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 
 from berth.core.errors import BerthError, Conflict
-from berth.core.forked import Forked
+from berth.core.plumbing.forked import Forked
 
 
 def test_prepare_runs_before_the_argument_and_work_returns_its_result(tmp_path):

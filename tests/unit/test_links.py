@@ -3,7 +3,7 @@
 import pytest
 
 from berth.core.errors import InvalidArgument
-from berth.core.links import link_env, parse_link
+from berth.core.networks.links import link_env, parse_link
 
 
 def test_parse_link():

@@ -8,8 +8,8 @@ import stat
 
 import pytest
 
-from berth.plugins.volume.local import LocalVolumeDriver
 from berth.core.errors import InvalidArgument, NotFound
+from berth.plugins.volume.local import LocalVolumeDriver
 
 
 @pytest.fixture

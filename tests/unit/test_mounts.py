@@ -1,7 +1,7 @@
 import pytest
 
+from berth.core.containers.mounts import container_mounts, parse_mount, parse_tmpfs, parse_volume, public
 from berth.core.errors import InvalidArgument
-from berth.core.mounts import container_mounts, parse_mount, parse_tmpfs, parse_volume, public
 
 
 def test_bind_read_only():

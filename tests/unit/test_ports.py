@@ -2,8 +2,8 @@
 
 import pytest
 
-from berth.core import ports
 from berth.core.errors import InvalidArgument
+from berth.core.networks import ports
 
 
 @pytest.mark.parametrize("spec, expected", [

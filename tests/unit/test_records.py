@@ -1,8 +1,8 @@
-"""berth.core.records: the dataclass stand-in of the start path."""
+"""berth.core.plumbing.records: the dataclass stand-in of the start path."""
 
 import pytest
 
-from berth.core.records import Record
+from berth.core.plumbing.records import Record
 from berth.core.runtime.cgroups import Limits
 from berth.core.runtime.spec import ContainerSpec, Mount
 

@@ -1,7 +1,7 @@
 import pytest
 
-from berth.core import reference as refs
 from berth.core.errors import InvalidArgument
+from berth.core.oci import reference as refs
 
 
 @pytest.mark.parametrize("text, registry, repository, tag, digest, familiar", [

@@ -1,4 +1,4 @@
-"""berth.core.credentials (Docker's config.json) and the registry driver's host policy."""
+"""berth.core.oci.credentials (Docker's config.json) and the registry driver's host policy."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from berth.core import credentials
 from berth.core.errors import Corrupt
+from berth.core.oci import credentials
 from berth.plugins.registry.auth import TokenCache, parse_challenges, token_url
 from berth.plugins.registry.distribution import is_insecure, registry_url
 

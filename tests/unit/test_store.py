@@ -3,7 +3,7 @@ import sqlite3
 
 import pytest
 
-from berth.core.store import MIGRATIONS, Store
+from berth.core.plumbing.store import MIGRATIONS, Store
 
 
 def test_schema_is_versioned(tmp_path):

@@ -1,4 +1,4 @@
-"""berth.core.template: Go text/template as Docker's --format uses it, and tables.
+"""berth.core.cli.template: Go text/template as Docker's --format uses it, and tables.
 
 Expected strings are what Docker (Go's text/template, docker/cli's
 formatter and tabwriter) prints for the same template and data.
@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from berth.core.cli.template import columns, format_rows, render
 from berth.core.errors import InvalidArgument
-from berth.core.template import columns, format_rows, render
 
 DATA = {
     "Id": "4f2a9c",
@@ -279,14 +279,14 @@ def test_wide_characters_count_double():
 
 
 def test_parsed_templates_are_cached_and_import_is_cheap():
-    from berth.core import template
+    from berth.core.cli import template
     template.render("{{.Id}} cached", DATA)
     before = template._parse.cache_info().hits
     template.render("{{.Id}} cached", DATA)
     assert template._parse.cache_info().hits == before + 1
     # Bytecode is compiled before timing: CI sets PYTHONDONTWRITEBYTECODE, an install has .pyc.
     code = ("import time, importlib.util, berth.core.errors\n"
-            "spec = importlib.util.find_spec('berth.core.template')\n"
+            "spec = importlib.util.find_spec('berth.core.cli.template')\n"
             "code = compile(open(spec.origin).read(), spec.origin, 'exec')\n"
             "module = importlib.util.module_from_spec(spec)\n"
             "t = time.perf_counter(); exec(code, module.__dict__); print(time.perf_counter() - t)")

@@ -1,7 +1,7 @@
 import pytest
 
-from berth.core import units
 from berth.core.errors import InvalidArgument
+from berth.core.plumbing import units
 
 
 @pytest.mark.parametrize("size, text", [(0, "0B"), (999, "999B"), (1000, "1kB"), (1_240_000, "1.24MB"),

@@ -21,7 +21,6 @@ import sys
 import urllib.request
 
 import pytest
-
 from harness import fetch
 
 from berth.core import plugins

@@ -17,9 +17,9 @@ import os
 import secrets
 
 import pytest
+from registry_server import fake_server_factory, registry_open  # noqa: F401  (fixtures)
 
 from berth.core import plugins
-from registry_server import fake_server_factory, registry_open  # noqa: F401  (fixtures)
 
 
 def _selected() -> list[str]:

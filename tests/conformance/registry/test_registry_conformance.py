@@ -7,9 +7,9 @@ import json
 import threading
 
 import pytest
+from registry_server import OCI_MANIFEST, make_image, sha256
 
 from berth.core.errors import Corrupt, InvalidArgument, NotFound, RegistryError
-from registry_server import OCI_MANIFEST, make_image, sha256
 
 
 def push(driver, repo: str, image, tag: str = "v1") -> str:

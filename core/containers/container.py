@@ -29,13 +29,13 @@ import time
 from pathlib import Path
 
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
-from berth.core.ids import random_choice, random_hex
-from berth.core.records import Record
+from berth.core.plumbing.ids import random_choice, random_hex
+from berth.core.plumbing.records import Record
+from berth.core.plumbing.store import dumps, loads
+from berth.core.plumbing.units import now_iso
 from berth.core.runtime.proc import start_time as proc_start
-from berth.core.store import dumps, loads
-from berth.core.units import now_iso
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -182,9 +182,9 @@ class CreateOptions(Record):
         "detach": False, "auto_remove": False, "read_only": False, "memory": None, "memory_swap": None,
         "cpus": None, "pids_limit": None, "log_driver": None, "log_opts": {}, "network": None, "restart": "no",
         "stop_signal": None, "stop_timeout": None, "cap_add": [], "cap_drop": [],
-        "mounts": [],  # from berth.core.mounts (volume seam)
+        "mounts": [],  # from berth.core.containers.mounts (volume seam)
         "shm_size": None,
-        "publish": [],  # -p (network seam: berth.core.ports)
+        "publish": [],  # -p (network seam: berth.core.networks.ports)
         "publish_all": False,  # -P
         "expose": [],  # --expose
         "links": [],  # --link NAME[:ALIAS]
@@ -396,18 +396,14 @@ class ContainerService:
 
     def _release_resources(self, container: Container) -> None:
         """Network, volumes and the union mount of a container that stopped."""
-        networks = getattr(self.engine, "networks", None)
-        if networks is not None and hasattr(networks, "detach"):
-            try:
-                networks.detach(container)
-            except BerthError:
-                pass
-        volumes = getattr(self.engine, "volumes", None)
-        if volumes is not None and hasattr(volumes, "release"):
-            try:
-                volumes.release(container)
-            except BerthError:
-                pass
+        try:
+            self.engine.networks.detach(container)
+        except BerthError:
+            pass
+        try:
+            self.engine.volumes.release(container)
+        except BerthError:
+            pass
         try:
             self.storage_for(container).unmount(container.id)
         except BerthError:
@@ -521,9 +517,6 @@ class ContainerService:
         if log_drivers.names() or opts.log_driver:  # no logging plugin installed at all: no logs
             log_drivers.supported(log_type).validate_options(log_opts)
         network = opts.network or self._default_network()
-        if network not in ("none", "host") and not network.startswith("container:") \
-                and not hasattr(self.engine, "networks"):
-            raise NotFound(f"network {network} not found")
         if network.startswith("container:"):
             self.get(network.split(":", 1)[1])  # must exist now
         if opts.memory is not None and opts.memory and opts.memory < 6 * 1024 * 1024:
@@ -543,19 +536,15 @@ class ContainerService:
             "NanoCpus": int((opts.cpus or 0) * 1e9), "PidsLimit": opts.pids_limit,
             "CgroupParent": "", "MaskedPaths": None, "ReadonlyPaths": None,
         }
-        networks = getattr(self.engine, "networks", None)
-        if networks is not None and hasattr(networks, "apply_create_options"):
-            # network seam: -p/-P/--expose/--link into ExposedPorts, PortBindings, PublishAllPorts, Links
-            if icfg.get("ExposedPorts"):
-                config["ExposedPorts"] = dict(icfg["ExposedPorts"])
-            networks.apply_create_options(config, host_config, publish=opts.publish, publish_all=opts.publish_all,
-                                          expose=opts.expose, links=opts.links)
+        # -p/-P/--expose/--link into ExposedPorts, PortBindings, PublishAllPorts, Links
+        if icfg.get("ExposedPorts"):
+            config["ExposedPorts"] = dict(icfg["ExposedPorts"])
+        self.engine.networks.apply_create_options(config, host_config, publish=opts.publish,
+                                                  publish_all=opts.publish_all, expose=opts.expose, links=opts.links)
         return config, host_config
 
     def _default_network(self) -> str:
-        if hasattr(self.engine, "networks"):
-            return self.engine.config.get("network.default")
-        return "none"
+        return self.engine.config.get("network.default")
 
     # -- start / stop ---------------------------------------------------------------
 
@@ -564,14 +553,14 @@ class ContainerService:
 
         Raises the runtime's StartError/CommandNotFound/CommandNotExecutable
         (Docker's 125/127/126) when the command cannot run. `standby`: see
-        monitor.spawn (the caller cancels it if this raises first).
+        standby.spawn (the caller cancels it if this raises first).
         """
         from berth.core import plugins
-        from berth.core.runtime import monitor
+        from berth.core.containers.standby import spawn
 
         container = self.get(ref) if isinstance(ref, str) else self.reconcile(ref)
         if container.status == "paused":
-            raise FailedPrecondition(f"cannot start a paused container, try unpause instead")
+            raise FailedPrecondition("cannot start a paused container, try unpause instead")
         if container.running:
             return container
         try:
@@ -579,10 +568,10 @@ class ContainerService:
         except BerthError:
             raise  # a *_pre_* hook may refuse the step
         except Exception as exc:  # a broken plugin must not block starts
-            from berth.core.log import get_logger
+            from berth.core.plumbing.log import get_logger
 
             get_logger("berth.container").warning("plugin hook failed", hook="container_pre_start", error=str(exc))
-        monitor.spawn(self.engine, container, attach_wait=attach_wait, standby=standby)
+        spawn(self.engine, container, attach_wait=attach_wait, standby=standby)
         return self.load(container.id) or container
 
     def stop_signal(self, container: Container) -> int:
@@ -713,12 +702,10 @@ class ContainerService:
                 raise Conflict(f"cannot remove container \"/{container.name}\": container is running")
             self.storage_for(current).remove(current.id)
             if volumes or current.host_config.get("AutoRemove"):
-                vols = getattr(self.engine, "volumes", None)
-                if vols is not None and hasattr(vols, "remove_anonymous"):
-                    try:
-                        vols.remove_anonymous(current.id, current.mounts)
-                    except BerthError:
-                        pass
+                try:
+                    self.engine.volumes.remove_anonymous(current.id, current.mounts)
+                except BerthError:
+                    pass
             with self.store.transaction() as db:
                 db.execute("DELETE FROM containers WHERE id = ?", (current.id,))
             shutil.rmtree(self.run_dir(current.id), ignore_errors=True)
@@ -761,7 +748,7 @@ class ContainerService:
         if log_type == "json-file":
             log_path = str(self.log_dir(container.id) / f"{container.id}-json.log")
         try:
-            from berth.core.mounts import public
+            from berth.core.containers.mounts import public
             mounts = [public(m) for m in container.mounts]
         except ImportError:
             mounts = list(container.mounts)
@@ -810,9 +797,11 @@ class ContainerService:
         import json
         import tempfile
 
-        from berth.core import reference as refs
-        from berth.core.dockerfile import apply_changes
-        from berth.core.image import OCI_LAYER, Layer, arch
+        from berth.core.images.dockerfile import apply_changes
+        from berth.core.images.image import Layer
+        from berth.core.oci import reference as refs
+        from berth.core.oci.mediatypes import OCI_LAYER
+        from berth.core.oci.platform import arch
 
         container = self.get(ref)
         ref_obj = refs.parse(repository) if repository else None
@@ -1025,9 +1014,8 @@ def _resolve_keep_last(root: str, path: str) -> str:
 
 def _copy_into(src: Path, root: str, cpath: str) -> None:
     """Copy host `src` to container path `cpath`, replacing a link rather than writing through it."""
-    import shutil
-
     import posixpath
+    import shutil
     import stat
 
     host = _resolve_keep_last(root, cpath)

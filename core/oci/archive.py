@@ -797,7 +797,7 @@ def tree_size(root: Path) -> int:
     """Bytes of regular-file content under `root`, each inode counted once."""
     total = 0
     seen: set[tuple[int, int]] = set()
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, _dirnames, filenames in os.walk(root):
         for name in filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))

@@ -28,7 +28,6 @@ _REFERENCE = re.compile(
 _ANY_CASE = re.compile(
     rf"^(?P<name>(?:{_DOMAIN}/)?[a-zA-Z0-9._/-]+?)(?::{_TAG})?(?:@{_DIGEST})?$"
 )
-_TAG_RE = re.compile(rf"^{_TAG}$")
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{1,64}$")
 
@@ -100,11 +99,6 @@ def parse(text: str, default_tag: bool = True) -> Reference:
     if tag is None and digest is None and default_tag:
         tag = DEFAULT_TAG
     return Reference(domain, remainder, tag, digest)
-
-
-def validate_tag(tag: str) -> None:
-    if not _TAG_RE.match(tag):
-        raise InvalidArgument("invalid reference format")
 
 
 def is_digest(text: str) -> bool:

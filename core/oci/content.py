@@ -15,9 +15,10 @@ import os
 from pathlib import Path
 
 from berth.core.errors import Corrupt, NotFound
-from berth.core.reference import DIGEST_RE
+from berth.core.oci.reference import DIGEST_RE
+from berth.core.plumbing import atomic
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import BinaryIO
 
@@ -124,7 +125,7 @@ class ContentStore:
                     _link_anonymous(f.fileno(), self.dir, self.path(digest).name)
             if tmp_name is not None:
                 os.rename(tmp_name, self.path(digest))
-            _fsync_dir(self.dir)
+            atomic.fsync_dir(self.dir)
             return digest, size
         except BaseException:
             if tmp_name is not None:
@@ -186,11 +187,3 @@ def _unlink(path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

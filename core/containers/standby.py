@@ -7,7 +7,7 @@ container. `start()` then names the container and waits for its PID.
 Without a `start()` (`cancel()`, or the caller dying) the monitor exits.
 
 This module is light on purpose: it is imported before the fork, the
-monitor's own code (berth.core.runtime.monitor) after it.
+monitor's own code (berth.core.containers.monitor) after it.
 
 Protocol: the caller writes one JSON line on the go pipe,
 ``{"container": ID, "attach_wait": bool, "joins_networks": bool}`` or
@@ -22,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+
+from berth.core.networks.modes import joins_networks
 
 
 class Standby:
@@ -47,7 +49,7 @@ class Standby:
                 os.close(self._ready_r)
                 os.setsid()
                 if os.fork() == 0:  # the monitor: not our child, it outlives us
-                    from berth.core.runtime import monitor
+                    from berth.core.containers import monitor
 
                     code = monitor.main(make_engine, go_r, ready_w, network)
             except BaseException:
@@ -106,10 +108,21 @@ class Standby:
         self._go_w = -1
 
 
-def joins_networks(container) -> bool:
-    """Whether the network service wires the container (not host, none or another container's)."""
-    return network_joined(container.network_mode)
+def spawn(engine, container, *, attach_wait: bool = False, standby=None) -> int:
+    """Start the monitor of `container`; return the container's host PID once its command runs.
 
-
-def network_joined(mode: str) -> bool:
-    return mode not in ("host", "none") and not mode.startswith("container:")
+    `standby`: the Standby the caller forked early for this container, else
+    one is forked now. Raises the runtime's errors (StartError 125,
+    CommandNotFound 127, CommandNotExecutable 126) when the command could
+    not be started.
+    """
+    if standby is None:
+        # SQLite must not cross a fork: close our connection, the monitor opens its own
+        # and this process reopens on next use.
+        if "store" in engine.__dict__:
+            engine.__dict__.pop("store").close()
+        # The monitor builds an engine like its caller's (the engine sits above
+        # this package, so it is never imported from here).
+        make, config = type(engine), engine.config
+        standby = Standby(lambda: make(config))
+    return standby.start(engine, container, attach_wait=attach_wait)

@@ -1,7 +1,7 @@
 """The per-container monitor: one small process per running container.
 
 `spawn()` (called by `berth start/run`) double-forks a monitor that
-survives the command (`berth run` forks it earlier still: berth.core.runtime.standby).
+survives the command (`berth run` forks it earlier still: berth.core.containers.standby).
 The monitor mounts the container's root filesystem,
 writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the run
 directory, starts the container's PID 1 as its own child (runtime.start),
@@ -15,11 +15,7 @@ The command that spawned it learns the outcome through a pipe: one JSON
 line, ``{"pid": N}`` once the command runs, or ``{"error": msg, "code": 127}``
 when it could not be executed.
 
-Attach protocol (unix stream socket): the client sends one JSON line
-``{"stdin": bool, "stdout": bool, "stderr": bool}``, then frames; the monitor
-answers with frames. A frame is ``>BI`` (kind, length) + payload:
-STDIN data (client->monitor), STDOUT/STDERR data, RESIZE ``>HH`` rows, cols,
-STDIN_EOF, EXIT (payload: the exit code in ASCII, sent last).
+The attach protocol and its client: berth.core.containers.attach.
 """
 
 from __future__ import annotations
@@ -37,184 +33,30 @@ import sys
 import time
 from collections.abc import Callable
 
-from berth.core.runtime.standby import joins_networks, network_joined
+from berth.core.containers.attach import (
+    EXIT,
+    RESIZE,
+    STDERR,
+    STDIN,
+    STDIN_EOF,
+    STDOUT,
+    FrameReader,
+    frame,
+    set_window_size,
+    short_path,
+    write_all,
+)
+from berth.core.networks.modes import joins_networks, network_joined
 
-STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
-_HEADER = struct.Struct(">BI")
-_TIOCSWINSZ = 0x5414
-_TIOCGWINSZ = 0x5413
 ATTACH_WAIT_SECONDS = 10  # a foreground client that never comes must not wedge the container
 MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16K
 
 
-# -- protocol ------------------------------------------------------------------------
-
-
-def frame(kind: int, payload: bytes = b"") -> bytes:
-    return _HEADER.pack(kind, len(payload)) + payload
-
-
-class FrameReader:
-    """Split a byte stream into (kind, payload) frames."""
-
-    def __init__(self):
-        self.buffer = b""
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self.buffer += data
-        out = []
-        while len(self.buffer) >= _HEADER.size:
-            kind, length = _HEADER.unpack_from(self.buffer)
-            if len(self.buffer) < _HEADER.size + length:
-                break
-            out.append((kind, self.buffer[_HEADER.size:_HEADER.size + length]))
-            self.buffer = self.buffer[_HEADER.size + length:]
-        return out
-
-
-def _short_path(path: str) -> tuple[str, int]:
-    """A unix socket path under 108 bytes: /proc/self/fd/N/<name> on an O_PATH dir fd."""
-    dir_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
-    return f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}", dir_fd
-
-
-def connect(path: str) -> socket.socket:
-    short, dir_fd = _short_path(path)
-    try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            sock.connect(short)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-    finally:
-        os.close(dir_fd)
-
-
-def window_size(fd: int) -> tuple[int, int] | None:
-    try:
-        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, _TIOCGWINSZ, b"\0" * 8))
-        return rows, cols
-    except OSError:
-        return None
-
-
-def attach(path: str, *, stdin_fd: int | None, stdout_fd: int | None, stderr_fd: int | None,
-           tty: bool = False, detach_keys: bytes | None = None, close_stdin: bool = True) -> int | None:
-    """Attach this process's fds to a container; return its exit code.
-
-    Returns None when the user detached (detach_keys, default ctrl-p ctrl-q
-    with a tty) or the monitor went away without an exit code.
-    stdin EOF is passed on (STDIN_EOF) when close_stdin.
-    """
-    sock = connect(path)
-    hello = {"stdin": stdin_fd is not None, "stdout": stdout_fd is not None, "stderr": stderr_fd is not None}
-    sock.sendall(json.dumps(hello).encode() + b"\n")
-    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-    old_winch = None
-    term = next((fd for fd in (stdin_fd, stdout_fd) if fd is not None and os.isatty(fd)), None)
-    if tty and term is not None:  # the container's terminal follows ours
-        size = window_size(term)
-        if size:
-            sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
-        old_winch = signal.signal(signal.SIGWINCH, lambda *_: os.write(wake_w, b"w"))
-    sel = selectors.DefaultSelector()
-    sel.register(sock, selectors.EVENT_READ, "sock")
-    sel.register(wake_r, selectors.EVENT_READ, "wake")
-    if stdin_fd is not None:
-        sel.register(stdin_fd, selectors.EVENT_READ, "stdin")
-    reader = FrameReader()
-    pending_escape = b""
-    try:
-        while True:
-            for key, _ in sel.select():
-                if key.data == "wake":
-                    os.read(wake_r, 64)
-                    size = window_size(term)
-                    if size:
-                        sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
-                elif key.data == "stdin":
-                    try:
-                        data = os.read(stdin_fd, 65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        sel.unregister(stdin_fd)
-                        if close_stdin:
-                            sock.sendall(frame(STDIN_EOF))
-                        continue
-                    if detach_keys:
-                        data = pending_escape + data
-                        pending_escape = b""
-                        if detach_keys in data:
-                            before = data[:data.index(detach_keys)]
-                            if before:
-                                sock.sendall(frame(STDIN, before))
-                            return None
-                        if data.endswith(detach_keys[:1]):
-                            pending_escape, data = data[-1:], data[:-1]
-                    if data:
-                        sock.sendall(frame(STDIN, data))
-                else:
-                    try:
-                        data = sock.recv(65536)
-                    except ConnectionResetError:
-                        data = b""
-                    if not data:
-                        return None
-                    for kind, payload in reader.feed(data):
-                        if kind == EXIT:
-                            return int(payload or b"0")
-                        fd = stdout_fd if kind == STDOUT else stderr_fd if kind == STDERR else None
-                        if fd is not None:
-                            _write_all(fd, payload)
-    finally:
-        if old_winch is not None:
-            signal.signal(signal.SIGWINCH, old_winch)
-        sel.close()
-        sock.close()
-        os.close(wake_r)
-        os.close(wake_w)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            time.sleep(0.001)
-            continue
-        view = view[n:]
-
-
-# -- spawning ------------------------------------------------------------------------
-
-
-def spawn(engine, container, *, attach_wait: bool = False, standby=None) -> int:
-    """Start the monitor of `container`; return the container's host PID once its command runs.
-
-    `standby`: the Standby the caller forked early for this container, else
-    one is forked now. Raises the runtime's errors (StartError 125,
-    CommandNotFound 127, CommandNotExecutable 126) when the command could
-    not be started.
-    """
-    if standby is None:
-        from berth.core.engine import Engine
-        from berth.core.runtime.standby import Standby
-
-        # SQLite must not cross a fork: close our connection, the monitor opens its own
-        # and this process reopens on next use.
-        if "store" in engine.__dict__:
-            engine.__dict__.pop("store").close()
-        config = engine.config
-        standby = Standby(lambda: Engine(config))
-    return standby.start(engine, container, attach_wait=attach_wait)
+# -- the monitor process -------------------------------------------------------------
 
 
 def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # pragma: no cover
-    """Body of the monitor process (berth.core.runtime.standby): load what a
+    """Body of the monitor process (berth.core.containers.standby): load what a
     start needs, wait for the container, run it. `network`: see Standby."""
     try:  # before chdir: a relative BERTH_CONFIG or --root means the caller's directory
         engine, failure = make_engine(), None
@@ -303,10 +145,8 @@ def fork_network_setup(engine, pipes: tuple[int, ...], prepare: Callable[[], Non
     the store is opened. `pipes`: the monitor's, which it closes (the
     caller reads them to their end: only the monitor may hold them). None
     without a network service (or a process)."""
-    networks = getattr(engine, "networks", None)
-    if networks is None or not hasattr(networks, "preload"):
-        return None
-    from berth.core.forked import Forked
+    networks = engine.networks
+    from berth.core.plumbing.forked import Forked
 
     def preload() -> None:
         null = os.open("/dev/null", os.O_RDWR)  # errors go back through the pipe
@@ -415,7 +255,7 @@ class Monitor:
             os.unlink(path)
         except FileNotFoundError:
             pass
-        short, dir_fd = _short_path(str(path))
+        short, dir_fd = short_path(str(path))
         try:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             old = os.umask(0o177)
@@ -456,7 +296,7 @@ class Monitor:
             master, slave = os.openpty()
             os.set_blocking(master, False)
             rows, cols = hc.get("ConsoleSize") or (0, 0)  # the caller's terminal, else 24x80
-            fcntl.ioctl(master, _TIOCSWINSZ, struct.pack("HHHH", rows or 24, cols or 80, 0, 0))
+            set_window_size(master, rows or 24, cols or 80)
             self.master = master
             self.outputs[master] = "stdout"
             stdin = stdout = stderr = slave
@@ -475,18 +315,15 @@ class Monitor:
             self.outputs[out_r] = "stdout"
             self.outputs[err_r] = "stderr"
             child_fds += [stdout, stderr]
-        mounts = []
-        volumes = getattr(self.engine, "volumes", None)
-        if volumes is not None and hasattr(volumes, "mounts_for"):
-            mounts = volumes.mounts_for(c, rootfs)
+        mounts = self.engine.volumes.mounts_for(c, rootfs)
         netns = _netns(self.service, c)
-        networks = getattr(self.engine, "networks", None)
+        networks = self.engine.networks
 
         def before_exec(pid: int) -> None:
             if self.network_setup is not None:
                 setup, self.network_setup = self.network_setup, None
                 setup.send({"container": c.id, "pid": pid})
-            elif networks is not None and hasattr(networks, "attach") and joins_networks(c):
+            elif joins_networks(c):
                 networks.attach(c, pid)
 
         cpus = (hc.get("NanoCpus") or 0) / 1e9 or None
@@ -648,7 +485,7 @@ class Monitor:
                 target = self.master if self.master is not None else self.stdin_w
                 if target is not None:
                     try:
-                        _write_all(target, payload)
+                        write_all(target, payload)
                     except OSError:
                         pass
             elif kind == STDIN_EOF and client.hello.get("stdin"):
@@ -657,7 +494,7 @@ class Monitor:
             elif kind == RESIZE and self.master is not None and len(payload) == 4:
                 rows, cols = struct.unpack(">HH", payload)
                 try:
-                    fcntl.ioctl(self.master, _TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                    set_window_size(self.master, rows, cols)
                 except OSError:
                     pass
 
@@ -763,16 +600,14 @@ def _self_start() -> int:
 
 
 def _now() -> str:
-    from berth.core.units import now_iso
+    from berth.core.plumbing.units import now_iso
 
     return now_iso()
 
 
 def _link_env(networks, container) -> list[str]:
-    """Network seam: --link variables (raises for a missing or stopped linked
+    """--link variables (raises for a missing or stopped linked
     container); the container's own Env wins over them, as in Docker."""
-    if networks is None or not hasattr(networks, "link_env"):
-        return []
     own = {e.split("=", 1)[0] for e in container.config.get("Env") or []}
     return [e for e in networks.link_env(container) if e.split("=", 1)[0] not in own]
 
@@ -806,24 +641,24 @@ ff02::2\tip6-allrouters
 def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     """hostname, hosts and resolv.conf in the run directory; container path -> host file.
 
-    Network seam: `engine.networks.hosts_entries(container)` lines are added
+    `engine.networks.hosts_entries(container)` lines are added
     to /etc/hosts and `engine.networks.resolv_conf(container)` (text) is the
     resolv.conf, when a network service exists and the mode is not host/none.
     """
-    from berth.core import atomic
+    from berth.core.plumbing import atomic
 
     mode = container.network_mode
-    networks = getattr(engine, "networks", None)
-    wired = networks is not None and mode not in ("host", "none")
+    networks = engine.networks
+    wired = mode not in ("host", "none")
     hostname = container.config.get("Hostname") or container.id[:12]
     if mode == "host":
         hosts = _read_host("/etc/hosts") or _HOSTS
         resolv = _read_host("/etc/resolv.conf")
     else:
         hosts = _HOSTS
-        if wired and hasattr(networks, "hosts_entries"):
+        if wired:
             hosts += "".join(line.rstrip("\n") + "\n" for line in networks.hosts_entries(container))
-        if wired and hasattr(networks, "resolv_conf"):
+        if wired:
             resolv = networks.resolv_conf(container)
         elif mode == "none":
             resolv = "# berth: --network none, no name servers\n"

@@ -19,40 +19,28 @@ import json
 from collections import namedtuple
 from collections.abc import Callable, Iterable
 
-from berth.core import reference as refs
 from berth.core.errors import BerthError, Conflict, Corrupt, InvalidArgument, NotFound
-from berth.core.ids import random_hex
-from berth.core.records import Record
-from berth.core.store import dumps, loads
-from berth.core.units import now_iso
+from berth.core.oci import reference as refs
+from berth.core.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST, layer_media_type
+from berth.core.oci.platform import arch
+from berth.core.plumbing.ids import random_hex
+from berth.core.plumbing.records import Record
+from berth.core.plumbing.store import dumps, loads
+from berth.core.plumbing.units import now_iso
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 # Layers a pull fills at once where the storage driver allows it (inflating,
 # hashing and writing release the GIL).
 PARALLEL_EXTRACT = 4
-LAYER_SUFFIX = {b"\x1f\x8b": "+gzip", b"\x28\xb5\x2f\xfd": "+zstd"}
-
-
-def arch() -> str:
-    import platform  # ~1.5 ms to import: not on a container start
-
-    machine = platform.machine()
-    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
     """OCI chain IDs: ChainID(L0) = DiffID(L0); ChainID(Ln) = sha256(ChainID(Ln-1) + " " + DiffID(Ln))."""
-    from berth.core.content import sha256_bytes
+    from berth.core.oci.content import sha256_bytes
 
     out: list[str] = []
     for diff_id in diff_ids:
@@ -60,17 +48,10 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-def layer_media_type(head: bytes) -> str:
-    for magic, suffix in LAYER_SUFFIX.items():
-        if head.startswith(magic):
-            return OCI_LAYER + suffix
-    return OCI_LAYER
-
-
 class Layer(namedtuple("Layer", "digest size media_type diff_id")):
     """One layer of an image: digest and size of the blob as stored
     (compressed or not), its media type, and the diff_id of the uncompressed tar.
-    (Named tuples and records here, not dataclasses: see berth.core.records.)"""
+    (Named tuples and records here, not dataclasses: see berth.core.plumbing.records.)"""
 
     __slots__ = ()
 
@@ -264,7 +245,7 @@ class ImageService:
         diff_ids = list(config.get("rootfs", {}).get("diff_ids", []))
         if [layer.diff_id for layer in layers] != diff_ids:
             raise Corrupt("image config's rootfs.diff_ids do not match its layers")
-        from berth.core.content import sha256_bytes
+        from berth.core.oci.content import sha256_bytes
 
         image_id = sha256_bytes(config_bytes)
         if manifest is None:
@@ -345,8 +326,8 @@ class ImageService:
         """_fill in a forked child, which has a GIL of its own: in threads, a
         layer of many small files (a syscall each) starves behind the others'
         Python work, and tar parsing gets one core only."""
-        import berth.core.archive  # noqa: F401 - imported before the fork, not in each child
-        from berth.core.forked import Forked
+        import berth.core.oci.archive  # noqa: F401 - imported before the fork, not in each child
+        from berth.core.plumbing.forked import Forked
 
         def fill(_) -> int:
             try:
@@ -358,7 +339,7 @@ class ImageService:
 
     def _fill(self, driver, cache_id: str, diff_id: str, blob: str) -> int:
         """apply_diff of `blob` into the created layer `cache_id`, checked against `diff_id`."""
-        from berth.core.archive import decompressed
+        from berth.core.oci.archive import decompressed
 
         with self.engine.content.open(blob) as f:
             reader = HashingReader(decompressed(f))
@@ -386,7 +367,7 @@ class ImageService:
             return self._import_tarball(stream, ref, message, changes, source)
 
     def _import_tarball(self, stream, ref, message, changes, source) -> Image:
-        from berth.core.archive import decompressed
+        from berth.core.oci.archive import decompressed
 
         digest, size = self.engine.content.put(stream)
         with self.engine.content.open(digest) as f:
@@ -413,13 +394,6 @@ class ImageService:
             if not self._blob_in_use(digest):
                 self.engine.content.delete(digest)
             raise
-
-    def pull(self, name: str, platform: str | None = None, progress=None) -> Image:
-        """Pull `name` from its registry (what `run`/`create` do for a missing image)."""
-        from berth.core import transfer
-
-        kwargs = {"progress": progress} if progress else {}
-        return transfer.pull(self.engine, name, platform=platform, **kwargs)[0].image
 
     # -- tags --------------------------------------------------------------------
 

@@ -24,19 +24,23 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from berth.core import reference as refs
-from berth.core.content import check_digest
 from berth.core.errors import BerthError, Corrupt, InvalidArgument, NotFound, RegistryError
-from berth.core.log import get_logger
+from berth.core.oci import reference as refs
+from berth.core.oci.content import check_digest
+from berth.core.oci.mediatypes import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+)
+from berth.core.oci.platform import choose_platform, parse_platform
+from berth.core.plumbing.log import get_logger
 
 log = get_logger("berth.transfer")
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 ACCEPT = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 MANIFEST_MAX = 4 << 20  # the distribution spec's limit on a manifest
 CONFIG_MAX = 8 << 20
@@ -53,51 +57,6 @@ def _no_progress(short: str, status: str, current: int = 0, total: int = 0) -> N
 
 class Cancelled(BerthError):
     """The transfer was interrupted."""
-
-
-# --------------------------------------------------------------------------
-# platforms
-# --------------------------------------------------------------------------
-
-
-def parse_platform(text: str | None) -> tuple[str, str, str | None]:
-    """``os/arch[/variant]`` (default: linux/<this machine>)."""
-    from berth.core.image import arch
-
-    if not text:
-        return ("linux", arch(), None)
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise InvalidArgument(f'"{text}": unknown operating system or architecture: invalid argument')
-    return (parts[0], parts[1], parts[2] if len(parts) == 3 else None)
-
-
-def _platform_text(platform: tuple[str, str, str | None]) -> str:
-    return "/".join(p for p in platform if p)
-
-
-def choose_platform(index: dict, platform: tuple[str, str, str | None] | None) -> dict:
-    """The descriptor of an index (manifest list) that matches `platform`."""
-    platform = platform or parse_platform(None)
-    want_os, want_arch, want_variant = platform
-    manifests = index.get("manifests")
-    if not isinstance(manifests, list):
-        raise Corrupt("invalid manifest list: no manifests")
-    candidates = []
-    for desc in manifests:
-        if not isinstance(desc, dict):
-            raise Corrupt("invalid manifest list: a descriptor is not an object")
-        p = desc.get("platform") or {}
-        if p.get("os") != want_os or p.get("architecture") != want_arch:
-            continue
-        if want_variant and p.get("variant") not in (want_variant, None):
-            continue
-        candidates.append(desc)
-    if not candidates:
-        raise NotFound(f"no matching manifest for {_platform_text(platform)} in the manifest list entries")
-    if want_variant:  # the exact variant first
-        candidates.sort(key=lambda d: (d.get("platform") or {}).get("variant") != want_variant)
-    return candidates[0]
 
 
 # --------------------------------------------------------------------------
@@ -174,7 +133,7 @@ def resolve(source, repo: str, ref: str, platform=None) -> tuple[dict, bytes, st
 
 
 def _verify_manifest_digest(data: bytes, digest: str | None, ref: str) -> None:
-    from berth.core.content import sha256_bytes
+    from berth.core.oci.content import sha256_bytes
 
     actual = sha256_bytes(data)
     if refs.is_digest(ref) and actual != ref:
@@ -211,7 +170,7 @@ def short(digest: str) -> str:
 
 @dataclasses.dataclass
 class Fetched:
-    image: object  # berth.core.image.Image
+    image: object  # berth.core.images.image.Image
     downloaded: int  # blobs actually transferred
     existed: bool  # the image was already in the store
 
@@ -297,7 +256,7 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
 
 def _checked_config(config_bytes: bytes, layers: list[dict]) -> tuple[bytes, list]:
     """The image config, checked against the manifest's layers; and those layers."""
-    from berth.core.image import OCI_LAYER, Layer
+    from berth.core.images.image import Layer
 
     if len(config_bytes) > CONFIG_MAX:
         raise Corrupt(f"image config is {len(config_bytes)} bytes, over the {CONFIG_MAX} byte limit")
@@ -490,7 +449,7 @@ def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool
         if on_start:
             on_start(one)
         data, media_type = send(engine, image, dest, one.repository,
-                                mount_candidates=lambda d: _mount_candidates(engine, one, d), progress=progress)
+                                mount_candidates=lambda d, one=one: _mount_candidates(engine, one, d), progress=progress)
         digest = dest.put_manifest(one.repository, one.tag, data, media_type)
         with engine.store.transaction() as db:
             db.execute("INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?, ?)",

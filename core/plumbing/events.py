@@ -14,10 +14,10 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import Any
 
@@ -38,7 +38,7 @@ def signal(type_: str):
 
 def send(type_: str, sender: Any, event: dict) -> None:
     """Deliver `event` to this process's subscribers. Subscribing imports
-    blinker (berth.core.events.signal, or blinker.signal itself), so without
+    blinker (berth.core.plumbing.events.signal, or blinker.signal itself), so without
     it loaded nobody listens, and a command need not pay ~5 ms to import it."""
     if "blinker" in sys.modules:
         signal(type_).send(sender, event=event)

@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
-TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
+TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import Any
 

@@ -15,9 +15,9 @@ import re
 from pathlib import Path
 
 from berth.core.errors import Conflict, InvalidArgument, NotFound
-from berth.core.ids import random_hex
-from berth.core.store import dumps, loads
-from berth.core.units import now_iso
+from berth.core.plumbing.ids import random_hex
+from berth.core.plumbing.store import dumps, loads
+from berth.core.plumbing.units import now_iso
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 

@@ -29,15 +29,15 @@ import re
 import socket
 from pathlib import Path
 
-from berth.core import atomic
-from berth.core import links as links_mod
-from berth.core import ports as ports_mod
 from berth.core.drivers import Endpoint, NetworkSpec, PortMapping
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unsupported
-from berth.core.ids import random_hex
+from berth.core.networks import links as links_mod
+from berth.core.networks import ports as ports_mod
+from berth.core.plumbing import atomic
+from berth.core.plumbing.ids import random_hex
+from berth.core.plumbing.store import dumps, loads
+from berth.core.plumbing.units import now_iso
 from berth.core.runtime.proc import start_time as proc_start
-from berth.core.store import dumps, loads
-from berth.core.units import now_iso
 
 PREDEFINED = ("bridge", "host", "none")
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -61,7 +61,7 @@ def mac_for(address: str) -> str:
 
 def veth_name(container_id: str, network_id: str) -> str:
     """Host end of a container's veth: stable, so any process can find and remove it."""
-    from berth.core.content import sha256_bytes
+    from berth.core.oci.content import sha256_bytes
 
     return "veth" + sha256_bytes(f"{container_id}/{network_id}".encode())[7:14]
 
@@ -289,14 +289,7 @@ class NetworkService:
         return row
 
     def _find_container(self, ref: str):
-        containers = getattr(self.engine, "containers", None)
-        if containers is not None and hasattr(containers, "get"):
-            c = containers.get(ref)
-            return self._container_row(c.id)
-        row = self.store.one("SELECT * FROM containers WHERE id = ? OR name = ?", (ref, ref))
-        if row is None:
-            raise NotFound(f"No such container: {ref}")
-        return row
+        return self._container_row(self.engine.containers.get(ref).id)
 
     # -- IPAM and ports ------------------------------------------------------------
 
@@ -701,10 +694,10 @@ class NetworkService:
         host_config = loads(row["host_config"]) or {}
         mode = self._primary_name(host_config)
         if net_row["name"] in ("host", "none") or mode in ("host", "none") or mode.startswith("container:"):
-            raise FailedPrecondition(f"container cannot be disconnected from host network or connected to host network"
+            raise FailedPrecondition("container cannot be disconnected from host network or connected to host network"
                                      if "host" in (mode, net_row["name"]) else
-                                     f"container sharing network namespace with another container or host cannot be "
-                                     f"connected to any other network")
+                                     "container sharing network namespace with another container or host cannot be "
+                                     "connected to any other network")
         settings = loads(row["network"]) or {}
         if net_row["name"] in self._member_names(host_config, settings):
             raise Conflict(f"endpoint with name {row['name']} already exists in network {net_row['name']}")
@@ -790,9 +783,7 @@ class NetworkService:
     def _refresh_peers(self, container_id: str, network_names: list[str], include_self: bool = False) -> None:
         """Rewrite /etc/hosts of running containers sharing a user network (in
         place: the file is bind-mounted, its inode must stay)."""
-        containers = getattr(self.engine, "containers", None)
-        if containers is None or not hasattr(containers, "run_dir"):
-            return
+        containers = self.engine.containers
         ids = set()
         for name in network_names:
             if name in PREDEFINED:
@@ -862,7 +853,7 @@ def _endpoint_settings(net_row, ep: Endpoint) -> dict:
 
 
 def _endpoint_id(container_id: str, network_id: str) -> str:
-    from berth.core.content import sha256_bytes
+    from berth.core.oci.content import sha256_bytes
 
     return sha256_bytes(f"endpoint/{container_id}/{network_id}".encode())[7:]
 

@@ -1,5 +1,6 @@
 """Replace a small file in one step, so a concurrent reader sees the old
-text or the new one, never an empty or half-written file."""
+text or the new one, never an empty or half-written file; make a rename
+in a directory durable."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ def write_text(path: os.PathLike | str, text: str, mode: int | None = None) -> N
         except OSError:
             pass
         raise
+
+
+def fsync_dir(path: os.PathLike | str) -> None:
+    """Flush a directory's entries (a file renamed or linked into it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

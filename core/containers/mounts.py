@@ -11,8 +11,8 @@ from __future__ import annotations
 import posixpath
 
 from berth.core.errors import InvalidArgument
-from berth.core.ids import random_hex
-from berth.core.units import ram_in_bytes
+from berth.core.plumbing.ids import random_hex
+from berth.core.plumbing.units import ram_in_bytes
 
 PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
@@ -79,7 +79,7 @@ def parse_volume(spec: str, driver: str) -> dict:
         return _bind(source, dest, rw, options, propagation, create=True)
     if source.startswith(".") or "/" in source:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
-    from berth.core.volume import check_name
+    from berth.core.volumes.volume import check_name
 
     check_name(source)
     return _volume(source, dest, rw, driver, options, nocopy)
@@ -121,7 +121,7 @@ def parse_mount(spec: str, driver: str) -> dict:
         drv = fields.pop("volume-driver", driver)
         _no_more(fields, spec)
         if source:
-            from berth.core.volume import check_name
+            from berth.core.volumes.volume import check_name
 
             check_name(source)
         return _volume(source, dest, not readonly, drv, "", nocopy, opts)

@@ -10,7 +10,7 @@ ports of one protocol also summarised as a range.
 from __future__ import annotations
 
 from berth.core.errors import InvalidArgument
-from berth.core.ports import split_key
+from berth.core.networks.ports import split_key
 
 
 def parse_link(spec: str) -> tuple[str, str]:

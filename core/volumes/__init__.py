@@ -1,0 +1,1 @@
+"""Volumes: named and anonymous volumes over the volume driver plugins."""
