@@ -29,6 +29,7 @@ import re
 import socket
 from pathlib import Path
 
+from berth.core import driverkit
 from berth.core.drivers import Endpoint, NetworkSpec, PortMapping
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound, Unsupported
 from berth.core.networks import links as links_mod
@@ -157,7 +158,7 @@ class NetworkService:
                     raise Conflict("Pool overlaps with other one on this address space")
             else:
                 net = next((n for n in AUTO_POOL.subnets(new_prefix=24)
-                            if not any(n.overlaps(t) for t in taken) and not _host_uses(n)), None)
+                            if not any(n.overlaps(t) for t in taken) and not driverkit.host_routes_overlap(n)), None)
                 if net is None:
                     raise Conflict("could not find an available, non-overlapping IPv4 address pool among the defaults "
                                    "to assign to the network")
@@ -863,23 +864,6 @@ def _is_loopback(address: str) -> bool:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
     except ValueError:
         return False
-
-
-def _host_uses(net: ipaddress.IPv4Network) -> bool:
-    """Whether a host route already covers part of `net` (auto subnets avoid them)."""
-    try:
-        with open("/proc/net/route") as f:
-            lines = f.read().splitlines()[1:]
-    except OSError:
-        return False
-    for line in lines:
-        fields = line.split()
-        dest = ipaddress.IPv4Address(bytes.fromhex(fields[1])[::-1])
-        mask = ipaddress.IPv4Address(bytes.fromhex(fields[7])[::-1])
-        route = ipaddress.ip_network(f"{dest}/{mask}", strict=False)
-        if route.prefixlen and route.overlaps(net):
-            return True
-    return False
 
 
 def _host_port_free(proto: str, host_ip: str, port: int) -> bool:

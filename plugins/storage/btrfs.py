@@ -11,14 +11,15 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from berth.core.driverkit import FullTreeDriver, filesystem_type, kernel_filesystems, run
 from berth.core.errors import Unsupported
-from berth.plugins.storage.common import FullTreeDriver, filesystem_type, kernel_filesystems, run
 
 
 class BtrfsDriver(FullTreeDriver):
     """Layers as subvolumes under ``<home>/trees``; mount returns the subvolume."""
 
     name = "btrfs"
+    home_filesystem = "btrfs"
 
     def __init__(self, home, options=None):
         fstype = filesystem_type(home)  # checked first: refusing leaves nothing behind

@@ -22,13 +22,10 @@ import os
 import string
 from pathlib import Path
 
-from berth.core.drivers import (  # berth.core.oci.archive (tarfile) is imported where used: not on a container start
-    Change,
-    StorageDriver,
-)
+from berth.core import driverkit  # it imports the layer-tar code (tarfile) only where used
+from berth.core.drivers import Change, StorageDriver
 from berth.core.errors import Conflict, InvalidArgument, NotFound, Unsupported
 from berth.core.plumbing.ids import random_choice, random_hex
-from berth.plugins.storage import common
 
 TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
@@ -47,7 +44,7 @@ class Overlay2Driver(StorageDriver):
 
     def __init__(self, home, options=None):
         super().__init__(home, options)
-        fstype = common.filesystem_type(self.home)  # checked first: refusing leaves nothing behind
+        fstype = driverkit.filesystem_type(self.home)  # checked first: refusing leaves nothing behind
         if fstype == "overlay":
             raise Unsupported(f"overlay2: {self.home} is on an overlay filesystem, which cannot hold overlay layers")
         self.backing_filesystem = fstype
@@ -56,14 +53,14 @@ class Overlay2Driver(StorageDriver):
 
     @classmethod
     def unsupported_reason(cls) -> str | None:
-        if "overlay" not in common.kernel_filesystems():
+        if "overlay" not in driverkit.kernel_filesystems():
             return "the kernel has no overlay filesystem (try: modprobe overlay)"
         return None
 
     # ------------------------------------------------------------ layout
 
     def _dir(self, id: str) -> Path:
-        name = common.dir_name(id)
+        name = driverkit.layer_dir_name(id)
         if name == "l":  # home/l holds the short links
             raise InvalidArgument(f"invalid layer id {id!r}")
         return self.home / name
@@ -127,11 +124,9 @@ class Overlay2Driver(StorageDriver):
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
         import shutil
 
-        from berth.core.oci import archive
-
         upper = self._require(id) / "diff"
         try:
-            return archive.extract_layer(archive.decompressed(diff), upper, "overlay")
+            return driverkit.extract_layer(driverkit.decompressed(diff), upper, "overlay")
         except BaseException:
             shutil.rmtree(upper)  # back to the state after create
             upper.mkdir(mode=0o755)
@@ -147,8 +142,8 @@ class Overlay2Driver(StorageDriver):
         d = self._dir(id)
         if not os.path.lexists(d):
             return
-        for point in common.mounts_under(d):
-            common.unmount(Path(point))
+        for point in driverkit.mounts_under(d):
+            driverkit.unmount(Path(point))
         try:
             (self.home / "l" / (d / "link").read_text().strip()).unlink(missing_ok=True)
         except (FileNotFoundError, ValueError):
@@ -164,8 +159,8 @@ class Overlay2Driver(StorageDriver):
         if not lowers:
             return d / "diff"  # a base layer needs no union
         merged = d / "merged"
-        with common.locked_counter(d / "mounts") as count:
-            if count[0] > 0 and common.is_mounted(merged):
+        with driverkit.locked_counter(d / "mounts") as count:
+            if count[0] > 0 and driverkit.is_mounted(merged):
                 count[0] += 1
                 return merged
             if writable:
@@ -175,8 +170,8 @@ class Overlay2Driver(StorageDriver):
             options += self._extra_options()
             if len(options) > _MAX_OPTIONS:
                 raise Unsupported(f"overlay2: layer {id} has too many ancestors ({len(lowers)}) to mount")
-            if common.is_mounted(merged):  # left over by a crash: start afresh
-                common.unmount(merged)
+            if driverkit.is_mounted(merged):  # left over by a crash: start afresh
+                driverkit.unmount(merged)
             _mount_overlay(self.home, merged, options, id)
             count[0] = 1
         return merged
@@ -195,41 +190,35 @@ class Overlay2Driver(StorageDriver):
         d = self._dir(id)
         if not (d / "merged").is_dir() or not self._lowers(id):
             return
-        with common.locked_counter(d / "mounts") as count:
+        with driverkit.locked_counter(d / "mounts") as count:
             count[0] -= 1
             if count[0] <= 0:
                 count[0] = 0
-                common.unmount(d / "merged")
+                driverkit.unmount(d / "merged")
 
     def cleanup(self) -> None:
-        for point in common.mounts_under(self.home):
-            common.unmount(Path(point))
+        for point in driverkit.mounts_under(self.home):
+            driverkit.unmount(Path(point))
         for counter in self.home.glob("*/mounts"):
             counter.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ contents
 
     def changes(self, id: str) -> list[Change]:
-        from berth.core.oci import archive
-
         d = self._require(id)
-        return archive.overlay_changes(d / "diff", self._lower_dirs(id))
+        return driverkit.overlay_changes(d / "diff", self._lower_dirs(id))
 
     def export_diff(self, id: str, out: BinaryIO) -> None:
-        from berth.core.oci import archive
-
         upper = self._require(id) / "diff"
-        entries, opaque = archive.overlay_upper_entries(upper)
-        archive.write_layer(upper, entries, out, opaque)
+        entries, opaque = driverkit.overlay_upper_entries(upper)
+        driverkit.write_layer(upper, entries, out, opaque)
 
     def usage(self, id: str) -> int:
-        from berth.core.oci import archive
-
-        return archive.tree_size(self._require(id) / "diff")
+        return driverkit.tree_size(self._require(id) / "diff")
 
     def status(self) -> list[tuple[str, str]]:
         return [
-            ("Backing Filesystem", common.backing_filesystem_name(self.backing_filesystem)),
+            ("Backing Filesystem", driverkit.backing_filesystem_name(self.backing_filesystem)),
             ("Supports d_type", "true"),
             ("Native Overlay Diff", "true"),
             ("Using metacopy", "false"),

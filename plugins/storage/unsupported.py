@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from berth.core import driverkit
 from berth.core.drivers import StorageDriver
 from berth.core.errors import Unsupported
-from berth.plugins.storage import common
 
 DM_MODULE = Path("/sys/module/dm_mod")
 DM_CONTROL = Path("/dev/mapper/control")
@@ -35,7 +35,7 @@ class AufsDriver(_Unavailable):
 
     @classmethod
     def unsupported_reason(cls) -> str:
-        if "aufs" not in common.kernel_filesystems():
+        if "aufs" not in driverkit.kernel_filesystems():
             return "the kernel has no aufs filesystem (use overlay2)"
         return "berth does not implement aufs (removed from Docker too); use overlay2"
 

@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from berth.plugins.storage.common import FullTreeDriver, run
+from berth.core.driverkit import FullTreeDriver, run
 
 
 class VfsDriver(FullTreeDriver):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from berth.core import plugins
+from berth.core import driverkit, plugins
 from berth.core.errors import Unsupported
-from berth.plugins.storage import common, unsupported
+from berth.plugins.storage import unsupported
 
 
 def test_registered_and_report_the_missing_kernel_feature():
@@ -35,8 +35,8 @@ def test_faked_proc_filesystems_with_aufs(tmp_path, monkeypatch):
     # MOCK: no kernel here has aufs; fake /proc/filesystems to reach this message.
     fake = tmp_path / "filesystems"
     fake.write_text("nodev\tsysfs\n\text4\nnodev\taufs\n")
-    monkeypatch.setattr(common, "PROC_FILESYSTEMS", fake)
-    assert "aufs" in common.kernel_filesystems()
+    monkeypatch.setattr(driverkit, "PROC_FILESYSTEMS", fake)
+    assert "aufs" in driverkit.kernel_filesystems()
     assert unsupported.AufsDriver.unsupported_reason() == (
         "berth does not implement aufs (removed from Docker too); use overlay2"
     )
@@ -54,7 +54,7 @@ def test_overlay2_reports_missing_overlay(tmp_path, monkeypatch):
     # MOCK: this kernel has overlay; fake a /proc/filesystems without it.
     fake = tmp_path / "filesystems"
     fake.write_text("nodev\tsysfs\n\text4\n")
-    monkeypatch.setattr(common, "PROC_FILESYSTEMS", fake)
+    monkeypatch.setattr(driverkit, "PROC_FILESYSTEMS", fake)
     from berth.plugins.storage.overlay2 import Overlay2Driver
 
     assert Overlay2Driver.unsupported_reason() == "the kernel has no overlay filesystem (try: modprobe overlay)"
