@@ -88,6 +88,10 @@ class StorageDriver(Driver):
     #: (overlay2 keeps each layer's diff apart). vfs and btrfs copy the
     #: parent in `create`, so their layers are filled in chain order.
     independent_layers: bool = False
+    #: the filesystem type `home` must be on (btrfs), or None for any; the
+    #: conformance kit (berth.testing) makes the homes of such a driver on a
+    #: loop-mounted filesystem of that type.
+    home_filesystem: ClassVar[str | None] = None
 
     def __init__(self, home: Path, options: Mapping[str, str] | None = None):
         self.home = Path(home)
@@ -412,6 +416,9 @@ class NetworkDriver(Driver):
     namespace: ClassVar[str] = "new"
     #: whether networks of this driver can be created by `network create`
     user_creatable: ClassVar[bool] = False
+    #: whether `publish` forwards host ports (``-p``); berth refuses ``-p`` on
+    #: a network whose driver does not
+    publishes_ports: ClassVar[bool] = False
 
     def __init__(self, options: Mapping[str, str] | None = None):
         self.options = dict(options or {})
@@ -467,7 +474,7 @@ class Registry(Driver):
     - ``user_agent`` (str), ``timeout`` (seconds, per network operation);
     - ``chunk_size`` (bytes): above it, blobs are uploaded in chunks.
 
-    Contract every implementation keeps (tests/conformance/registry):
+    Contract every implementation keeps (berth.testing.registry checks it):
 
     - Every digest is ``sha256:`` + 64 lower-case hex digits; anything else
       (``sha256:../x``, a wrong length) is refused with Corrupt before any
@@ -491,6 +498,9 @@ class Registry(Driver):
     MANIFEST_MAX: ClassVar[int] = 4 << 20
     #: whether berth may transfer several blobs at once through one instance
     parallel: ClassVar[bool] = True
+    #: what `location` is: ``"host"`` (``host[:port]`` of an HTTP registry) or
+    #: ``"path"`` (a file or directory on this host)
+    location_kind: ClassVar[str] = "host"
 
     def __init__(self, location: str, options: Mapping | None = None):
         self.location = location

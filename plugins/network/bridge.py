@@ -179,6 +179,7 @@ class BridgeDriver(NetworkDriver):
     name = "bridge"
     namespace = "new"
     user_creatable = True
+    publishes_ports = True
 
     def preload(self) -> None:
         _netlink()

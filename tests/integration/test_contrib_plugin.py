@@ -3,8 +3,8 @@
 contrib/berth-volume-tmpfs is pip-installed (a real wheel build, --no-deps)
 into a temporary directory that is put on PYTHONPATH of subprocesses only:
 berth finds it through the entry point in its .dist-info, exactly as it
-would find any installed distribution. Then the volume conformance suite
-runs against it, and the `berth` CLI uses it.
+would find any installed distribution. Then the conformance kit runs the
+volume suite against it, and the `berth` CLI uses it.
 """
 
 from __future__ import annotations
@@ -62,17 +62,20 @@ def _env(site: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def test_the_volume_conformance_suite_passes(site, tmp_path):
+def test_the_kit_runs_the_volume_suite_against_it(site, tmp_path):
+    """As its author would: `pytest --berth-conformance volume:tmpfs` in a directory of their own."""
+    own = tmp_path / "author"
+    own.mkdir()
     basetemp = tmp_path / "suite"
     try:
         done = subprocess.run(
             [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", f"--basetemp={basetemp}",
-             str(REPO / "tests" / "conformance" / "volume")],
-            cwd=REPO, env=_env(site, BERTH_CONFORMANCE_VOLUME="tmpfs"), capture_output=True, text=True, timeout=300)
+             "--berth-conformance", "volume:tmpfs"],
+            cwd=own, env=_env(site), capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-        assert "test_registered_name_matches[tmpfs] PASSED" in done.stdout
-        assert "test_data_persists_across_mounts_and_instances[tmpfs] PASSED" in done.stdout
-        assert "[local" not in done.stdout  # BERTH_CONFORMANCE_VOLUME restricted the run
+        assert "TestVolume::test_registered_name_matches[tmpfs] PASSED" in done.stdout
+        assert "TestVolume::test_data_persists_across_mounts_and_instances[tmpfs] PASSED" in done.stdout
+        assert "[local" not in done.stdout  # only the driver asked for
         assert not _mounts_under(basetemp)
     finally:
         for point in _mounts_under(basetemp):

@@ -345,7 +345,7 @@ def test_broken_downloads_are_refused_and_nothing_is_stored(other, proxy, big_im
 
 # -- authentication ------------------------------------------------------------
 
-from registry_server import PASSWORD, USER, fake_server_factory, make_image, registry_htpasswd  # noqa: E402,F401
+from berth.testing.registries import PASSWORD, USER, make_image  # noqa: E402  (fixtures: the kit's plugin)
 
 
 def test_login_push_pull_logout_with_htpasswd(berth, registry_htpasswd):

@@ -11,22 +11,12 @@ import secrets
 import subprocess
 
 import pytest
-from registry_server import (  # noqa: F401
-    OCI_MANIFEST,
-    PASSWORD,
-    USER,
-    fake_server_factory,
-    make_image,
-    registry_htpasswd,
-    registry_open,
-    registry_token,
-    sha256,
-)
 
 from berth.core.config import load as load_config
 from berth.core.errors import NotFound, RegistryError, Unauthorized
 from berth.core.oci import credentials
 from berth.plugins.registry.distribution import DistributionRegistry
+from berth.testing.registries import OCI_MANIFEST, PASSWORD, USER, make_image, sha256
 
 ACCEPT = [OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"]
 

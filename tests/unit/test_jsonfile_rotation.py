@@ -1,4 +1,4 @@
-"""json-file specifics: rotation bounds the disk, tail/since/until across the
+"""json-file beyond the kit's logging suite: rotation bounds the disk, tail/since/until across the
 rotated files, and a follower survives rotations done by another process."""
 
 from __future__ import annotations

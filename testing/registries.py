@@ -1,4 +1,4 @@
-"""Real and fake registries on 127.0.0.1 for tests.
+"""Real and scripted registries on 127.0.0.1, for the registry suite and any test.
 
 - `RegistryServer(workdir, mode)`: Debian's ``docker-registry serve`` (the
   distribution project's registry) on 127.0.0.1:<free port>, storage in
@@ -14,7 +14,8 @@
 - `make_image()`: a tiny image built by hand (a gzip layer tar, a config, an
   OCI or Docker schema2 manifest) to push.
 - pytest fixtures: `registry_open`, `registry_htpasswd`, `registry_token`
-  (module-scoped servers), `fake_server_factory` (per test).
+  (module-scoped servers), `fake_server_factory` (per test); the kit's
+  pytest plugin (berth.testing.plugin) provides them to every test.
 
 Everything is stopped and removed on teardown, even on failure. Traffic
 goes to 127.0.0.0/8 only.

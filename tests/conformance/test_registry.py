@@ -1,0 +1,7 @@
+"""berth's HTTP registry driver through the kit's registry suite (berth.testing.registry)."""
+
+from berth.testing.registry import RegistrySuite
+
+
+class TestRegistry(RegistrySuite):
+    DRIVERS = ["docker"]
