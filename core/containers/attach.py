@@ -17,11 +17,13 @@ import selectors
 import signal
 import socket
 import struct
-import termios
 import time
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
 _HEADER = struct.Struct(">BI")
+# termios's values, without loading termios (a container start does not need it)
+_TIOCGWINSZ = 0x5413
+_TIOCSWINSZ = 0x5414
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:
@@ -68,7 +70,7 @@ def connect(path: str) -> socket.socket:
 
 def window_size(fd: int) -> tuple[int, int] | None:
     try:
-        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8))
+        rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, _TIOCGWINSZ, b"\0" * 8))
         return rows, cols
     except OSError:
         return None
@@ -167,4 +169,4 @@ def write_all(fd: int, data: bytes) -> None:
 
 def set_window_size(fd: int, rows: int, cols: int) -> None:
     """Give the terminal `fd` a size (the container's follows its client's)."""
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    fcntl.ioctl(fd, _TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

@@ -18,7 +18,6 @@ fetch added are removed again: nothing is left half made.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from berth.core.oci.mediatypes import (
 )
 from berth.core.oci.platform import choose_platform, parse_platform
 from berth.core.plumbing.log import get_logger
+from berth.core.plumbing.records import Record
 
 log = get_logger("berth.transfer")
 
@@ -168,11 +168,11 @@ def short(digest: str) -> str:
     return digest.split(":", 1)[1][:12]
 
 
-@dataclasses.dataclass
-class Fetched:
-    image: object  # berth.core.images.image.Image
-    downloaded: int  # blobs actually transferred
-    existed: bool  # the image was already in the store
+class Fetched(Record):
+    """What fetch() brought: the Image, how many blobs it transferred, and
+    whether the image was already in the store."""
+
+    REQUIRED = ("image", "downloaded", "existed")
 
 
 def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference] = (), repo_digest: str | None = None,
@@ -251,7 +251,7 @@ def fetch(engine, source, repo: str, doc: dict, *, tags: Iterable[refs.Reference
     for desc in layers:
         if desc["digest"] in added:
             progress(short(desc["digest"]), "Pull complete", desc["size"], desc["size"])
-    return Fetched(image, len(added), existed)
+    return Fetched(image=image, downloaded=len(added), existed=existed)
 
 
 def _checked_config(config_bytes: bytes, layers: list[dict]) -> tuple[bytes, list]:
@@ -307,12 +307,10 @@ def _mirrors(engine, host: str) -> list[str]:
     return [mirrors] if isinstance(mirrors, str) else list(mirrors)
 
 
-@dataclasses.dataclass
-class PullResult:
-    ref: refs.Reference
-    digest: str
-    image: object
-    up_to_date: bool
+class PullResult(Record):
+    """One pulled reference: its manifest's digest, the Image, and whether nothing new came."""
+
+    REQUIRED = ("ref", "digest", "image", "up_to_date")
 
 
 def pull(engine, name: str | refs.Reference, *, platform: str | None = None, progress: Progress = _no_progress,
@@ -361,7 +359,7 @@ def _pull_one(engine, source, ref: refs.Reference, platform, progress: Progress)
     fetched = fetch(engine, source, ref.repository, doc, tags=[ref] if ref.tag else [],
                     repo_digest=f"{ref.name}@{top_digest}", action="pull", progress=progress)
     up_to_date = fetched.downloaded == 0 and before == fetched.image.id
-    return PullResult(ref, top_digest, fetched.image, up_to_date)
+    return PullResult(ref=ref, digest=top_digest, image=fetched.image, up_to_date=up_to_date)
 
 
 # --------------------------------------------------------------------------

@@ -18,7 +18,6 @@ Two whiteout formats (``extract_layer(..., whiteouts=...)``):
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import io
 import os
@@ -31,6 +30,7 @@ from typing import BinaryIO, Iterable
 
 from berth.core.drivers import Change
 from berth.core.errors import Corrupt
+from berth.core.plumbing.records import Record
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -280,15 +280,13 @@ def _proc(fd: int) -> str:
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class _Extraction:
-    root_fd: int
-    whiteouts: str
-    written: int = 0
-    #: paths this layer put in place (an opaque marker keeps them)
-    unpacked: set = dataclasses.field(default_factory=set)
-    #: directories whose times are set last (their children change them)
-    dir_times: list = dataclasses.field(default_factory=list)
+class _Extraction(Record):
+    """One layer's extraction under way: `unpacked`, the paths this layer put
+    in place (an opaque marker keeps them); `dir_times`, directories whose
+    times are set last (their children change them)."""
+
+    REQUIRED = ("root_fd", "whiteouts")
+    FIELDS = {"written": 0, "unpacked": set(), "dir_times": []}
 
 
 def extract_layer(
@@ -312,7 +310,7 @@ def extract_layer(
         raise ValueError(f"whiteouts must be 'overlay' or 'delete', not {whiteouts!r}")
     limited = io.BufferedReader(_Limited(tar_stream, max_size), _CHUNK)
     root_fd = os.open(dest, _O_DIR)
-    state = _Extraction(root_fd, whiteouts)
+    state = _Extraction(root_fd=root_fd, whiteouts=whiteouts)
     try:
         try:
             with tarfile.open(fileobj=limited, mode="r|", tarinfo=_StrictTarInfo) as tf:

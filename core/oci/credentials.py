@@ -28,8 +28,8 @@ import fcntl
 import json
 import os
 import tempfile
+from collections import namedtuple
 from pathlib import Path
-from typing import NamedTuple
 
 from berth.core.errors import Corrupt
 
@@ -37,11 +37,10 @@ DOCKER_HUB_KEY = "https://index.docker.io/v1/"
 _HUB_NAMES = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 
 
-class Credentials(NamedTuple):
+class Credentials(namedtuple("Credentials", "username password")):
     """A username and password; unpacks as a tuple, prints without the password."""
 
-    username: str
-    password: str
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password=<hidden>)"

@@ -7,6 +7,14 @@ command ~5 ms with the inspect module it loads (and each class more to build).
         REQUIRED = ()
 
 A list, dict or set default is copied for each record.
+
+berth's value types come in two kinds, and only these two:
+- an immutable value compared by value (a reference, a layer, a driver's
+  Change or PortMapping): a `collections.namedtuple` subclass with
+  `__slots__ = ()`;
+- a mutable record with named fields and defaults (a container, an image,
+  a runtime spec): a `Record`.
+Neither imports dataclasses or typing (see "Start-up cost" in docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -22,12 +22,12 @@ Every name, digest and descriptor in an archive is untrusted input.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import posixpath
 import tarfile
 import time
+from collections import namedtuple
 from typing import BinaryIO
 
 from berth.core.errors import Corrupt, InvalidArgument, NotFound
@@ -97,14 +97,11 @@ def _blob_digest(path: str) -> str | None:
     return None
 
 
-@dataclasses.dataclass
-class ArchiveImage:
-    """One image found in an archive, as a manifest the store can fetch."""
+class ArchiveImage(namedtuple("ArchiveImage", "manifest media_type digest names")):
+    """One image found in an archive, as a manifest the store can fetch;
+    `names`: references as written in the archive ("busybox:latest")."""
 
-    manifest: bytes
-    media_type: str
-    digest: str
-    names: list[str]  # references as written in the archive ("busybox:latest")
+    __slots__ = ()
 
 
 class ArchiveReader:

@@ -11,10 +11,10 @@ distribution.py; this module only parses and remembers.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import threading
 import time
+from collections import namedtuple
 from urllib.parse import urlencode
 
 from berth.core.errors import RegistryError
@@ -25,12 +25,10 @@ EXPIRY_MARGIN = 10.0
 DEFAULT_LIFETIME = 60.0
 
 
-@dataclasses.dataclass(frozen=True)
-class Challenge:
+class Challenge(namedtuple("Challenge", "scheme params")):
     """One ``WWW-Authenticate`` challenge: scheme in lower case and its parameters."""
 
-    scheme: str
-    params: dict
+    __slots__ = ()
 
     @property
     def realm(self) -> str | None:
