@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("berth.core.cli.images:tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "rmi": ("berth.core.cli.images:rmi", "Remove one or more images"),
     "history": ("berth.core.cli.images:history", "Show the history of an image"),
+    "build": ("berth.core.cli.build:build", "Build an image from a Dockerfile"),
     "pull": ("berth.core.cli.registry:pull", "Download an image from a registry"),
     "push": ("berth.core.cli.registry:push", "Upload an image to a registry"),
     "login": ("berth.core.cli.registry:login", "Log in to a registry"),

@@ -790,17 +790,36 @@ class ContainerService:
         return [c for c in self.storage_for(container).changes(container.id)
                 if not (c.kind == "A" and c.path in _MOUNT_POINTS)]
 
+    def export_layer(self, container: Container):
+        """The container's writable layer as a layer blob in the content store (without the
+        mount points berth made); returns its images.image.Layer. The caller holds the "gc"
+        lock shared until an image references the blob."""
+        import tempfile
+
+        from berth.core.images.image import Layer
+        from berth.core.oci.content import HashingWriter
+        from berth.core.oci.mediatypes import OCI_LAYER
+
+        with tempfile.NamedTemporaryFile(dir=self.engine.root, prefix=".commit-") as raw, \
+                tempfile.NamedTemporaryFile(dir=self.engine.root, prefix=".commit-") as tmp:
+            self.storage_for(container).export_diff(container.id, raw)
+            raw.flush()
+            raw.seek(0)
+            sink = HashingWriter(tmp)
+            _without_mount_points(raw, sink)
+            tmp.flush()
+            tmp.seek(0)
+            digest, size = self.engine.content.put(tmp, expected=sink.digest)
+        return Layer(digest, size, OCI_LAYER, digest)
+
     def commit(self, ref: str, *, repository: str | None = None, message: str = "", author: str = "",
                changes: list[str] = (), pause: bool = True):
         """A new image: the container's image layers plus its writable layer's diff."""
-        import hashlib
         import json
-        import tempfile
 
         from berth.core.images.dockerfile import apply_changes
         from berth.core.images.image import Layer
         from berth.core.oci import reference as refs
-        from berth.core.oci.mediatypes import OCI_LAYER
         from berth.core.oci.platform import arch
 
         container = self.get(ref)
@@ -816,20 +835,7 @@ class ContainerService:
             except BerthError:
                 pass
         try:
-            with tempfile.NamedTemporaryFile(dir=self.engine.root, prefix=".commit-") as raw, \
-                    tempfile.NamedTemporaryFile(dir=self.engine.root, prefix=".commit-") as tmp:
-                self.storage_for(container).export_diff(container.id, raw)
-                raw.flush()
-                raw.seek(0)
-                _without_mount_points(raw, tmp)
-                tmp.flush()
-                tmp.seek(0)
-                digest, size = self.engine.content.put(tmp)
-            with self.engine.content.open(digest) as f:
-                h = hashlib.sha256()
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            diff_id = "sha256:" + h.hexdigest()
+            layer = self.export_layer(container)
         finally:
             if paused_here:
                 try:
@@ -852,14 +858,14 @@ class ContainerService:
                         **({"author": author} if author else {})})
         layers = [Layer(l["digest"], l["size"], l["mediaType"], d)
                   for l, d in zip(base.manifest.get("layers", []), base.diff_ids)]
-        layers.append(Layer(digest, size, OCI_LAYER, diff_id))
+        layers.append(layer)
         config = {
             "architecture": base.config.get("architecture") or arch(),
             "os": base.config.get("os", "linux"),
             "created": created,
             "config": cfg,
             "container": container.id,
-            "rootfs": {"type": "layers", "diff_ids": list(base.diff_ids) + [diff_id]},
+            "rootfs": {"type": "layers", "diff_ids": list(base.diff_ids) + [layer.diff_id]},
             "history": history,
         }
         if author:
