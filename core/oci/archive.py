@@ -430,7 +430,7 @@ def _place(state: _Extraction, tf: tarfile.TarFile, member: tarfile.TarInfo, pfd
         if os.geteuid() == 0:
             os.chown(base, member.uid, member.gid, dir_fd=pfd, follow_symlinks=False)
         _set_xattrs(f"{_proc(pfd)}/{base}", member, follow=False, strict=False)
-        os.utime(base, ns=(member.mtime * 10**9,) * 2, dir_fd=pfd, follow_symlinks=False)
+        os.utime(base, ns=(int(member.mtime * 10**9),) * 2, dir_fd=pfd, follow_symlinks=False)
     elif member.islnk():
         _hard_link(state, member, pfd, base)
     elif member.ischr() or member.isblk() or member.isfifo():
@@ -440,7 +440,7 @@ def _place(state: _Extraction, tf: tarfile.TarFile, member: tarfile.TarInfo, pfd
         fd = os.open(base, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
         try:
             _apply_metadata(fd, member, is_dir=False)
-            os.utime(_proc(fd), ns=(member.mtime * 10**9,) * 2)
+            os.utime(_proc(fd), ns=(int(member.mtime * 10**9),) * 2)
         finally:
             os.close(fd)
     else:
@@ -463,7 +463,7 @@ def _write_file(state: _Extraction, tf: tarfile.TarFile, member: tarfile.TarInfo
             remaining -= len(chunk)
         state.written += member.size
         _apply_metadata(fd, member, is_dir=False, xattrs_ok=True)
-        os.utime(fd, ns=(member.mtime * 10**9,) * 2)
+        os.utime(fd, ns=(int(member.mtime * 10**9),) * 2)
     finally:
         os.close(fd)
 
@@ -520,7 +520,7 @@ def _set_dir_time(root_fd: int, parts: tuple[str, ...], mtime: int) -> None:
     if fd is None:
         return
     try:
-        os.utime(_proc(fd), ns=(mtime * 10**9,) * 2)
+        os.utime(_proc(fd), ns=(int(mtime * 10**9),) * 2)
     finally:
         os.close(fd)
 

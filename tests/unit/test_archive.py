@@ -429,3 +429,21 @@ def test_write_layer_whiteouts_and_opaque(dest):
     archive.write_layer(dest, [Change("D", "/gone"), Change("C", "/d"), Change("D", "/d/x")], buf, opaque_dirs={"/d"})
     names = tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getnames()
     assert names == ["d", "d/.wh..wh..opq", "d/.wh.x", ".wh.gone"]
+
+
+def test_fractional_mtimes_of_pax_headers_are_extracted(dest):
+    """Python's tarfile writes sub-second mtimes into pax headers (a build context made with tar.add)."""
+    import io
+    import tarfile
+
+    from berth.core.oci.archive import extract_layer
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, kind in (("d", tarfile.DIRTYPE), ("d/f", tarfile.REGTYPE)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mtime = kind, 1445412480.5
+            tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+    buf.seek(0)
+    extract_layer(buf, dest, "delete")
+    assert int((dest / "d" / "f").stat().st_mtime) == 1445412480
