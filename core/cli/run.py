@@ -59,6 +59,36 @@ CREATE_FLAGS = [
     Flag("--tmpfs", kind="multiple", help="Mount a tmpfs directory."),
     Flag("--volumes-from", kind="multiple", help="Mount volumes from the specified container(s)."),
     Flag("--pull", choices=("missing", "always", "never"), default="missing", help="Pull image before running."),
+    Flag("-q", "--quiet", kind="bool", help="Suppress the pull output."),
+    Flag("--platform", help="Set platform if server is multi-platform capable."),
+    Flag("--cidfile", help="Write the container ID to the file."),
+    Flag("--label-file", kind="multiple", help="Read in a line delimited file of labels."),
+    Flag("--add-host", kind="multiple", help="Add a custom host-to-IP mapping (host:ip)."),
+    Flag("--dns", kind="multiple", help="Set custom DNS servers."),
+    Flag("--dns-search", kind="multiple", help="Set custom DNS search domains."),
+    Flag("--dns-option", "--dns-opt", kind="multiple", help="Set DNS options."),
+    Flag("--ip", help="IPv4 address (e.g., 172.30.100.104)."),
+    Flag("--network-alias", "--net-alias", kind="multiple", help="Add network-scoped alias for the container."),
+    Flag("--mac-address", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)."),
+    Flag("--privileged", kind="bool", help="Give extended privileges to this container."),
+    Flag("--init", kind="bool", help="Run an init inside the container that forwards signals and reaps processes."),
+    Flag("--device", kind="multiple", help="Add a host device to the container."),
+    Flag("--device-cgroup-rule", kind="multiple", help="Add a rule to the cgroup allowed devices list."),
+    Flag("--ulimit", kind="multiple", help="Ulimit options."),
+    Flag("--security-opt", kind="multiple", help="Security Options."),
+    Flag("--group-add", kind="multiple", help="Add additional groups to join."),
+    Flag("--sysctl", kind="multiple", help="Sysctl options."),
+    Flag("--pid", help="PID namespace to use."),
+    Flag("--ipc", help="IPC mode to use."),
+    Flag("--uts", help="UTS namespace to use."),
+    Flag("--userns", help="User namespace to use."),
+    Flag("--cgroupns", help="Cgroup namespace to use (host|private)."),
+    Flag("--oom-score-adj", type=int, help="Tune host's OOM preferences (-1000 to 1000)."),
+    Flag("--oom-kill-disable", kind="bool", help="Disable OOM Killer."),
+    Flag("-c", "--cpu-shares", type=int, help="CPU shares (relative weight)."),
+    Flag("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
+    Flag("--memory-reservation", help="Memory soft limit."),
+    Flag("--volume-driver", help="Optional volume driver for the container."),
 ]
 
 RUN_FLAGS = [
@@ -88,9 +118,45 @@ def fast(argv: list[str]) -> int | None:
 
 def create(make, image: str, command, values: dict) -> int:
     """`make()`: this command's Engine."""
-    container = create_container(make(), image, command, values)
+    with cidfile(values.get("cidfile")) as write_id:
+        container = create_container(make(), image, command, values)
+        write_id(container.id)
     print(container.id)
     return 0
+
+
+def cidfile(path: str | None):
+    """--cidfile: refused when the file exists (Docker's message), made before
+    the container, holds its ID after, removed again if the create fails."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def cm():
+        if not path:
+            yield lambda _id: None
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise InvalidArgument(f"container ID file found, make sure the other container isn't running or "
+                                  f"delete {path}") from None
+        except OSError as exc:
+            raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                                  f"{exc.strerror.lower()}") from None
+        written = []
+
+        def write_id(container_id: str) -> None:
+            os.write(fd, container_id.encode())
+            written.append(container_id)
+
+        try:
+            yield write_id
+        finally:
+            os.close(fd)
+            if not written:
+                os.unlink(path)
+
+    return cm()
 
 
 def run(make, image: str, command, values: dict) -> int:
@@ -104,7 +170,9 @@ def run(make, image: str, command, values: dict) -> int:
     standby = Standby(make, network=values.get("network") or "default")
     try:
         engine = make()
-        container = create_container(engine, image, command, values, detach=detach)
+        with cidfile(values.get("cidfile")) as write_id:
+            container = create_container(engine, image, command, values, detach=detach)
+            write_id(container.id)
         service = engine.containers
         if detach:
             service.start(container, standby=standby)
@@ -122,11 +190,15 @@ def run(make, image: str, command, values: dict) -> int:
 def create_container(engine, image_name, command, kw, detach=False):
     try:
         opts = _build_options(engine, image_name, command, kw, detach)
-        image = _resolve_image(engine, image_name, kw.get("pull") or "missing")
+        image = _resolve_image(engine, image_name, kw.get("pull") or "missing", platform=opts.platform,
+                               quiet=kw.get("quiet"))
         _image_volumes(engine, opts, image)
-        return engine.containers.create(opts, image)
+        container = engine.containers.create(opts, image)
     except BerthError as exc:
         raise _as_run_error(exc) from None
+    for warning in opts.warnings:
+        print(f"WARNING: {warning}", file=sys.stderr, flush=True)
+    return container
 
 
 def _as_run_error(exc: BerthError) -> BerthError:
@@ -147,6 +219,7 @@ def _key_values(items, what: str) -> dict[str, str]:
 
 
 def _build_options(engine, image, command, kw, detach=False):
+    from berth.core.containers import hostconfig
     from berth.core.containers.container import CreateOptions, parse_restart
     from berth.core.plumbing.units import ram_in_bytes
 
@@ -160,7 +233,7 @@ def _build_options(engine, image, command, kw, detach=False):
     return CreateOptions(
         image=image, command=list(command), name=kw["name"], entrypoint=kw["entrypoint"], env=list(kw["env"]),
         env_files=list(kw["env_file"]), workdir=kw["workdir"], user=kw["user"], hostname=kw["hostname"],
-        labels=_key_values(kw["labels"], "--label"), tty=kw["tty"], interactive=kw["interactive"],
+        labels=hostconfig.read_labels(kw["label_file"], kw["labels"]), tty=kw["tty"], interactive=kw["interactive"],
         console_size=_console_size() if kw["tty"] else None,
         attach=list(kw["attach"]), detach=detach, auto_remove=kw["auto_remove"], read_only=kw["read_only"],
         memory=memory, memory_swap=swap, cpus=kw["cpus"], pids_limit=kw["pids_limit"],
@@ -170,8 +243,26 @@ def _build_options(engine, image, command, kw, detach=False):
         shm_size=ram_in_bytes(kw["shm_size"]) if kw["shm_size"] else None,
         mounts=_mounts(engine, kw),
         publish=list(kw["publish"]), publish_all=kw["publish_all"], expose=list(kw["expose"]),
-        links=list(kw["links"]),
+        links=list(kw["links"]), host_config=hostconfig.from_flags(kw), platform=kw["platform"],
+        endpoint=_endpoint(kw),
     )
+
+
+def _endpoint(kw) -> dict:
+    """--ip, --network-alias, --mac-address: the primary network's EndpointSettings."""
+    from berth.core.containers import hostconfig
+
+    out = {}
+    if kw["ip"]:
+        try:
+            out["IPAMConfig"] = {"IPv4Address": hostconfig.ip_address(kw["ip"])}
+        except ValueError as exc:
+            raise hostconfig.bad_value(kw["ip"], "--ip", str(exc)) from None
+    if kw["network_alias"]:
+        out["Aliases"] = list(kw["network_alias"])
+    if kw["mac_address"]:
+        out["MacAddress"] = hostconfig.mac_address(kw["mac_address"])
+    return out
 
 
 def _mounts(engine, kw) -> list[dict]:
@@ -184,7 +275,7 @@ def _mounts(engine, kw) -> list[dict]:
     for spec in kw["volumes_from"]:
         ref, _, mode = spec.partition(":")
         volumes_from.append((engine.containers.get(ref).mounts, mode))
-    driver = engine.config.get("volumes.driver")
+    driver = kw["volume_driver"] or engine.config.get("volumes.driver")
     return mounts.container_mounts(volumes=kw["volumes"], mounts=kw["mounts"], tmpfs=kw["tmpfs"],
                                    volumes_from=volumes_from, volume_driver=driver)
 
@@ -200,27 +291,51 @@ def _image_volumes(engine, opts, image) -> None:
         return
     explicit = {m["Destination"] for m in opts.mounts}
     extra = mounts.container_mounts(image_volumes={p: {} for p in vols if p not in explicit},
-                                    volume_driver=engine.config.get("volumes.driver"))
+                                    volume_driver=opts.host_config.get("VolumeDriver") or engine.config.get("volumes.driver"))
     opts.mounts = list(opts.mounts) + extra
 
 
-def _resolve_image(engine, name: str, pull: str = "missing"):
-    """The image, pulled first with --pull always, or when missing (Docker's "Unable to find image")."""
+def _resolve_image(engine, name: str, pull: str = "missing", platform: str | None = None, quiet: bool = False):
+    """The image, pulled first with --pull always, or when missing (Docker's "Unable to find image");
+    with --platform, an image of another platform counts as missing."""
     from berth.core.errors import NotFound
     from berth.core.oci import reference as refs
 
+    wanted = None
+    if platform:
+        from berth.core.oci.platform import parse_platform
+
+        wanted = parse_platform(platform)
     if pull != "always":
-        try:
-            return engine.images.get(name)
-        except NotFound:
-            pass
         familiar = refs.parse(name).familiar
+        try:
+            image = engine.images.get(name)
+        except NotFound:
+            image = None
+        if image is not None and (wanted is None or _platform_matches(image, wanted)):
+            return image
         if pull == "never":
-            raise NotFound(f"No such image: {familiar}")
-        print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)
+            if image is None:
+                raise NotFound(f"No such image: {familiar}")
+            raise NotFound(f"image with reference {familiar} was found but does not match the specified "
+                           f"platform: wanted {platform}, actual: {_platform_of(image)}")
+        if not quiet:
+            print(f"Unable to find image '{familiar}' locally", file=sys.stderr, flush=True)
     from berth.core.images import transfer  # a pull's modules: only when one is needed
 
-    return transfer.pull(engine, name)[0].image
+    return transfer.pull(engine, name, platform=platform)[0].image
+
+
+def _platform_of(image) -> str:
+    cfg = image.config
+    return "/".join(p for p in (cfg.get("os") or "linux", cfg.get("architecture") or "", cfg.get("variant")) if p)
+
+
+def _platform_matches(image, wanted) -> bool:
+    os_name, arch, variant = wanted
+    cfg = image.config
+    return ((cfg.get("os") or "linux") == os_name and cfg.get("architecture") == arch
+            and (variant is None or cfg.get("variant") in (None, variant)))
 
 
 def parse_detach_keys(text: str | None) -> bytes:

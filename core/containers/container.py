@@ -188,6 +188,10 @@ class CreateOptions(Record):
         "publish_all": False,  # -P
         "expose": [],  # --expose
         "links": [],  # --link NAME[:ALIAS]
+        "host_config": {},  # HostConfig fields of the other flags, checked (berth.core.containers.hostconfig)
+        "platform": None,  # --platform os/arch[/variant]: the image must be of it
+        "endpoint": {},  # --ip/--network-alias/--mac-address: EndpointSettings on the primary network
+        "warnings": [],  # filled by create: what Docker accepts with a warning (the CLI prints them)
     }
 
 
@@ -426,7 +430,7 @@ class ContainerService:
         config, host_config = self._merge_config(opts, image)
         container_id = random_hex(32)
         config["Hostname"] = opts.hostname or container_id[:12]
-        if host_config["NetworkMode"] == "host" and not opts.hostname:
+        if "host" in (host_config["NetworkMode"], host_config.get("UTSMode")) and not opts.hostname:
             config["Hostname"] = os.uname().nodename
         name = check_name(opts.name) if opts.name else None
         row = {
@@ -517,8 +521,6 @@ class ContainerService:
         if log_drivers.names() or opts.log_driver:  # no logging plugin installed at all: no logs
             log_drivers.supported(log_type).validate_options(log_opts)
         network = opts.network or self._default_network()
-        if network.startswith("container:"):
-            self.get(network.split(":", 1)[1])  # must exist now
         if opts.memory is not None and opts.memory and opts.memory < 6 * 1024 * 1024:
             raise InvalidArgument("Minimum memory limit allowed is 6MB")
         if opts.cpus is not None and opts.cpus < 0:
@@ -541,7 +543,24 @@ class ContainerService:
             config["ExposedPorts"] = dict(icfg["ExposedPorts"])
         self.engine.networks.apply_create_options(config, host_config, publish=opts.publish,
                                                   publish_all=opts.publish_all, expose=opts.expose, links=opts.links)
+        self._host_options(opts, config, host_config)
         return config, host_config
+
+    def _host_options(self, opts: CreateOptions, config: dict, host_config: dict) -> None:
+        """The flags of berth.core.containers.hostconfig: Docker's refusals raised, its warnings kept in
+        opts.warnings; the containers whose namespaces this one joins must exist now."""
+        from berth.core.containers import hostconfig
+
+        host_config.update(opts.host_config)
+        if opts.endpoint.get("MacAddress"):
+            config["MacAddress"] = opts.endpoint["MacAddress"]
+        opts.warnings = list(opts.warnings) + hostconfig.check_combinations(
+            config, host_config, hostname_given=bool(opts.hostname))
+        opts.warnings += hostconfig.discarded_security_opts(host_config.get("SecurityOpt"))
+        for key in ("NetworkMode", "PidMode", "IpcMode"):
+            mode = host_config.get(key) or ""
+            if mode.startswith("container:"):
+                self.get(mode.split(":", 1)[1])  # must exist now
 
     def _default_network(self) -> str:
         return self.engine.config.get("network.default")

@@ -328,15 +328,19 @@ class Monitor:
 
         cpus = (hc.get("NanoCpus") or 0) / 1e9 or None
         swap = hc.get("MemorySwap") or None
+        hostname = cfg.get("Hostname") or c.id[:12]
+        own_env = [f"HOSTNAME={hostname}"] + (["TERM=xterm"] if cfg.get("Tty") else [])  # as Docker's
+        more, more_limits = host_spec(self.service, c)
         spec = ContainerSpec(
-            args=c.command, env=_link_env(networks, c) + list(cfg.get("Env") or []), cwd=cfg.get("WorkingDir") or "/",
+            args=c.command, env=own_env + _link_env(networks, c) + list(cfg.get("Env") or []),
+            cwd=cfg.get("WorkingDir") or "/",
             user=cfg.get("User") or "", tty=bool(cfg.get("Tty")), stdin=stdin, stdout=stdout, stderr=stderr,
-            cap_add=list(hc.get("CapAdd") or []), cap_drop=list(hc.get("CapDrop") or []),
-            rootfs=rootfs, hostname=cfg.get("Hostname") or c.id[:12], readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
+            cap_add=["ALL"] if hc.get("Privileged") else list(hc.get("CapAdd") or []),
+            cap_drop=list(hc.get("CapDrop") or []), rootfs=rootfs, hostname=hostname, readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
             mounts=mounts, files=files, netns=netns, shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
             limits=Limits(memory=hc.get("Memory") or None, memory_swap=swap, cpus=cpus,
-                          pids_limit=hc.get("PidsLimit")),
-            cgroup_parent="berth", cgroup_name=c.id,
+                          pids_limit=hc.get("PidsLimit"), **more_limits),
+            cgroup_parent="berth", cgroup_name=c.id, **more,
         )
         try:
             return process.start(spec, before_exec=before_exec), child_fds
@@ -614,7 +618,13 @@ def _link_env(networks, container) -> list[str]:
 
 def _netns(service, container) -> str | None:
     """The runtime's netns argument for the container's network mode."""
-    mode = container.network_mode
+    # "none" and every network: a new namespace (the network service wires it)
+    return _namespace(service, container.network_mode, "net", "network")
+
+
+def _namespace(service, mode: str, kind: str, what: str) -> str | None:
+    """The runtime's argument for a namespace mode: None (a new one), "host",
+    or the /proc path of a running container's namespace."""
     if mode == "host":
         return "host"
     if mode.startswith("container:"):
@@ -622,9 +632,72 @@ def _netns(service, container) -> str | None:
 
         other = service.get(mode.split(":", 1)[1])
         if not other.running:
-            raise FailedPrecondition(f"cannot join network of a non running container: {other.id}")
-        return f"/proc/{other.pid}/ns/net"
-    return None  # "none" and every network: a new namespace (the network service wires it)
+            raise FailedPrecondition(f"cannot join {what} of a non running container: {other.id}")
+        return f"/proc/{other.pid}/ns/{kind}"
+    return None
+
+
+def host_spec(service, container) -> tuple[dict, dict]:
+    """ContainerSpec and Limits arguments of HostConfig's namespace, device,
+    security, rlimit and cgroup settings (berth.core.containers.hostconfig)."""
+    from berth.core.containers.hostconfig import security_settings
+    from berth.core.runtime import devices
+    from berth.core.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
+
+    hc = container.host_config
+    security = security_settings(hc.get("SecurityOpt"))
+    privileged = bool(hc.get("Privileged"))
+    nodes, rules = [], []
+    for mapping in hc.get("Devices") or ():
+        found = devices.host_device(mapping["PathOnHost"], mapping["PathInContainer"],
+                                    mapping.get("CgroupPermissions") or "rwm")
+        nodes += found
+        rules += [d.rule for d in found]
+    if privileged:
+        have = {d.path for d in nodes}
+        nodes = [d for d in devices.host_devices() if d.path not in have] + nodes
+    seccomp = security["seccomp"]
+    if privileged or seccomp == "unconfined":
+        seccomp = False
+    elif seccomp == "default":
+        seccomp = True
+    else:
+        from berth.core.runtime import capabilities
+        from berth.core.runtime import seccomp as filters
+
+        try:
+            seccomp = filters.compile_profile(seccomp, capabilities.resolve(hc.get("CapAdd") or (),
+                                                                            hc.get("CapDrop") or ()))
+        except (ValueError, TypeError, KeyError) as exc:
+            from berth.core.runtime.errors import StartError
+
+            raise StartError(f"invalid seccomp profile: {exc}", "seccomp") from None
+    unconfined_paths = privileged or security["systempaths_unconfined"]
+    init = None
+    if hc.get("Init"):
+        from berth.core.runtime.init import find
+
+        init = find()
+    spec = {
+        "pidns": _namespace(service, hc.get("PidMode") or "", "pid", "PID"),
+        "ipcns": _namespace(service, hc.get("IpcMode") or "", "ipc", "IPC"),
+        "utsns": "host" if hc.get("UTSMode") == "host" else None,
+        "cgroupns": "host" if hc.get("CgroupnsMode") == "host" else None,
+        "privileged": privileged, "devices": nodes, "sysctls": dict(hc.get("Sysctls") or {}),
+        "oom_score_adj": hc.get("OomScoreAdj") or None, "init": init,
+        "no_new_privs": security["no_new_privs"], "seccomp": seccomp,
+        "masked_paths": () if unconfined_paths else DEFAULT_MASKED_PATHS,
+        "readonly_paths": () if unconfined_paths else DEFAULT_READONLY_PATHS,
+        "group_add": list(hc.get("GroupAdd") or ()),
+        "rlimits": [(u["Name"], u["Soft"], u["Hard"]) for u in hc.get("Ulimits") or ()],
+    }
+    limits = {"cpu_shares": hc.get("CpuShares") or None, "cpuset_cpus": hc.get("CpusetCpus") or None,
+              "memory_reservation": hc.get("MemoryReservation") or None,
+              "oom_kill_disable": bool(hc.get("OomKillDisable")), "device_rules": tuple(rules),
+              "all_devices": privileged}
+    for rule in hc.get("DeviceCgroupRules") or ():
+        limits["device_rules"] += (rule,)
+    return spec, limits
 
 
 # -- /etc files ----------------------------------------------------------------------
@@ -645,25 +718,27 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     to /etc/hosts and `engine.networks.resolv_conf(container)` (text) is the
     resolv.conf, when a network service exists and the mode is not host/none.
     """
+    from berth.core.networks.network import resolv_text
     from berth.core.plumbing import atomic
 
     mode = container.network_mode
     networks = engine.networks
-    wired = mode not in ("host", "none")
+    hc = container.host_config
+    extra = "".join(_extra_host_line(engine, entry) for entry in hc.get("ExtraHosts") or ())
+    dns_flags = hc.get("Dns") or hc.get("DnsSearch") or hc.get("DnsOptions")
     hostname = container.config.get("Hostname") or container.id[:12]
     if mode == "host":
-        hosts = _read_host("/etc/hosts") or _HOSTS
-        resolv = _read_host("/etc/resolv.conf")
+        hosts = (_read_host("/etc/hosts") or _HOSTS) + extra
+        resolv = resolv_text(_read_host("/etc/resolv.conf"), hc, keep_loopback=True)
     else:
-        hosts = _HOSTS
-        if wired:
+        hosts = _HOSTS + extra
+        if mode != "none":
             hosts += "".join(line.rstrip("\n") + "\n" for line in networks.hosts_entries(container))
-        if wired:
             resolv = networks.resolv_conf(container)
-        elif mode == "none":
-            resolv = "# berth: --network none, no name servers\n"
+        elif dns_flags:
+            resolv = resolv_text(_read_host("/etc/resolv.conf"), hc)
         else:
-            resolv = _host_resolv_without_localhost()
+            resolv = "# berth: --network none, no name servers\n"
     files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}
     out = {}
     for name, text in files.items():
@@ -673,20 +748,17 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     return out
 
 
+def _extra_host_line(engine, entry: str) -> str:
+    """--add-host NAME:IP as a hosts line; host-gateway is the default network's gateway (as Docker's)."""
+    name, _, address = entry.partition(":")
+    if address == "host-gateway":
+        address = str(engine.config.get("network.gateway"))
+    return f"{address}\t{name}\n"
+
+
 def _read_host(path: str) -> str:
     try:
         with open(path) as f:
             return f.read()
     except OSError:
         return ""
-
-
-def _host_resolv_without_localhost() -> str:
-    """As Docker: the host's resolv.conf minus loopback name servers (unreachable from a netns)."""
-    lines = []
-    for line in _read_host("/etc/resolv.conf").splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver" and (words[1].startswith("127.") or words[1] == "::1"):
-            continue
-        lines.append(line)
-    return "\n".join(lines) + "\n"

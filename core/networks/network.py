@@ -605,33 +605,12 @@ class NetworkService:
         the container's --dns/--dns-search/--dns-option. No fallback servers:
         berth never adds a resolver the host does not use."""
         row = self._container_row(container.id)
-        host_config = loads(row["host_config"]) or {}
         try:
             with open("/etc/resolv.conf") as f:
-                host_lines = f.read().splitlines()
+                host_text = f.read()
         except OSError:
-            host_lines = []
-        out = []
-        dns, search, options = (host_config.get("Dns") or [], host_config.get("DnsSearch") or [],
-                                host_config.get("DnsOptions") or [])
-        for line in host_lines:
-            words = line.split()
-            if not words:
-                continue
-            if words[0] == "nameserver":
-                if dns or len(words) < 2 or _is_loopback(words[1]):
-                    continue
-            elif words[0] in ("search", "domain") and search:
-                continue
-            elif words[0] == "options" and options:
-                continue
-            out.append(line)
-        out += [f"nameserver {d}" for d in dns]
-        if search:
-            out.append("search " + " ".join(search))
-        if options:
-            out.append("options " + " ".join(options))
-        return "\n".join(out) + "\n"
+            host_text = ""
+        return resolv_text(host_text, loads(row["host_config"]) or {})
 
     @staticmethod
     def _links(host_config: dict) -> list[tuple[str, str]]:
@@ -858,6 +837,34 @@ def _endpoint_id(container_id: str, network_id: str) -> str:
 
     return sha256_bytes(f"endpoint/{container_id}/{network_id}".encode())[7:]
 
+
+
+def resolv_text(host_text: str, host_config: dict, *, keep_loopback: bool = False) -> str:
+    """A container's resolv.conf from the host's text: loopback name servers
+    dropped (unreachable from another network namespace) unless
+    `keep_loopback`, then HostConfig's Dns, DnsSearch and DnsOptions in place
+    of the host's nameserver, search/domain and options lines (as Docker)."""
+    out = []
+    dns, search, options = (host_config.get("Dns") or [], host_config.get("DnsSearch") or [],
+                            host_config.get("DnsOptions") or [])
+    for line in host_text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "nameserver":
+            if dns or len(words) < 2 or (_is_loopback(words[1]) and not keep_loopback):
+                continue
+        elif words[0] in ("search", "domain") and search:
+            continue
+        elif words[0] == "options" and options:
+            continue
+        out.append(line)
+    out += [f"nameserver {d}" for d in dns]
+    if search:
+        out.append("search " + " ".join(search))
+    if options:
+        out.append("options " + " ".join(options))
+    return "\n".join(out) + "\n"
 
 def _is_loopback(address: str) -> bool:
     try:

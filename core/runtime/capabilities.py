@@ -45,6 +45,18 @@ def last_cap() -> int:
         return len(NAMES) - 1
 
 
+def bounding() -> int:
+    """This process's bounding set: the capabilities it can hand on."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
+        pass
+    return (1 << (last_cap() + 1)) - 1
+
+
 def _normalize(name: str, flag: str) -> str:
     upper = name.strip().upper()
     if upper.startswith("CAP_"):
@@ -67,7 +79,7 @@ def resolve(cap_add=(), cap_drop=()) -> int:
     if "ALL" in drops:
         mask = 0
     if "ALL" in adds:
-        mask = full
+        mask = full & bounding()  # what this host can grant
     for name in drops:
         if name != "ALL":
             mask &= ~(1 << NUMBERS[name])

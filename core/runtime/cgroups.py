@@ -17,8 +17,8 @@ CGROUP_ROOT = "/sys/fs/cgroup"
 
 # v1 controllers a container gets a directory in, when mounted.
 _V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices",
-                   "blkio")
-_V2_CONTROLLERS = ("memory", "cpu", "pids", "io")
+                   "blkio", "cpuset")
+_V2_CONTROLLERS = ("memory", "cpu", "pids", "io", "cpuset")
 
 # Docker's default device allow list (moby oci/devices + runc defaults).
 DEFAULT_DEVICE_RULES = (
@@ -34,10 +34,17 @@ class Limits(Record):
     memory: bytes. memory_swap: memory + swap in bytes (Docker's
     --memory-swap; -1 unlimited; None with memory set means twice memory,
     as Docker). cpus: number of CPUs (float) -> CFS quota over a 100ms
-    period. pids_limit: max tasks (<= 0 unlimited).
+    period. pids_limit: max tasks (<= 0 unlimited). cpu_shares: relative
+    weight (v1 cpu.shares; v2 cpu.weight, converted as Docker). cpuset_cpus:
+    "0-3,5". memory_reservation: soft limit in bytes (v2 memory.low).
+    oom_kill_disable: v1 only (v2 has no such switch). device_rules: more
+    device cgroup allow rules ("c 10:229 rwm"); all_devices: allow every
+    device (--privileged). Device rules act on v1 (v2 needs an eBPF program).
     """
 
-    FIELDS = {"memory": None, "memory_swap": None, "cpus": None, "pids_limit": None}
+    FIELDS = {"memory": None, "memory_swap": None, "cpus": None, "pids_limit": None, "cpu_shares": None,
+              "cpuset_cpus": None, "memory_reservation": None, "oom_kill_disable": False, "device_rules": (),
+              "all_devices": False}
 
 
 class Stats(Record):
@@ -69,6 +76,19 @@ def _makedirs_racing_remove(path: str) -> None:
         except FileNotFoundError:
             if attempt == 4:
                 raise
+
+
+def _inherit_cpuset(path: str) -> None:
+    """A v1 cpuset cgroup (and its parents below the mount) takes no task
+    until it has cpus and mems: copy them down from the level above."""
+    levels = []
+    while os.path.exists(os.path.dirname(path) + "/cpuset.cpus"):
+        levels.append(path)
+        path = os.path.dirname(path)
+    for level in reversed(levels):
+        for name in ("cpuset.cpus", "cpuset.mems"):
+            if not _read(f"{level}/{name}").strip():
+                _write(f"{level}/{name}", _read(f"{os.path.dirname(level)}/{name}").strip())
 
 
 def _read(path: str) -> str:
@@ -114,12 +134,16 @@ class Cgroup:
         if cg.v2:
             cg._create_v2()
         else:
-            for path in cg.dirs.values():
+            for ctrl, path in cg.dirs.items():
                 _makedirs_racing_remove(path)
+                if ctrl == "cpuset":
+                    _inherit_cpuset(path)
             devices = cg.dirs.get("devices")
             if devices:
                 _write(devices + "/devices.deny", "a")
-                for rule in DEFAULT_DEVICE_RULES:
+                if limits is not None and limits.all_devices:
+                    _write(devices + "/devices.allow", "a")
+                for rule in DEFAULT_DEVICE_RULES + tuple(limits.device_rules if limits else ()):
                     _write(devices + "/devices.allow", rule)
         try:
             if limits:
@@ -176,6 +200,24 @@ class Cgroup:
         if limits.pids_limit is not None and pids:
             value = str(limits.pids_limit) if limits.pids_limit > 0 else "max"
             _write(pids + "/pids.max", value)
+        self._set_shares_and_reservations(limits)
+
+    def _set_shares_and_reservations(self, limits: Limits) -> None:
+        """cpu shares, cpuset, memory reservation, oom_kill_disable."""
+        cpu, cpuset, mem = self._dir("cpu"), self._dir("cpuset"), self._dir("memory")
+        if limits.cpu_shares and cpu:
+            if self.v2:  # Docker's conversion of shares [2, 262144] to weight [1, 10000]
+                weight = 1 + ((min(max(limits.cpu_shares, 2), 262144) - 2) * 9999) // 262142
+                _write(cpu + "/cpu.weight", str(weight))
+            else:
+                _write(cpu + "/cpu.shares", str(limits.cpu_shares))
+        if limits.cpuset_cpus and cpuset:
+            _write(cpuset + "/cpuset.cpus", limits.cpuset_cpus)
+        if limits.memory_reservation and mem:
+            name = "/memory.low" if self.v2 else "/memory.soft_limit_in_bytes"
+            _write(mem + name, str(limits.memory_reservation))
+        if limits.oom_kill_disable and mem and not self.v2:
+            _write(mem + "/memory.oom_control", "1")
 
     def add(self, pid: int = 0) -> None:
         """Move `pid` (0: the calling process, which must be single-threaded) into this cgroup."""

@@ -7,7 +7,9 @@ container's /dev, already resolved inside the rootfs.
 import os
 import stat
 
+from berth.core.plumbing.records import Record
 from berth.core.runtime import syscalls as sc
+from berth.core.runtime.errors import StartError
 
 # name, major, minor (all character devices, mode 0666 like Docker)
 NODES = (
@@ -21,15 +23,86 @@ LINKS = (
 )
 
 
-def populate(dev: str, shm_size: int, console_fd: int | None = None) -> None:
+class Device(Record):
+    """A device node to make in the container's /dev (--device, --privileged).
+
+    path: its path in the container (under /dev); kind "c" or "b"; mode: the
+    file's permission bits; permissions: the cgroup access ("rwm").
+    """
+
+    REQUIRED = ("path", "kind", "major", "minor")
+    FIELDS = {"mode": 0o666, "uid": 0, "gid": 0, "permissions": "rwm"}
+
+    @property
+    def rule(self) -> str:
+        """Its device cgroup allow rule, "c 10:229 rwm"."""
+        return f"{self.kind} {self.major}:{self.minor} {self.permissions}"
+
+
+def host_device(host_path: str, path: str, permissions: str = "rwm") -> list[Device]:
+    """The device node at `host_path` (every node under it, for a directory) as Devices at `path`."""
+    try:
+        st = os.stat(host_path)
+    except OSError as exc:
+        raise StartError(f'error gathering device information while adding custom device "{host_path}": '
+                         f"{exc.strerror.lower()}", "devices") from None
+    if stat.S_ISDIR(st.st_mode):
+        out = []
+        for entry in sorted(os.listdir(host_path)):
+            found = _node(f"{host_path}/{entry}", f"{path}/{entry}", permissions)
+            out += [found] if found else []
+        return out
+    found = _node(host_path, path, permissions, st)
+    if found is None:
+        raise StartError(f'error gathering device information while adding custom device "{host_path}": '
+                         "not a device node", "devices")
+    return [found]
+
+
+def _node(host_path: str, path: str, permissions: str, st=None) -> Device | None:
+    st = st or os.stat(host_path, follow_symlinks=False)
+    if not (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        return None
+    return Device(path=path, kind="c" if stat.S_ISCHR(st.st_mode) else "b", major=os.major(st.st_rdev),
+                  minor=os.minor(st.st_rdev), mode=stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
+                  permissions=permissions)
+
+
+_NOT_HOST_DEVICES = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/fd", "/dev/console", "/dev/ptmx",
+                     "/dev/.lxc", "/dev/.lxd-mounts", "/dev/.udev")
+
+
+def host_devices() -> list[Device]:
+    """Every device node of the host's /dev (--privileged), as Docker's HostDevices."""
+    out = []
+    for directory, dirs, files in os.walk("/dev"):
+        dirs[:] = [d for d in dirs if f"{directory}/{d}" not in _NOT_HOST_DEVICES]
+        for name in files:
+            path = f"{directory}/{name}"
+            if path in _NOT_HOST_DEVICES:
+                continue
+            try:
+                found = _node(path, path, "rwm")
+            except OSError:
+                continue
+            if found is not None:
+                out.append(found)
+    return out
+
+
+def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=()) -> None:
     """Fill the fresh tmpfs at `dev`: nodes, devpts, shm, mqueue, links.
 
     console_fd: the pty slave to bind on /dev/console (tty containers).
+    devices: more Device nodes (their paths under /dev); one of the default
+    nodes' names is replaced.
     """
     old_umask = os.umask(0)
     try:
         for name, major, minor in NODES:
             os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        for d in devices:
+            _make_node(dev, d)
         for name in ("pts", "shm", "mqueue"):
             os.mkdir(f"{dev}/{name}", 0o755)
         for name, target in LINKS:
@@ -51,3 +124,17 @@ def populate(dev: str, shm_size: int, console_fd: int | None = None) -> None:
         # By name: an fd's mount belongs to the caller's mount namespace,
         # and the kernel refuses to bind from another namespace.
         sc.mount(os.ttyname(console_fd), f"{dev}/console", None, sc.MS_BIND)
+
+
+def _make_node(dev: str, device: Device) -> None:
+    """mknod `device` under the container's /dev (resolved: `dev` is the host path of it)."""
+    rel = os.path.normpath(device.path).removeprefix("/dev/").lstrip("/")
+    if rel.startswith("..") or not rel or rel == "dev":
+        raise StartError(f"device {device.path} is not under /dev", "devices")
+    target = f"{dev}/{rel}"
+    os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+    if os.path.lexists(target):
+        os.unlink(target)
+    kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
+    os.mknod(target, device.mode | kind, os.makedev(device.major, device.minor))
+    os.chown(target, device.uid, device.gid, follow_symlinks=False)

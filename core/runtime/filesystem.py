@@ -108,11 +108,12 @@ def _user_mount(root: str, m) -> None:
         _mount_at(root, target, None, None, propagation)
 
 
-def prepare(spec, console_fd: int | None, new_netns: bool) -> None:
+def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
     """Build the container's mounts and pivot_root into spec.rootfs.
 
     Runs in the child, in its new mount (and pid) namespace, as root.
-    Leaves the process in the new root with cwd "/".
+    Leaves the process in the new root with cwd "/". `cgroup`: the
+    container's cgroups.Cgroup, mounted at /sys/fs/cgroup.
     """
     root = os.path.realpath(spec.rootfs)
     step.current = "make mounts private"
@@ -123,6 +124,9 @@ def prepare(spec, console_fd: int | None, new_netns: bool) -> None:
     step.current = "mount /proc"
     proc = make_inside(root, "/proc")
     _mount_at(root, proc, "proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    for key, value in spec.sysctls.items():
+        step.current = f"sysctl {key}"
+        write_sysctl(proc, key, value)
 
     step.current = "mount /dev"
     dev = make_inside(root, "/dev")
@@ -130,16 +134,18 @@ def prepare(spec, console_fd: int | None, new_netns: bool) -> None:
               "mode=755,size=65536k")
     # `dev` has no symlink left in it (resolved and checked): the fresh
     # tmpfs is reached through it.
-    devices.populate(dev, spec.shm_size, console_fd)
+    devices.populate(dev, spec.shm_size, console_fd, spec.devices)
 
     step.current = "mount /sys"
     sys_dir = make_inside(root, "/sys")
-    sys_flags = sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    sys_flags = (0 if spec.privileged else sc.MS_RDONLY) | sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
     if new_netns:
         _mount_at(root, sys_dir, "sysfs", "sysfs", sys_flags)
     else:  # sysfs shows the netns of the mounter: bind the host's, read-only
         _mount_at(root, sys_dir, "/sys", None, sc.MS_BIND | sc.MS_REC)
         _remount_at(root, sys_dir, sys_flags)
+    if cgroup is not None:
+        _mount_cgroup(root, cgroup, readonly=not spec.privileged)
 
     mounts = list(spec.mounts)
     from berth.core.runtime.spec import Mount
@@ -176,6 +182,45 @@ def prepare(spec, console_fd: int | None, new_netns: bool) -> None:
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+
+
+def write_sysctl(proc: str, key: str, value: str) -> None:
+    """Write a (namespaced) sysctl through the container's fresh /proc."""
+    rel = key.replace(".", "/")
+    if ".." in key.split(".") or not all(key.split(".")):
+        raise OSError(22, "invalid sysctl name", key)
+    fd = os.open(f"{proc}/sys/{rel}", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _mount_cgroup(root: str, cgroup, readonly: bool) -> None:
+    """The container's own cgroup at /sys/fs/cgroup (each v1 hierarchy in its
+    directory on a tmpfs), read-only unless privileged, as Docker's."""
+    step.current = "mount /sys/fs/cgroup"
+    target = make_inside(root, "/sys/fs/cgroup")
+    ro = sc.MS_RDONLY if readonly else 0
+    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+    if cgroup.v2:
+        _mount_at(root, target, cgroup.dirs[""], None, sc.MS_BIND)
+        _remount_at(root, target, ro | flags)
+        return
+    _mount_at(root, target, "tmpfs", "tmpfs", flags, "mode=755")
+    for path in cgroup.dirs.values():
+        inner = f"{target}/{_hierarchy_name(path, cgroup)}"
+        os.mkdir(inner, 0o755)
+        _mount_at(root, inner, path, None, sc.MS_BIND)
+        _remount_at(root, inner, ro | flags)
+    if readonly:
+        _mount_at(root, target, None, None, sc.MS_REMOUNT | sc.MS_RDONLY | flags)
+
+
+def _hierarchy_name(path: str, cgroup) -> str:
+    """"cpu,cpuacct" of /sys/fs/cgroup/cpu,cpuacct/berth/<id>."""
+    rel = f"{cgroup.parent}/{cgroup.name}" if cgroup.parent else cgroup.name
+    return os.path.basename(path[: -len(rel) - 1])
 
 
 def make_root_readonly() -> None:

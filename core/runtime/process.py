@@ -34,7 +34,7 @@ import socket
 import struct
 
 from berth.core.plumbing.records import Record
-from berth.core.runtime import capabilities, cgroups, filesystem, seccomp
+from berth.core.runtime import capabilities, cgroups, filesystem, rlimits, seccomp
 from berth.core.runtime import syscalls as sc
 from berth.core.runtime.cgroups import Cgroup
 from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
@@ -85,15 +85,22 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
     cap_mask = capabilities.resolve(spec.cap_add, spec.cap_drop)
     last_cap = capabilities.last_cap()
     new_netns = spec.netns is None
-    netns_fd = None
-    if spec.netns not in (None, "host"):
-        try:
-            netns_fd = os.open(spec.netns, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as e:
-            raise StartError(f"cannot open network namespace {spec.netns}: {e.strerror}",
-                             "join network namespace") from None
+    if spec.init:
+        from berth.core.runtime.init import CONTAINER_PATH
+        from berth.core.runtime.spec import Mount
+
+        spec.mounts = [*spec.mounts, Mount(destination=CONTAINER_PATH, source=spec.init, options=["ro"])]
+        spec.args = [CONTAINER_PATH, "--", *spec.args]
+    joined = {}  # namespace kind -> fd of the namespace to join
     cgroup = None
     try:
+        for kind, path in (("net", spec.netns), ("ipc", spec.ipcns), ("pid", spec.pidns)):
+            if path not in (None, "host"):
+                try:
+                    joined[kind] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as e:
+                    raise StartError(f"cannot open {kind} namespace {path}: {e.strerror}",
+                                     f"join {kind} namespace") from None
         if spec.cgroup_name:
             try:
                 cgroup = Cgroup.create(spec.cgroup_parent, spec.cgroup_name, spec.limits)
@@ -102,10 +109,11 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
                                  f"{e.filename}: {e.strerror}", "cgroup") from None
 
         def child(status_w: int, go_r: int) -> None:
-            _container_child(spec, cgroup, netns_fd, new_netns, cap_mask, last_cap,
+            _container_child(spec, cgroup, joined, new_netns, cap_mask, last_cap,
                              status_w, go_r)
 
-        pid, status_r, go_w = _fork_into_pidns(None, child, spec)
+        pidns = _HOST if spec.pidns == "host" else joined.get("pid")
+        pid, status_r, go_w = _fork_into_pidns(pidns, child, spec)
         try:
             _wait_ready(pid, status_r, go_w, before_exec)
         finally:
@@ -118,8 +126,8 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
                 pass
         raise
     finally:
-        if netns_fd is not None:
-            os.close(netns_fd)
+        for fd in joined.values():
+            os.close(fd)
     return Started(pid=pid, start_time=process_start_time(pid), netns_path=f"/proc/{pid}/ns/net", cgroup=cgroup)
 
 
@@ -161,15 +169,19 @@ def exec_process(target_pid: int, spec: ProcessSpec, cgroup: Cgroup | None = Non
     return pid
 
 
+_HOST = -1  # _fork_into_pidns: stay in the caller's pid namespace (--pid host)
+
+
 def _fork_into_pidns(pidns_fd, child, spec) -> tuple[int, int, int]:
-    """Fork `child` as a direct child living in a new (None) or given pid ns."""
+    """Fork `child` as a direct child living in a new (None), the caller's
+    (_HOST) or a given pid ns."""
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     go_r, go_w = os.pipe2(os.O_CLOEXEC)
     own = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     try:
         if pidns_fd is None:
             sc.unshare(sc.CLONE_NEWPID)
-        else:
+        elif pidns_fd != _HOST:
             sc.setns(pidns_fd, sc.CLONE_NEWPID)
         try:
             pid = os.fork()
@@ -338,6 +350,14 @@ def _setup_stdio(spec: ProcessSpec, pipes: _Pipes) -> None:
         fcntl.ioctl(0, _TIOCSCTTY, 0)
 
 
+def _write_file(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14x", b"lo", 0)
@@ -345,7 +365,7 @@ def _loopback_up() -> None:
         fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
 
 
-def _container_child(spec, cgroup, netns_fd, new_netns, cap_mask, last_cap,
+def _container_child(spec, cgroup, joined, new_netns, cap_mask, last_cap,
                      status_w, go_r) -> None:
     pipes = _Pipes(status_w, go_r)
 
@@ -357,22 +377,28 @@ def _container_child(spec, cgroup, netns_fd, new_netns, cap_mask, last_cap,
         if cgroup is not None:
             step.current = "join cgroup"
             cgroup.add(0)
+        if spec.oom_score_adj is not None:
+            step.current = "oom_score_adj"
+            _write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
         step.current = "create namespaces"
-        flags = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP
-        if new_netns:
-            flags |= sc.CLONE_NEWNET
+        flags = sc.CLONE_NEWNS
+        for value, flag in ((spec.utsns, sc.CLONE_NEWUTS), (spec.ipcns, sc.CLONE_NEWIPC),
+                            (spec.cgroupns, sc.CLONE_NEWCGROUP), (spec.netns, sc.CLONE_NEWNET)):
+            if value is None:
+                flags |= flag
         sc.unshare(flags)
-        if netns_fd is not None:
-            step.current = "join network namespace"
-            sc.setns(netns_fd, sc.CLONE_NEWNET)
+        for kind, flag in (("net", sc.CLONE_NEWNET), ("ipc", sc.CLONE_NEWIPC)):
+            if kind in joined:
+                step.current = f"join {kind} namespace"
+                sc.setns(joined[kind], flag)
         os.write(pipes.status, b"R")
         if new_netns:
             step.current = "bring up loopback"
             _loopback_up()
-        if spec.hostname:
+        if spec.hostname and spec.utsns is None:
             step.current = "set hostname"
             sc.sethostname(spec.hostname)
-        filesystem.prepare(spec, 0 if spec.tty else None, new_netns or netns_fd is not None)
+        filesystem.prepare(spec, 0 if spec.tty else None, new_netns or "net" in joined, cgroup)
         step.current = "wait for parent"
         if os.read(pipes.go, 1) != b"G":
             raise StartError("parent went away during setup", "wait for parent")
@@ -413,7 +439,7 @@ def _finish(spec, cap_mask, last_cap, status_w, readonly_root) -> None:
     os.closerange(status_w + 1, 1 << 20)
 
     step.current = "user"
-    uid, gid, groups, home = resolve_user(spec.user)
+    uid, gid, groups, home = resolve_user(spec.user, group_add=spec.group_add)
     env = [e for e in spec.env if "\0" not in e]
     if not any(e.startswith("HOME=") for e in env):
         env.append(f"HOME={home}")
@@ -441,7 +467,13 @@ def _finish(spec, cap_mask, last_cap, status_w, readonly_root) -> None:
     if readonly_root:
         filesystem.make_root_readonly()
 
-    if spec.seccomp and seccomp.supported():
+    if spec.rlimits:
+        step.current = "rlimits"
+        rlimits.apply(spec.rlimits)
+    if isinstance(spec.seccomp, bytes):
+        step.current = "seccomp"
+        sc.seccomp_filter(spec.seccomp)
+    elif spec.seccomp and seccomp.supported():
         # Installed while still fully privileged (works without
         # no_new_privs); nothing after it uses a denied call.
         step.current = "seccomp"

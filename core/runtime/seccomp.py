@@ -94,3 +94,128 @@ def program(cap_mask: int) -> bytes:
         ]
     out.append(_ins(_RET_K, _RET_ALLOW))
     return b"".join(out)
+
+
+# -- Docker's JSON profiles (--security-opt seccomp=PROFILE.json) ------------------------
+
+_ACTIONS = {"SCMP_ACT_ALLOW": _RET_ALLOW, "SCMP_ACT_KILL": 0, "SCMP_ACT_KILL_THREAD": 0,
+            "SCMP_ACT_KILL_PROCESS": 0x80000000, "SCMP_ACT_TRAP": 0x00030000, "SCMP_ACT_LOG": 0x7FFC0000}
+_LD_W_ABS_ARGS = 16  # offsetof(struct seccomp_data, args)
+_AND_K = 0x54
+_JGT_K = 0x25
+
+
+def _action(name, errno_ret=None) -> int:
+    if name in ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE"):
+        return (_RET_ERRNO if name == "SCMP_ACT_ERRNO" else 0x7FF00000) | (errno_ret if errno_ret is not None
+                                                                           else _EPERM)
+    if name not in _ACTIONS:
+        raise ValueError(f"unknown action {name!r}")
+    return _ACTIONS[name]
+
+
+def _applies(entry: dict, cap_mask: int) -> bool:
+    """A rule's includes/excludes: capabilities and architectures (this is x86_64)."""
+    def caps(names):
+        return [bool(cap_mask & (1 << NUMBERS[n.upper().removeprefix("CAP_")]))
+                for n in names or () if n.upper().removeprefix("CAP_") in NUMBERS]
+
+    inc, exc = entry.get("includes") or {}, entry.get("excludes") or {}
+    if inc.get("arches") and not {"amd64", "x86_64"} & set(inc["arches"]):
+        return False
+    if exc.get("arches") and {"amd64", "x86_64"} & set(exc["arches"]):
+        return False
+    if inc.get("caps") and not all(caps(inc["caps"])):
+        return False
+    if exc.get("caps") and any(caps(exc["caps"])):
+        return False
+    return True
+
+
+def _condition(arg: dict, ok: str, fail: str) -> list:
+    """Instructions testing one argument condition (64-bit, as two 32-bit words)."""
+    index, op = int(arg["index"]), arg["op"]
+    value, two = int(arg.get("value") or 0), int(arg.get("valueTwo") or 0)
+    lo, hi = _LD_W_ABS_ARGS + 8 * index, _LD_W_ABS_ARGS + 8 * index + 4
+    vlo, vhi = value & 0xFFFFFFFF, value >> 32
+    if op == "SCMP_CMP_MASKED_EQ":
+        return [(_LD_W_ABS, hi, None, None), (_AND_K, vhi, None, None), (_JEQ_K, two >> 32, None, fail),
+                (_LD_W_ABS, lo, None, None), (_AND_K, vlo, None, None), (_JEQ_K, two & 0xFFFFFFFF, ok, fail)]
+    if op == "SCMP_CMP_EQ":
+        return [(_LD_W_ABS, hi, None, None), (_JEQ_K, vhi, None, fail), (_LD_W_ABS, lo, None, None),
+                (_JEQ_K, vlo, ok, fail)]
+    if op == "SCMP_CMP_NE":
+        return [(_LD_W_ABS, hi, None, None), (_JEQ_K, vhi, None, ok), (_LD_W_ABS, lo, None, None),
+                (_JEQ_K, vlo, fail, ok)]
+    if op in ("SCMP_CMP_GT", "SCMP_CMP_GE"):
+        low = (_JGT_K if op == "SCMP_CMP_GT" else _JGE_K, vlo, ok, fail)
+        return [(_LD_W_ABS, hi, None, None), (_JGT_K, vhi, ok, None), (_JEQ_K, vhi, None, fail),
+                (_LD_W_ABS, lo, None, None), low]
+    if op in ("SCMP_CMP_LT", "SCMP_CMP_LE"):
+        low = (_JGE_K if op == "SCMP_CMP_LT" else _JGT_K, vlo, fail, ok)
+        return [(_LD_W_ABS, hi, None, None), (_JGT_K, vhi, fail, None), (_JEQ_K, vhi, None, ok),
+                (_LD_W_ABS, lo, None, None), low]
+    raise ValueError(f"unknown operator {op!r}")
+
+
+def compile_profile(text: str, cap_mask: int) -> bytes:
+    """A Docker seccomp profile (JSON text) as a BPF program for x86_64.
+
+    defaultAction/defaultErrnoRet; syscalls[].names (or .name), .action,
+    .errnoRet, .args (index, value, valueTwo, op: all must hold) and
+    .includes/.excludes (caps, arches). Names this kernel's table lacks are
+    skipped, as libseccomp does. Raises ValueError for a malformed profile."""
+    import json
+
+    from berth.core.runtime.syscall_numbers import NUMBERS as SYSCALLS
+
+    profile = json.loads(text)
+    if not isinstance(profile, dict):
+        raise ValueError("a profile is a JSON object")
+    default = _action(profile.get("defaultAction") or "SCMP_ACT_ALLOW", profile.get("defaultErrnoRet"))
+    rules: dict[int, list] = {}
+    for entry in profile.get("syscalls") or ():
+        if not _applies(entry, cap_mask):
+            continue
+        action = _action(entry.get("action"), entry.get("errnoRet"))
+        names = entry.get("names") or ([entry["name"]] if entry.get("name") else [])
+        for name in names:
+            if name in SYSCALLS:
+                rules.setdefault(SYSCALLS[name], []).append((entry.get("args") or [], action))
+    code: list = [(_LD_W_ABS, 4, None, None), (_JEQ_K, _AUDIT_ARCH_X86_64, "native", None),
+                  (_RET_K, _RET_ERRNO | _EPERM, None, None), ("label", "native"),
+                  (_LD_W_ABS, 0, None, None), (_JGE_K, 0x40000000, None, "syscalls"),
+                  (_RET_K, _RET_ERRNO | _EPERM, None, None), ("label", "syscalls")]
+    for nr, entries in rules.items():
+        code.append((_JEQ_K, nr, None, f"after{nr}"))
+        for i, (args, action) in enumerate(entries):
+            fail = f"entry{nr}.{i + 1}"
+            for j, arg in enumerate(args):
+                code += _condition(arg, f"cond{nr}.{i}.{j + 1}", fail) + [("label", f"cond{nr}.{i}.{j + 1}")]
+            code += [(_RET_K, action, None, None), ("label", fail)]
+        code += [(_RET_K, default, None, None), ("label", f"after{nr}"), (_LD_W_ABS, 0, None, None)]
+    code.append((_RET_K, default, None, None))
+    return _assemble(code)
+
+
+def _assemble(code: list) -> bytes:
+    """Resolve ("label", name) targets into relative jumps (each at most 255 forward)."""
+    positions, index = {}, 0
+    for ins in code:
+        if ins[0] == "label":
+            positions[ins[1]] = index
+        else:
+            index += 1
+    out, index = [], 0
+    for ins in code:
+        if ins[0] == "label":
+            continue
+        op, k, jt, jf = ins
+        offsets = [0 if target is None else positions[target] - index - 1 for target in (jt, jf)]
+        if not all(0 <= o <= 255 for o in offsets):
+            raise ValueError("seccomp profile too large to compile")
+        out.append(_ins(op, k, *offsets))
+        index += 1
+    if len(out) > 4096:
+        raise ValueError("seccomp profile too large to compile")
+    return b"".join(out)

@@ -51,13 +51,22 @@ class ProcessSpec(Record):
     the child does setsid + TIOCSCTTY on it.
     cap_add/cap_drop: capability names ("NET_ADMIN", "CAP_NET_ADMIN", "ALL")
     applied on top of Docker's default set.
-    seccomp: install berth's default seccomp filter (runtime.seccomp);
-    False is Docker's --security-opt seccomp=unconfined.
+    seccomp: True installs berth's default seccomp filter (runtime.seccomp);
+    False is Docker's --security-opt seccomp=unconfined; bytes are a
+    compiled filter (runtime.seccomp.compile_profile of a Docker profile).
+    no_new_privs: PR_SET_NO_NEW_PRIVS (off by default, as Docker: setuid
+    programs work; --security-opt no-new-privileges sets it).
+    group_add: more supplementary groups (names from the container's
+    /etc/group, or numbers), Docker's --group-add.
+    rlimits: (resource name, soft, hard) triples (runtime.rlimits.NUMBERS; -1
+    is unlimited), set before the user changes; a hard limit above the
+    current one needs CAP_SYS_RESOURCE.
     """
 
     REQUIRED = ("args",)
     FIELDS = {"env": [], "cwd": "/", "user": "", "tty": False, "stdin": None, "stdout": None, "stderr": None,
-              "cap_add": [], "cap_drop": [], "no_new_privs": True, "seccomp": True}
+              "cap_add": [], "cap_drop": [], "no_new_privs": False, "seccomp": True, "group_add": [],
+              "rlimits": []}
 
 
 class ContainerSpec(ProcessSpec):
@@ -70,13 +79,27 @@ class ContainerSpec(ProcessSpec):
     files: container path -> host file to bind (hostname, hosts,
     resolv.conf prepared by the caller); same as bind Mounts.
     cgroup_name: the container id; None runs without a cgroup of its own.
+    Its cgroup is mounted at /sys/fs/cgroup, read-only unless privileged.
     limits: a cgroups.Limits (the default: none).
+    pidns, ipcns, utsns, cgroupns: like netns (None: a new one, "host": the
+    caller's, else a /proc/PID/ns/* path to join; utsns and cgroupns take
+    None or "host"). A joined or host UTS namespace keeps its hostname.
+    privileged: /sys and the cgroup mount writable (the caller also passes
+    every capability, every host device, no masked paths, no seccomp).
+    devices: devices.Device nodes made in the container's /dev.
+    sysctls: {"net.ipv4.ip_forward": "1"} written in the container's
+    namespaces before its /proc/sys turns read-only.
+    oom_score_adj: written to /proc/self/oom_score_adj (None: inherited).
+    init: host path of an init (runtime.init.find()) bound at
+    /sbin/docker-init and run as PID 1 with args after "--".
     """
 
     REQUIRED = ("args", "rootfs")
     FIELDS = {**ProcessSpec.FIELDS, "hostname": None, "readonly_rootfs": False, "mounts": [], "files": {},
               "netns": None, "masked_paths": DEFAULT_MASKED_PATHS, "readonly_paths": DEFAULT_READONLY_PATHS,
-              "shm_size": 64 * 1024 * 1024, "limits": None, "cgroup_parent": "berth", "cgroup_name": None}
+              "shm_size": 64 * 1024 * 1024, "limits": None, "cgroup_parent": "berth", "cgroup_name": None,
+              "pidns": None, "ipcns": None, "utsns": None, "cgroupns": None, "privileged": False, "devices": [],
+              "sysctls": {}, "oom_score_adj": None, "init": None}
 
     def __init__(self, **values):
         super().__init__(**values)

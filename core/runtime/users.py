@@ -34,11 +34,12 @@ def _read_db(path: str) -> list[list[str]]:
 
 
 def resolve_user(user: str, passwd: str = "/etc/passwd",
-                 group: str = "/etc/group") -> tuple[int, int, list[int], str]:
+                 group: str = "/etc/group", group_add=()) -> tuple[int, int, list[int], str]:
     """Return (uid, gid, supplementary gids, home) for a `--user` value.
 
     Accepts "", "uid", "uid:gid", "name", "name:group", "uid:group",
     "name:gid". Unknown names raise StartError with Docker's message.
+    group_add: --group-add names or gids, added to the supplementary groups.
     """
     name, _, grp = (user or "0").partition(":")
     users = _read_db(passwd)
@@ -82,4 +83,14 @@ def resolve_user(user: str, passwd: str = "/etc/passwd",
                     pass
     if gid not in supplementary:
         supplementary.insert(0, gid)
+    for extra in group_add:
+        if extra.isdigit():
+            number = int(extra)
+        else:
+            number = next((int(row[2]) for row in groups_db if len(row) >= 3 and row[0] == extra
+                           and row[2].isdigit()), None)
+            if number is None:
+                raise StartError(f"unable to find group {extra}: no matching entries in group file", "user")
+        if number not in supplementary:
+            supplementary.append(number)
     return uid, gid, supplementary, home

@@ -89,13 +89,18 @@ def test_v2_limits_are_written_in_the_kernels_formats(tmp_path, monkeypatch):
     monkeypatch.setattr(cgroups, "CGROUP_ROOT", str(root))
     ctr = root / "berth" / "c2"
     ctr.mkdir(parents=True)
-    for name in ("memory.max", "memory.swap.max", "cpu.max", "pids.max", "cgroup.subtree_control"):
+    for name in ("memory.max", "memory.swap.max", "cpu.max", "pids.max", "cgroup.subtree_control", "cpu.weight",
+                 "cpuset.cpus", "memory.low"):
         (ctr / name).write_text("")
     (root / "berth" / "cgroup.subtree_control").write_text("")
     cgroups.Cgroup.create("berth", "c2", cgroups.Limits(memory=64 << 20, memory_swap=96 << 20, cpus=1.5,
-                                                         pids_limit=50))
-    assert (root / "cgroup.subtree_control").read_text() == "+memory +cpu +pids +io"
-    assert (root / "berth" / "cgroup.subtree_control").read_text() == "+memory +cpu +pids +io"
+                                                         pids_limit=50, cpu_shares=512, cpuset_cpus="0",
+                                                         memory_reservation=32 << 20))
+    assert (root / "cgroup.subtree_control").read_text() == "+memory +cpu +pids +io +cpuset"
+    assert (root / "berth" / "cgroup.subtree_control").read_text() == "+memory +cpu +pids +io +cpuset"
+    assert (ctr / "cpu.weight").read_text() == "20"  # Docker's shares -> weight: 1 + (512 - 2) * 9999 / 262142
+    assert (ctr / "cpuset.cpus").read_text() == "0"
+    assert (ctr / "memory.low").read_text() == str(32 << 20)
     assert (ctr / "memory.max").read_text() == str(64 << 20)
     assert (ctr / "memory.swap.max").read_text() == str(32 << 20)  # v2 counts swap alone
     assert (ctr / "cpu.max").read_text() == "150000 100000"

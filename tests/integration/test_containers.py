@@ -99,18 +99,22 @@ def test_run_and_create_parse_without_click_and_bad_flags_go_to_click(berth, ids
     code = ("import sys\nfrom berth.core.cli.run import fast\n"
             f"code = fast(sys.argv[1:])\nprint(code, [m for m in {slow!r} if m in sys.modules])")
     python = [sys.executable, "-c", code, *berth.args()]
-    for name in ("first", "fast"):
-        proc = subprocess.run(python + ["create", "--name", name, img, "true"], capture_output=True, text=True,
-                              env=berth.env)
+    more = ["--add-host", "db:10.0.0.2", "--dns", "10.0.0.53", "--ulimit", "nofile=100", "--sysctl",
+            "net.ipv4.ip_forward=1", "--cpuset-cpus", "0", "--security-opt", "no-new-privileges", "--init",
+            "--pid", "host", "--device", "/dev/null:/dev/n", "--cap-add", "ALL", "--memory-reservation", "8m"]
+    for name, flags in (("first", []), ("fast", []), ("flags", more)):
+        proc = subprocess.run(python + ["create", "--name", name, *flags, img, "true"], capture_output=True,
+                              text=True, env=berth.env)
         cid, rest = proc.stdout.split(maxsplit=1)
         ids.append(cid)
-    assert rest.strip() == "0 []", proc.stderr
+        if name != "first":
+            assert rest.strip() == "0 []", proc.stderr
     proc = subprocess.run(python + ["create", "--bogus", img], capture_output=True, text=True, env=berth.env)
     assert proc.stdout.strip() == "None []"  # not taken: click will say what is wrong
     bad = berth("create", "--bogus", img)
     assert bad.returncode == 125
     assert bad.stderr.splitlines() == ["unknown flag: --bogus", "See 'berth create --help'."]
-    assert sorted(berth("ps", "-a", "--format", "{{.Names}}").stdout.split()) == ["fast", "first"]
+    assert sorted(berth("ps", "-a", "--format", "{{.Names}}").stdout.split()) == ["fast", "first", "flags"]
 
 
 def test_relative_config_and_root_mean_the_callers_directory(berth, ids, tmp_path):

@@ -212,7 +212,9 @@ def test_docker_default_capabilities_and_no_new_privs(rootfs):
     _, out, _ = run(sh(rootfs, "grep -E '^(CapEff|CapBnd|CapInh|NoNewPrivs)' /proc/self/status"))
     fields = dict(line.split(":\t") for line in out.splitlines())
     assert fields == {"CapInh": "0000000000000000", "CapEff": "00000000a80425fb",
-                      "CapBnd": "00000000a80425fb", "NoNewPrivs": "1"}
+                      "CapBnd": "00000000a80425fb", "NoNewPrivs": "0"}  # Docker's: only when asked
+    _, out, _ = run(sh(rootfs, "grep NoNewPrivs /proc/self/status", no_new_privs=True))
+    assert out.split() == ["NoNewPrivs:", "1"]
 
 
 def test_signals_default_in_container(rootfs):

@@ -54,6 +54,14 @@ TYPED = [
     ["--pull", "never", "--read-only", "--cap-add", "NET_ADMIN", "--cap-drop", "ALL", "img"],
     ["--entrypoint", "", "img", "-c", "--rm", "--name", "x"],
     ["--", "img", "-d"],
+    ["--add-host", "db:10.0.0.2", "--dns=1.1.1.1", "--dns-opt", "ndots:1", "--dns-option", "timeout:2",
+     "--dns-search", "x.org", "--ulimit", "nofile=5:6", "-c", "512", "--privileged", "--init", "--pid", "host",
+     "--ipc=container:a", "--uts", "host", "--userns", "host", "--cgroupns", "private", "img"],
+    ["--device", "/dev/fuse", "--device-cgroup-rule", "c 1:3 rwm", "--security-opt", "no-new-privileges",
+     "--group-add", "10", "--sysctl", "net.ipv4.ip_forward=1", "--oom-score-adj=-5", "--oom-kill-disable",
+     "--cpuset-cpus", "0", "--memory-reservation", "8m", "--label-file", "l", "--volume-driver", "local",
+     "--cidfile", "c", "--platform", "linux/amd64", "-q", "--ip", "10.0.0.9", "--network-alias", "web",
+     "--net-alias", "www", "--mac-address", "02:42:ac:11:00:02", "img"],
     ["--name", "--rm", "img"],
     ["-", "x"],
 ]
@@ -68,7 +76,7 @@ def test_fast_parser_agrees_with_click(args):
 @pytest.mark.parametrize("args", [
     ["--bogus", "img"], ["--name"], ["-e"], ["--cpus", "lots", "img"],
     ["--pids-limit", "1.5", "img"], ["--pull", "sometimes", "img"], ["--rm=true", "img"],
-    ["-x", "img"], ["-dz", "img"],
+    ["-x", "img"], ["-dz", "img"], ["--oom-score-adj", "high", "img"], ["--cpu-shares", "1.5", "img"],
 ])
 def test_fast_parser_leaves_the_rest_to_click(args):
     with pytest.raises(flags.Fallback):
