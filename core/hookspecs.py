@@ -22,8 +22,10 @@ installed or removed or a plugin's files change; a driver that cannot run
 on some host says so through ``unsupported_reason()``. ``driver`` is the driver class or a ``"module:Class"``
 string; a string is imported only when a user picks that driver, so plugin
 modules stay cheap to import and heavy libraries (pyroute2,
-prometheus_client) load only when needed. Two plugins registering one name
-is an error that names both.
+prometheus_client) load only when needed. A plugin that registers a name
+another already has, whose registration raises, that fails to import or
+that pluggy refuses (a hook argument not named here) is disabled with one
+warning line (berth.core.plugins); the other plugins work on.
 
 Lifecycle hooks are called by the engine at each step, after the step's
 event was emitted. They are notifications: their return values are ignored,
@@ -158,7 +160,11 @@ def image_removed(engine, image_id):
 def container_created(engine, container):
     """A container exists (its writable layer is made), not yet started.
 
-    :param container: the :class:`berth.core.containers.container.Container`.
+    :param container: the :class:`berth.core.containers.container.Container`:
+        ``container.id``, ``container.name``, ``container.config`` and
+        ``container.host_config`` (inspect's Config and HostConfig, dicts),
+        ``container.state`` (inspect's State, a dict: ``container.state["Status"]``
+        is ``"created"``).
     """
 
 
@@ -166,18 +172,33 @@ def container_created(engine, container):
 def container_pre_start(engine, container):
     """The container is about to start; raise BerthError to refuse.
 
-    :param container: the :class:`berth.core.containers.container.Container`.
+    :param container: the :class:`berth.core.containers.container.Container`;
+        ``container.state["Status"]`` is ``"created"`` or ``"exited"``.
     """
 
 
 @hookspec
 def container_post_start(engine, container):
-    """The container's process runs; ``container.state.pid`` is set."""
+    """The container's process runs.
+
+    :param container: the :class:`berth.core.containers.container.Container`;
+        ``container.state`` is a dict: ``container.state["Status"] == "running"``,
+        ``container.state["Pid"]`` is its PID 1 on the host (also ``container.pid``).
+        Called in the container's monitor process.
+    """
 
 
 @hookspec
 def container_post_stop(engine, container):
-    """The container's process exited; ``container.state.exit_code`` is set."""
+    """The container's process exited and what it held (network, mounts) is released.
+
+    :param container: the :class:`berth.core.containers.container.Container`
+        as stored after the stop: ``container.state["Status"] == "exited"``,
+        ``container.state["ExitCode"]``, ``container.state["FinishedAt"]``,
+        ``container.state["OOMKilled"]``. Called in the process that saw the
+        exit (the container's monitor, or the next berth command when the
+        monitor died).
+    """
 
 
 @hookspec

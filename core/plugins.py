@@ -37,7 +37,15 @@ _files: dict[str, int | None] = {}  # plugin module file -> mtime, for the recor
 
 
 def manager():
-    """The process-wide pluggy.PluginManager, loading the plugins on first use."""
+    """The process-wide pluggy.PluginManager, loading the plugins on first use.
+
+    A plugin that fails -- its import raises, pluggy refuses it (a hook
+    argument or hook name that the contract does not have), a registration
+    hook raises, or it registers a driver name an earlier plugin has -- is
+    disabled: it is unregistered, none of its drivers exist, `failed()`
+    says why, and one "WARNING:" line naming it goes to stderr. Every other
+    plugin works; only commands that need a driver of the failed one fail.
+    """
     global _manager
     if _manager is None:
         import pluggy
@@ -64,22 +72,96 @@ def manager():
         for ep in _entry_points():
             if only is not None and ep.name not in only:
                 continue
-            if pm.has_plugin(ep.name):
+            if pm.has_plugin(ep.name) or ep.name in _failed:
                 continue
             before = set(sys.modules)
             try:
                 plugin = ep.load()
-            except Exception as exc:  # re-raise with the plugin's name in it
-                raise BerthError(f"plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
-            pm.register(plugin, name=ep.name)
+            except Exception as exc:
+                _disable(pm, ep.name, ep.value, f"failed to load: {_one_line(exc)}")
+                continue
+            try:
+                pm.register(plugin, name=ep.name)
+                pm.check_pending()  # a hook name the contract does not have
+            except pluggy.PluginValidationError as exc:
+                _disable(pm, ep.name, ep.value, _validation_error(exc))
+                continue
             loaded.append((ep.name, ep.value))
             _note_files(ep.value, set(sys.modules) - before)
+        _build_registries(pm, loaded)
         if os.environ.get("BERTH_TRACE_PLUGINS"):
             pm.trace.root.setwriter(sys.stderr.write)
             pm.enable_tracing()
         _manager = pm
-        _remember(pm, loaded)
+        if not _failed:  # a broken installation is not recorded: each command says so again
+            _remember(pm, loaded)
     return _manager
+
+
+_failed: dict[str, tuple[str, str]] = {}  # entry point name -> (its value, why it is disabled)
+
+
+def failed() -> dict[str, tuple[str, str]]:
+    """The disabled plugins of this process: entry point name -> (value, reason)."""
+    if _manager is None and _registrations() is None:
+        manager()
+    return dict(_failed)
+
+
+def _disable(pm, name: str, value: str, reason: str) -> None:
+    if pm.has_plugin(name):
+        pm.unregister(name=name)
+    _failed[name] = (value, reason)
+    sys.stderr.write(f"WARNING: plugin {name!r} ({value}) is disabled: {reason}\n")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _validation_error(exc) -> str:
+    """pluggy's several-line PluginValidationError as one line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    hook = next((line.split("definition:", 1)[1].strip() for line in lines if "definition:" in line), "")
+    why = lines[-1] if lines else "refused by pluggy"
+    if why.startswith("unknown hook "):  # "... in plugin <module ...>": the plugin is named already
+        return why.split(" in plugin ", 1)[0] + " (berth.core.hookspecs has no such hook)"
+    return f"hook {hook}: {why}" if hook else why
+
+
+def _build_registries(pm, loaded: list) -> None:
+    """Call every registration hook, one plugin at a time: berth's own
+    (berth.plugins.*) first, then the others in entry point order. A plugin
+    whose registration raises, or that registers a name an earlier one has,
+    is disabled whole."""
+    entries: dict[str, dict[str, tuple[object, str]]] = {kind: {} for kind in KINDS}
+    for plugin_name, value in sorted(loaded, key=lambda pair: not pair[1].startswith("berth.plugins.")):
+        got: list[tuple[str, str, object]] = []
+        try:
+            for kind in KINDS:
+                for impl in getattr(pm.hook, _HOOKS[kind]).get_hookimpls():
+                    if impl.plugin_name == plugin_name:
+                        impl.function(register=lambda name, driver, kind=kind, got=got: got.append((kind, name, driver)))
+        except Exception as exc:
+            _disable(pm, plugin_name, value, f"registering its drivers failed: {_one_line(exc)}")
+            continue
+        clash = None
+        seen = set()
+        for kind, name, _ in got:
+            if name in entries[kind] or (kind, name) in seen:
+                other = entries[kind][name][1] if name in entries[kind] else plugin_name
+                clash = f"{kind} driver {name!r} is registered by both plugin {other!r} and plugin {plugin_name!r}"
+                break
+            seen.add((kind, name))
+        if clash:
+            _disable(pm, plugin_name, value, clash)
+            continue
+        for kind, name, driver in got:
+            entries[kind][name] = (driver, plugin_name)
+    loaded[:] = [pair for pair in loaded if pair[0] not in _failed]
+    for kind in KINDS:
+        _registries[kind] = DriverRegistry(kind, {n: list(e) for n, e in entries[kind].items()})
 
 
 def _mark(holder, name: str, attribute: str) -> dict | None:
@@ -214,13 +296,10 @@ def _remember(pm, loaded: list) -> None:
         return
     drivers: dict[str, dict | None] = {}
     for kind in KINDS:
-        try:
-            registry = _registries.setdefault(kind, DriverRegistry(kind))
-            drivers[kind] = {name: [_target(driver), plugin] for name, (driver, plugin) in registry._entries.items()}
-            if any(target is None for target, _ in drivers[kind].values()):
-                drivers[kind] = None  # a driver no "module:Class" names: always through pluggy
-        except BerthError:
-            drivers[kind] = None  # the error is raised where the kind is used
+        registry = _registries[kind]
+        drivers[kind] = {name: [_target(driver), plugin] for name, (driver, plugin) in registry._entries.items()}
+        if any(target is None for target, _ in drivers[kind].values()):
+            drivers[kind] = None  # a driver no "module:Class" names: always through pluggy
     hooks = {name: len(getattr(pm.hook, name).get_hookimpls()) for name in dir(hookspecs)
              if hasattr(getattr(hookspecs, name), "berth_hookspec")}
     record = dict(record, registrations={"only": os.environ.get("BERTH_PLUGINS"), "files": dict(_files),
@@ -250,32 +329,17 @@ def reset() -> None:
     _checked = None
     _files.clear()
     _registries.clear()
+    _failed.clear()
 
 
 class DriverRegistry:
     """The drivers of one kind that the plugins registered, by name:
-    `entries` as recorded (see the module's doc), else from the plugins."""
+    `entries` maps a name to [driver or "module:Class", plugin name]."""
 
-    def __init__(self, kind: str, entries: dict | None = None):
+    def __init__(self, kind: str, entries: dict):
         self.kind = kind
-        self._entries: dict[str, tuple[object, str]] = {}
-        if entries is not None:
-            self._entries = {name: (target, plugin) for name, (target, plugin) in entries.items()}
-            return
-        hook = getattr(manager().hook, _HOOKS[kind])
-        for impl in hook.get_hookimpls():
-            impl.function(register=self._registrar(impl.plugin_name))
-
-    def _registrar(self, plugin_name: str):
-        def register(name: str, driver: object) -> None:
-            if name in self._entries:
-                other = self._entries[name][1]
-                raise BerthError(
-                    f"{self.kind} driver {name!r} is registered by both plugin {other!r} and plugin {plugin_name!r}"
-                )
-            self._entries[name] = (driver, plugin_name)
-
-        return register
+        self._entries: dict[str, tuple[object, str]] = {name: (target, plugin)
+                                                        for name, (target, plugin) in entries.items()}
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -285,8 +349,9 @@ class DriverRegistry:
         try:
             driver, plugin_name = self._entries[name]
         except KeyError:
+            disabled = "".join(f"; plugin {n!r} is disabled: {why}" for n, (_, why) in _failed.items())
             raise InvalidArgument(
-                f"unknown {self.kind} driver {name!r} (available: {', '.join(self.names()) or 'none'})"
+                f"unknown {self.kind} driver {name!r} (available: {', '.join(self.names()) or 'none'}){disabled}"
             ) from None
         if isinstance(driver, str):
             module, _, attr = driver.partition(":")
@@ -321,7 +386,11 @@ def drivers(kind: str) -> DriverRegistry:
     """The DriverRegistry of `kind` (one of KINDS), built on first use."""
     if kind not in _registries:
         found = _registrations() if _manager is None else None
-        _registries[kind] = DriverRegistry(kind, (found["drivers"].get(kind) if found else None))
+        recorded = found["drivers"].get(kind) if found else None
+        if recorded is not None:
+            _registries[kind] = DriverRegistry(kind, recorded)
+        else:
+            manager()  # builds every kind's registry
     return _registries[kind]
 
 
@@ -332,3 +401,25 @@ def call(hook_name: str, **kwargs) -> list:
         if found is not None and found["hooks"].get(hook_name, 1) == 0:
             return []
     return getattr(manager().hook, hook_name)(**kwargs)
+
+
+def describe() -> list[dict]:
+    """Every installed plugin that BERTH_PLUGINS lets load, in entry point order:
+    Name, Module, Distribution, Version, Drivers (["kind/name", ...]),
+    Enabled, Error (why it is disabled, else "")."""
+    from importlib.metadata import entry_points
+
+    registries = [drivers(kind) for kind in KINDS]
+    disabled = failed()
+    dists = {ep.name: ep.dist for ep in entry_points(group="berth")}
+    only = _only()
+    out = []
+    for ep in _entry_points():
+        if only is not None and ep.name not in only:
+            continue
+        dist = dists.get(ep.name)
+        names = sorted(f"{r.kind}/{n}" for r in registries for n, (_, plugin) in r._entries.items() if plugin == ep.name)
+        out.append({"Name": ep.name, "Module": ep.value, "Distribution": dist.name if dist else "",
+                    "Version": dist.version if dist else "", "Drivers": names, "Enabled": ep.name not in disabled,
+                    "Error": disabled[ep.name][1] if ep.name in disabled else ""})
+    return out

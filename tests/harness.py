@@ -98,3 +98,17 @@ def fetch(url: str, timeout: float = 5) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def install_plugin(site: Path, name: str, source: str, version: str = "0.3") -> None:
+    """Install plugin `name` into directory `site` as a distribution does: module
+    btplug_<name> holding `source`, and a <name>-<version>.dist-info whose entry
+    point in group "berth" names it. Put `site` on PYTHONPATH to use it."""
+    import textwrap
+
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"btplug_{name}.py").write_text(textwrap.dedent(source))
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[berth]\n{name} = btplug_{name}\n")

@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("berth.core.cli.system:inspect", "Return low-level information on berth objects"),
     "events": ("berth.core.cli.system:events", "Get real time events from berth"),
     "info": ("berth.core.cli.system:info", "Display system-wide information"),
+    "plugin": ("berth.core.cli.system:plugin", "Manage plugins"),
     "version": ("berth.core.cli.system:version", "Show the berth version information"),
     "metrics": ("berth.core.cli.metrics:metrics", "Serve Prometheus metrics"),
 }

@@ -165,6 +165,7 @@ def _mem_total() -> int:
 
 def info_data(engine) -> dict:
     """`berth info` as Docker's field names (for --format)."""
+    from berth.core import plugins
     from berth.core.runtime.cgroups import is_v2
 
     containers = engine.containers.list()
@@ -185,7 +186,7 @@ def info_data(engine) -> dict:
         "Architecture": platform.machine(), "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
         "DockerRootDir": str(engine.root), "BerthRootDir": str(engine.root), "RunRoot": str(engine.runroot),
         "Name": platform.node(), "ServerVersion": _version(),
-        "DefaultRuntime": "berth", "Plugins": _plugins(),
+        "DefaultRuntime": "berth", "Plugins": _plugins(), "BerthPlugins": plugins.describe(),
     }
 
 
@@ -199,6 +200,35 @@ def _plugins() -> dict:
         except BerthError:
             out[title] = []
     return out
+
+
+@click.group("plugin", context_settings=CONTEXT)
+def plugin():
+    """Manage plugins."""
+
+
+@plugin.command("ls", context_settings=CONTEXT)
+@click.option("-q", "--quiet", is_flag=True, help="Only display plugin names.")
+@click.option("--format", "fmt", help="Format output using a Go template.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+def plugin_ls(quiet, fmt, no_trunc):
+    """List plugins: each installed berth plugin, its version, its drivers, and
+    whether it is enabled (a plugin that failed to load is not)."""
+    from berth.core import plugins
+    from berth.core.cli import output
+
+    rows = []
+    for p in plugins.describe():
+        drivers = ",".join(p["Drivers"])
+        error = p["Error"] if no_trunc or len(p["Error"]) <= 60 else p["Error"][:59] + "…"
+        rows.append(dict(p, Drivers=drivers, Enabled=str(p["Enabled"]).lower(), Error=error,
+                         Version=p["Version"] or "-"))
+    if quiet:
+        for r in rows:
+            click.echo(r["Name"])
+        return
+    output.table(rows, [("Name", "NAME"), ("Version", "VERSION"), ("Drivers", "DRIVERS"), ("Enabled", "ENABLED"),
+                        ("Error", "ERROR")], fmt)
 
 
 @click.command("info", context_settings=CONTEXT)
@@ -233,6 +263,10 @@ def info(fmt):
         " Plugins:",
     ]
     lines += [f"  {k}: {' '.join(v)}" for k, v in data["Plugins"].items()]
+    lines.append(" Berth Plugins:")
+    for p in data["BerthPlugins"]:
+        what = (" ".join(p["Drivers"]) or "(no drivers)") if p["Enabled"] else f"disabled: {p['Error']}"
+        lines.append(f"  {p['Name']} ({p['Distribution'] or p['Module']} {p['Version']}".rstrip() + f"): {what}")
     lines += [
         f" Default Runtime: {data['DefaultRuntime']}",
         f" Kernel Version: {data['KernelVersion']}",

@@ -388,13 +388,14 @@ class ContainerService:
                 Cgroup(CGROUP_PARENT, container.id).remove()
             except OSError:
                 pass
-            self.update_state(
+            stopped = self.update_state(
                 container.id, Status="exited", Running=False, Paused=False, Pid=0, ExitCode=exit_code,
                 Error=error, FinishedAt=now_iso(), OOMKilled=oom, PidStart=None, MonitorPid=0, MonitorStart=None,
             )
         if emit:
             self.engine.emit("container", "die", container.id, container.attrs(exitCode=str(exit_code)))
-            current.state.update(ExitCode=exit_code)
+            current.state.clear()
+            current.state.update(stopped or {})  # the hook sees the container as it is now: exited
             self.engine.hook("container_post_stop", container=current)
         return True
 

@@ -127,15 +127,21 @@ def test_empty_berth_plugins_loads_none(monkeypatch):
 # -- registration ----------------------------------------------------------------
 
 
-def test_a_name_registered_by_two_plugins_names_both(fake):
+def test_a_name_registered_by_two_plugins_disables_the_second_naming_both(fake, capsys):
     mods = fake.modules(a=REGISTER_VOLUME.format(name="btdup", driver="x:Y"),
-                        b=REGISTER_VOLUME.format(name="btdup", driver="x:Z"))
+                        b=REGISTER_VOLUME.format(name="btdup", driver="x:Z") + """
+    @hookimpl
+    def register_log_drivers(register):
+        register("btsecondlog", "x:W")
+""")
     fake.install({"btfirst": mods["a"], "btsecond": mods["b"]})
-    with pytest.raises(BerthError) as err:
-        plugins.drivers("volume")
-    message = str(err.value)
-    assert message.startswith("volume driver 'btdup' is registered by both plugin ")
-    assert "'btfirst'" in message and "'btsecond'" in message
+    registry = plugins.drivers("volume")
+    assert registry.names() == ["btdup"] and registry._entries["btdup"] == ("x:Y", "btfirst")
+    assert "btsecondlog" not in plugins.drivers("log").names()  # disabled whole
+    assert not plugins.manager().has_plugin("btsecond")
+    assert capsys.readouterr().err == (f"WARNING: plugin 'btsecond' ({mods['b']}) is disabled: volume driver 'btdup' "
+                                       "is registered by both plugin 'btfirst' and plugin 'btsecond'\n")
+    assert list(plugins.failed()) == ["btsecond"]
 
 
 def test_a_module_class_string_is_imported_only_on_first_get(fake):
@@ -200,25 +206,104 @@ def test_an_unsupported_driver_says_why(fake):
     assert registry.get("btno").name == "btno"  # still listed and importable
 
 
-# -- failures ------------------------------------------------------------------
+# -- failures: a broken plugin disables itself, the others work ---------------------
 
 
-def test_a_plugin_that_fails_to_import_is_named(fake):
-    mods = fake.modules(broken="import btplug_this_module_does_not_exist\n")
-    fake.install({"btbroken": mods["broken"]})
-    with pytest.raises(BerthError) as err:
-        plugins.manager()
-    message = str(err.value)
-    assert message.startswith(f"plugin 'btbroken' ({mods['broken']}) failed to load: ")
-    assert "btplug_this_module_does_not_exist" in message
-    assert "\n" not in message
+def _only_warning(capsys, name: str, value: str) -> str:
+    """The one stderr line about plugin `name`: its reason."""
+    lines = capsys.readouterr().err.splitlines()
+    prefix = f"WARNING: plugin {name!r} ({value}) is disabled: "
+    assert len(lines) == 1 and lines[0].startswith(prefix), lines
+    return lines[0][len(prefix):]
 
 
-def test_a_missing_plugin_module_is_named(fake):
-    fake.install({"btgone": "btplug_gone_" + secrets.token_hex(4)})
-    with pytest.raises(BerthError) as err:
-        plugins.manager()
-    assert str(err.value).startswith("plugin 'btgone' (btplug_gone_")
+GOOD = REGISTER_VOLUME.format(name="btgood", driver="x:Good")
+
+
+def test_a_plugin_that_fails_to_import_is_disabled_with_one_line(fake, capsys):
+    mods = fake.modules(broken="import btplug_this_module_does_not_exist\n", good=GOOD)
+    fake.install({"btbroken": mods["broken"], "btgood": mods["good"]})
+    assert plugins.drivers("volume").names() == ["btgood"]
+    reason = _only_warning(capsys, "btbroken", mods["broken"])
+    assert reason == "failed to load: ModuleNotFoundError: No module named 'btplug_this_module_does_not_exist'"
+    assert plugins.failed() == {"btbroken": (mods["broken"], reason)}
+    with pytest.raises(InvalidArgument) as err:  # a command that needs a driver it would have had
+        plugins.drivers("volume").get("btwanted")
+    assert str(err.value) == f"unknown volume driver 'btwanted' (available: btgood); plugin 'btbroken' is disabled: {reason}"
+
+
+def test_a_plugin_whose_import_raises_anything_is_disabled(fake, capsys):
+    mods = fake.modules(broken="raise RuntimeError('btbroken is\\nbroken')\n", good=GOOD)
+    fake.install({"btbroken": mods["broken"], "btgood": mods["good"]})
+    plugins.manager()
+    assert _only_warning(capsys, "btbroken", mods["broken"]) == "failed to load: RuntimeError: btbroken is broken"
+    assert plugins.drivers("volume").names() == ["btgood"]
+
+
+def test_a_missing_plugin_module_is_disabled(fake, capsys):
+    gone = "btplug_gone_" + secrets.token_hex(4)
+    fake.install({"btgone": gone})
+    assert plugins.manager().list_name_plugin() == []
+    assert _only_warning(capsys, "btgone", gone) == f"failed to load: ModuleNotFoundError: No module named '{gone}'"
+
+
+def test_a_misspelt_hook_argument_is_disabled(fake, capsys):
+    mods = fake.modules(typo="""
+        from berth.core.hookspecs import hookimpl
+
+        @hookimpl
+        def register_volume_drivers(registr):
+            registr("bttypo", "x:Y")
+    """, good=GOOD)
+    fake.install({"bttypo": mods["typo"], "btgood": mods["good"]})
+    assert plugins.drivers("volume").names() == ["btgood"]
+    reason = _only_warning(capsys, "bttypo", mods["typo"])
+    assert reason.startswith("hook register_volume_drivers(registr): ") and "registr" in reason
+    assert not plugins.manager().has_plugin("bttypo")
+
+
+def test_a_misspelt_hook_name_is_disabled(fake, capsys):
+    mods = fake.modules(typo="""
+        from berth.core.hookspecs import hookimpl
+
+        @hookimpl
+        def register_volume_driver(register):
+            register("bttypo", "x:Y")
+    """, good=GOOD)
+    fake.install({"bttypo": mods["typo"], "btgood": mods["good"]})
+    assert plugins.drivers("volume").names() == ["btgood"]
+    reason = _only_warning(capsys, "bttypo", mods["typo"])
+    assert "register_volume_driver" in reason and "unknown hook" in reason
+
+
+def test_a_registration_hook_that_raises_is_disabled(fake, capsys):
+    mods = fake.modules(bad="""
+        from berth.core.hookspecs import hookimpl
+
+        @hookimpl
+        def register_log_drivers(register):
+            register("btfine", "x:Y")
+
+        @hookimpl
+        def register_volume_drivers(register):
+            raise KeyError("btconfig")
+    """, good=GOOD)
+    fake.install({"btbad": mods["bad"], "btgood": mods["good"]})
+    assert plugins.drivers("volume").names() == ["btgood"]
+    assert "btfine" not in plugins.drivers("log").names()
+    assert _only_warning(capsys, "btbad", mods["bad"]) == "registering its drivers failed: KeyError: 'btconfig'"
+
+
+def test_a_broken_plugin_is_not_recorded_so_every_command_warns_again(fake, capsys):
+    mods = fake.modules(broken="import btplug_this_module_does_not_exist\n", good=GOOD)
+    fake.install({"btbroken": mods["broken"], "btgood": mods["good"]})
+    points = [[ep.name, ep.value] for ep in plugins._entry_points()]
+    plugins._save({"key": plugins._path_key(), "entry_points": points})
+    plugins.manager()
+    plugins.reset()
+    assert plugins._registrations() is None
+    plugins.drivers("volume")
+    assert "WARNING: plugin 'btbroken'" in capsys.readouterr().err
 
 
 def test_a_driver_module_that_fails_to_import_names_driver_and_plugin(fake):
