@@ -90,7 +90,8 @@ def _terminate_as_interrupt() -> None:
 @click.option("-a", "--all-tags", is_flag=True, help="Download all tagged images in the repository.")
 @click.option("--platform", help="Set platform if server is multi-platform capable (os/arch[/variant]).")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
-def pull(name, all_tags, platform, quiet):
+@click.option("--authfile", metavar="PATH", help="Path of the authentication file (default: berth's, then Docker's).")
+def pull(name, all_tags, platform, quiet, authfile):
     """Download an image from a registry."""
     from berth.core.images.transfer import pull as do_pull
     from berth.core.oci import reference as refs
@@ -111,8 +112,8 @@ def pull(name, all_tags, platform, quiet):
 
     _terminate_as_interrupt()
     results = do_pull(engine, ref, platform=platform, progress=view, all_tags=all_tags,
-                      on_start=None if all_tags else on_start) if not all_tags else \
-        _pull_all(engine, ref, platform, view, quiet)
+                      on_start=None if all_tags else on_start, auth_file=authfile) if not all_tags else \
+        _pull_all(engine, ref, platform, view, quiet, authfile)
     for result in results:
         if quiet:
             click.echo(str(result.ref))
@@ -129,7 +130,7 @@ def pull(name, all_tags, platform, quiet):
         click.echo(ref.name)
 
 
-def _pull_all(engine, ref, platform, view, quiet):
+def _pull_all(engine, ref, platform, view, quiet, authfile=None):
     from berth.core.images.transfer import pull as do_pull
 
     if not quiet:
@@ -138,7 +139,8 @@ def _pull_all(engine, ref, platform, view, quiet):
     def on_start(one):
         view.reset()
 
-    results = do_pull(engine, ref, platform=platform, progress=view, all_tags=True, on_start=on_start)
+    results = do_pull(engine, ref, platform=platform, progress=view, all_tags=True, on_start=on_start,
+                      auth_file=authfile)
     if not quiet:
         for r in results:
             click.echo(f"{r.ref.tag}: Digest: {r.digest}")
@@ -149,7 +151,8 @@ def _pull_all(engine, ref, platform, view, quiet):
 @click.argument("name")
 @click.option("-a", "--all-tags", is_flag=True, help="Push all tags of an image to the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
-def push(name, all_tags, quiet):
+@click.option("--authfile", metavar="PATH", help="Path of the authentication file (default: berth's, then Docker's).")
+def push(name, all_tags, quiet, authfile):
     """Upload an image to a registry."""
     from berth.core.images.transfer import push as do_push
     from berth.core.oci import reference as refs
@@ -165,7 +168,7 @@ def push(name, all_tags, quiet):
     view = ProgressView(sys.stdout.isatty(), quiet)
     _terminate_as_interrupt()
     target = ref.name if all_tags else str(ref if ref.tag else ref.with_tag(refs.DEFAULT_TAG))
-    for one, digest, size in do_push(engine, target, progress=view, all_tags=all_tags,
+    for one, digest, size in do_push(engine, target, progress=view, all_tags=all_tags, auth_file=authfile,
                                      on_start=lambda one: view.reset()):
         if not quiet:
             click.echo(f"{one.tag}: digest: {digest} size: {size}")
@@ -192,7 +195,8 @@ def _server_host(server: str | None) -> str:
 @click.option("-u", "--username", help="Username.")
 @click.option("-p", "--password", help="Password.")
 @click.option("--password-stdin", is_flag=True, help="Take the password from stdin.")
-def login(server, username, password, password_stdin):
+@click.option("--authfile", metavar="PATH", help="Path of the authentication file (default: berth's own).")
+def login(server, username, password, password_stdin, authfile):
     """Log in to a registry."""
     from berth.core.images.transfer import open_registry
     from berth.core.oci import credentials
@@ -217,19 +221,20 @@ def login(server, username, password, password_stdin):
     engine = get_engine()
     registry = open_registry(engine, host, credentials=(username, password))
     registry.login(username, password)
-    credentials.store(host, username, password)
+    credentials.store(host, username, password, authfile)
     click.echo("Login Succeeded")
 
 
 @click.command("logout", context_settings=CONTEXT)
 @click.argument("server", required=False)
-def logout(server):
+@click.option("--authfile", metavar="PATH", help="Path of the authentication file (default: berth's own).")
+def logout(server, authfile):
     """Log out from a registry."""
     from berth.core.oci import credentials
 
     host = _server_host(server)
     shown = "https://index.docker.io/v1/" if host == "docker.io" else host
-    if not credentials.erase(host):
+    if not credentials.erase(host, authfile):
         click.echo(f"Not logged in to {shown}")
         return
     click.echo(f"Removing login credentials for {shown}")

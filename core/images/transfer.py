@@ -294,12 +294,13 @@ def _discard(engine, digests: set[str]) -> None:
 # --------------------------------------------------------------------------
 
 
-def open_registry(engine, host: str, credentials: tuple[str, str] | None = None):
-    """The registry client for `host` (docker.io -> registry-1.docker.io)."""
+def open_registry(engine, host: str, credentials: tuple[str, str] | None = None, auth_file=None):
+    """The registry client for `host` (docker.io -> registry-1.docker.io); without
+    `credentials`, those berth.core.oci.credentials finds (in `auth_file` only, when given)."""
     from berth.core import plugins
 
     cls = plugins.drivers("registry").get("docker")
-    return cls.for_host(engine.config, host, credentials=credentials)
+    return cls.for_host(engine.config, host, credentials=credentials, auth_file=auth_file)
 
 
 def _mirrors(engine, host: str) -> list[str]:
@@ -314,8 +315,10 @@ class PullResult(Record):
 
 
 def pull(engine, name: str | refs.Reference, *, platform: str | None = None, progress: Progress = _no_progress,
-         all_tags: bool = False, on_start: Callable[[refs.Reference], None] | None = None) -> list[PullResult]:
-    """Pull `name` (every tag of its repository with `all_tags`) into the store."""
+         all_tags: bool = False, on_start: Callable[[refs.Reference], None] | None = None,
+         auth_file=None) -> list[PullResult]:
+    """Pull `name` (every tag of its repository with `all_tags`) into the store.
+    `auth_file`: read credentials from this file only (--authfile)."""
     ref = name if isinstance(name, refs.Reference) else refs.parse(name, default_tag=not all_tags)
     if all_tags and (ref.tag or ref.digest):
         raise InvalidArgument("tag can't be used with --all-tags/-a")
@@ -325,7 +328,7 @@ def pull(engine, name: str | refs.Reference, *, platform: str | None = None, pro
     for i, (host, _) in enumerate(sources):
         mirror = i < len(sources) - 1
         try:
-            source = open_registry(engine, host)
+            source = open_registry(engine, host, auth_file=auth_file)
             if all_tags:
                 wanted = [ref.with_tag(t) for t in sorted(source.list_tags(ref.repository))]
             else:
@@ -425,8 +428,10 @@ def send(engine, image, dest, repo: str, *, mount_candidates: Callable[[str], li
 
 
 def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool = False,
-         on_start: Callable[[refs.Reference], None] | None = None) -> list[tuple[refs.Reference, str, int]]:
-    """`berth push`: returns (reference, manifest digest, manifest size) for each tag pushed."""
+         on_start: Callable[[refs.Reference], None] | None = None,
+         auth_file=None) -> list[tuple[refs.Reference, str, int]]:
+    """`berth push`: returns (reference, manifest digest, manifest size) for each tag pushed.
+    `auth_file`: read credentials from this file only (--authfile)."""
     ref = refs.parse(name, default_tag=not all_tags)
     if ref.digest:
         raise InvalidArgument("cannot push a digest reference")
@@ -437,7 +442,7 @@ def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
     else:
         wanted = [ref]
-    dest = open_registry(engine, ref.registry)
+    dest = open_registry(engine, ref.registry, auth_file=auth_file)
     out = []
     for one in wanted:
         image_id = engine.images.find_id(str(one))

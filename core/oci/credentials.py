@@ -4,9 +4,13 @@ The file is ``{"auths": {"<server>": {"auth": base64("user:password")}}}``,
 what `docker login` and `podman login` write, so either can read berth's and
 berth can read theirs. Where it lives, first match wins:
 
-1. the `path` argument of each function;
+1. the `path` argument of each function (`--authfile`);
 2. ``$BERTH_AUTH_FILE``;
 3. ``~/.config/berth/auth.json``.
+
+`load` also reads Docker's own ``~/.docker/config.json`` (``$DOCKER_CONFIG``)
+after berth's file, with its credential helpers (`credsStore`,
+`credHelpers`: the ``docker-credential-*`` programs).
 
 Server keys are normalized as Docker does: Docker Hub (``docker.io``,
 ``index.docker.io``, ``registry-1.docker.io``, its URLs) is stored under
@@ -113,14 +117,51 @@ def _decode(entry, path: Path, key: str) -> Credentials | None:
     return None
 
 
+def docker_config_path() -> Path:
+    """Where `docker login` keeps its credentials: ``$DOCKER_CONFIG/config.json``,
+    else ``~/.docker/config.json``."""
+    directory = os.environ.get("DOCKER_CONFIG")
+    return Path(directory) / "config.json" if directory else Path.home() / ".docker" / "config.json"
+
+
 def load(server: str, path: Path | str | None = None) -> Credentials | None:
-    """The credentials stored for `server`, or None."""
-    path = Path(path) if path else default_path()
-    auths = _read(path).get("auths", {})
-    for key in _matching_keys(auths, server):
-        found = _decode(auths[key], path, key)
+    """The credentials for `server`, or None.
+
+    With `path` (--authfile), from that file only. Otherwise from berth's
+    own file, then from what `docker login` left (docker_config_path), as
+    podman does. In each file: the registry's `credHelpers` entry, else a
+    password in `auths`, else the `credsStore` helper (the
+    ``docker-credential-*`` programs, berth.core.oci.credhelper).
+    """
+    paths = [Path(path)] if path else [default_path(), docker_config_path()]
+    for one in paths:
+        found = _load_from(one, server)
         if found:
             return found
+    return None
+
+
+def _load_from(path: Path, server: str) -> Credentials | None:
+    """The registry's `credHelpers` helper, else a password in `auths`
+    (what berth and podman write, whatever `credsStore` says), else the
+    `credsStore` helper."""
+    data = _read(path)
+    helpers = data.get("credHelpers") if isinstance(data.get("credHelpers"), dict) else {}
+    key = server_key(server)
+    helper = next((helpers[k] for k in helpers if server_key(k) == key), None)
+    if not helper:
+        auths = data.get("auths", {})
+        for found_key in _matching_keys(auths, server):
+            found = _decode(auths[found_key], path, found_key)
+            if found:
+                return found
+        helper = data.get("credsStore")
+    if isinstance(helper, str) and helper:
+        from berth.core.oci import credhelper
+
+        found = credhelper.get(helper, key)
+        if found:
+            return Credentials(*found)
     return None
 
 
