@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 def context(tmp_path: Path, dockerfile: str, files: dict[str, bytes | str] | None = None, name: str = "ctx") -> Path:
     root = tmp_path / name
@@ -86,7 +88,8 @@ def test_single_stage_output_files_config_and_history(berth, tmp_path):
     assert run_out(berth, "app:1") == "hello\n"
     assert run_out(berth, "other", "cat", "/app/made.txt") == "made\n"
     cfg = inspect(berth, "app:1")["Config"]
-    assert cfg["Env"] == ["A=1", "B=two words"] and cfg["WorkingDir"] == "/app" and cfg["Cmd"] == ["cat", "a.txt"]
+    assert cfg["Env"] == [f"PATH={PATH}", "A=1", "B=two words"]  # PATH added at FROM, as Docker
+    assert cfg["WorkingDir"] == "/app" and cfg["Cmd"] == ["cat", "a.txt"]
     history = config_blob(berth, "app:1")["history"]
     assert [h["created_by"] for h in history[1:]] == [
         "/bin/sh -c #(nop)  ENV A=1 B=two words",
@@ -215,7 +218,8 @@ def test_build_args_arg_before_from_and_proxy_args(berth, tmp_path):
     assert "[Warning] One or more build-args [NOTUSED] were not consumed" in proc.stdout
     assert run_out(berth, "args", "cat", "/out") == "hello me from busybox (me) proxy=http://127.0.0.1:9\n"
     cfg = inspect(berth, "args")["Config"]
-    assert cfg["Env"] == ["GREETING=hello me", "OTHER=fallback", "ALT=set"] and cfg["Labels"] == {"who": "me"}
+    assert cfg["Env"] == [f"PATH={PATH}", "GREETING=hello me", "OTHER=fallback", "ALT=set"]
+    assert cfg["Labels"] == {"who": "me"}
     history = [h["created_by"] for h in config_blob(berth, "args")["history"]]
     run = next(h for h in history if "echo" in h)
     assert run.startswith("|2 BASE=busybox WHO=me /bin/sh -c echo") and "http_proxy=" not in run
@@ -372,3 +376,111 @@ def test_keep_intermediate_containers_with_no_rm(berth, tmp_path):
     proc = build(berth, ctx, "--no-rm")
     assert "Removing intermediate container" not in proc.stdout
     assert len(berth("ps", "-aq").stdout.split()) == 1
+
+
+# -- interop: podman runs what berth builds, and builds the same thing ---------------------------------
+
+INTEROP_DOCKERFILE = """FROM busybox
+ENV A=1 B="two words"
+COPY a.txt /app/
+COPY sub /app/sub
+COPY link /app/
+COPY --chown=app:app --chmod=640 a.txt /home/app/owned
+ADD pkg.tar /opt/
+WORKDIR /app
+RUN echo made > made.txt && mkdir -p /var/x && chmod 700 /var/x && rm /bin/vi
+USER app
+EXPOSE 80 53/udp
+VOLUME /data
+LABEL k=v
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --timeout=2s --retries=4 CMD true
+ENTRYPOINT ["/bin/sh", "-c"]
+CMD ["cat a.txt"]
+"""
+
+
+def flatten(archive: Path) -> tuple[dict, dict]:
+    """(the image's root filesystem as path -> what it is, its config) from a docker-archive."""
+    with tarfile.open(archive) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        config = json.load(outer.extractfile(manifest["Config"]))
+        tree: dict[str, tuple] = {}
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
+                for m in inner:
+                    name = m.name.strip("./").rstrip("/")
+                    head, _, base = name.rpartition("/")
+                    if base == ".wh..wh..opq":
+                        tree = {k: v for k, v in tree.items() if not k.startswith(head + "/")}
+                    elif base.startswith(".wh."):
+                        gone = (head + "/" if head else "") + base[4:]
+                        tree = {k: v for k, v in tree.items() if k != gone and not k.startswith(gone + "/")}
+                    elif name:
+                        data = inner.extractfile(m).read() if m.isfile() else b""
+                        kind = "dir" if m.isdir() else "link" if m.issym() else "hard" if m.islnk() else "file"
+                        tree[name] = (kind, m.mode & 0o7777, m.uid, m.gid, m.linkname, data)
+    return tree, config
+
+
+ULIMITS = ["--ulimit", "nproc=4096:4096", "--ulimit", "nofile=1024:1024"]  # what this host lets podman set
+
+
+def podman_cmd(base: Path) -> list[str]:
+    return ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--root", str(base / "root"),
+            "--runroot", str(base / "run"), "--storage-driver", "vfs", "--events-backend", "file"]
+
+
+def test_podman_runs_it_skopeo_sees_it_and_podman_builds_the_same(berth, tmp_path):
+    import shutil
+    import subprocess
+    import tempfile
+
+    berth.image  # noqa: B018
+    pkg = io.BytesIO()
+    with tarfile.open(fileobj=pkg, mode="w") as tar:
+        info = tarfile.TarInfo("pkg/tool")
+        info.size, info.mode = 4, 0o755
+        tar.addfile(info, io.BytesIO(b"tool"))
+    ctx = context(tmp_path, INTEROP_DOCKERFILE, {"a.txt": "hello\n", "sub/b": "x\n", "pkg.tar": pkg.getvalue()})
+    os.symlink("a.txt", ctx / "link")
+    build(berth, ctx, "-t", "interop:1")
+    saved = tmp_path / "berth.tar"
+    berth("save", "-o", str(saved), "interop:1", check=True)
+    layers = inspect(berth, "interop:1")["RootFS"]["Layers"]
+    sk = json.loads(subprocess.run(["skopeo", "inspect", f"docker-archive:{saved}"], capture_output=True, text=True,
+                                   check=True).stdout)
+    assert sk["Layers"] == layers and len(layers) == 1 + 6  # busybox, 4 COPY, ADD, RUN (/app exists: no WORKDIR layer)
+    base = Path(tempfile.mkdtemp(prefix="bt-pm-"))  # podman wants a short runroot
+    podman = podman_cmd(base)
+    try:
+        loaded = subprocess.run(podman + ["load", "-i", str(saved)], capture_output=True, text=True, timeout=120)
+        assert loaded.returncode == 0, loaded.stderr
+        ran = subprocess.run(podman + ["run", "--rm", "--network", "none", *ULIMITS, "interop:1"], capture_output=True,
+                             text=True, timeout=120)
+        assert ran.returncode == 0 and ran.stdout == "hello\n", ran.stderr
+        subprocess.run(podman + ["import", str(berth.rootfs), "busybox"], capture_output=True, check=True)
+        built = subprocess.run(podman + ["build", "--format", "docker", "--network", "none", *ULIMITS, "-t", "pbuilt",
+                                         str(ctx)], capture_output=True, text=True, timeout=300)
+        assert built.returncode == 0, built.stderr
+        theirs_tar = tmp_path / "podman.tar"
+        saved_by_podman = subprocess.run(podman + ["save", "--format", "docker-archive", "-o", str(theirs_tar),
+                                                   "localhost/pbuilt:latest"], capture_output=True, text=True)
+        assert saved_by_podman.returncode == 0, saved_by_podman.stderr
+    finally:
+        subprocess.run(podman + ["system", "reset", "-f"], capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+    ours, our_config = flatten(saved)
+    theirs, their_config = flatten(theirs_tar)
+    for leftover in ("etc/hostname", "run"):  # what podman's RUN leaves in its layer (Docker's does not)
+        theirs.pop(leftover, None)
+    differ = sorted(p for p in set(ours) | set(theirs) if ours.get(p) != theirs.get(p))
+    assert differ == [], [(p, ours.get(p, "missing")[:5], theirs.get(p, "missing")[:5]) for p in differ]
+    assert "bin/vi" not in ours and ours["var/x"][:2] == ("dir", 0o700)
+    assert ours["app/link"][0] == "file"  # a link inside the context is followed, as Docker and podman do
+    keys = ("Cmd", "Entrypoint", "Env", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "Healthcheck",
+            "StopSignal")
+    mine = {k: our_config["config"].get(k) for k in keys}
+    other = {k: their_config["config"].get(k) for k in keys}
+    other["Labels"] = {k: v for k, v in (other["Labels"] or {}).items() if k != "io.buildah.version"}
+    assert mine == other
