@@ -9,7 +9,7 @@ is installed (not editable, for honest start-up times):
     python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install .
     BERTH=/tmp/bench-venv/bin/berth /tmp/bench-venv/bin/python bench/run.py [SCENARIO ...]
 
-Scenarios: help, import, run, many, bridge, pull. Results: bench/results/latest.md.
+Scenarios: help, import, run, many, bridge, pull, build. Results: bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class Engine:
                          "--events-backend", "file", "--tmpdir", str(base / "tmp")]
 
     def cmd(self, *args: str) -> list[str]:
-        extra = list(PODMAN_ULIMITS) if self.kind == "podman" and args and args[0] == "run" else []
+        extra = list(PODMAN_ULIMITS) if self.kind == "podman" and args and args[0] in ("run", "build") else []
         return self.argv + [args[0]] + extra + list(args[1:])
 
     def run(self, *args: str, **kw) -> subprocess.CompletedProcess:
@@ -270,8 +270,42 @@ def bench_pull(tmp: Path, rootfs: Path) -> list[dict]:
         server.wait(10)
 
 
+BUILD_DOCKERFILE = """FROM bench/busybox
+ENV APP=/app MODE=bench
+WORKDIR /app
+COPY data /app/data
+RUN echo one > /app/one
+RUN mkdir -p /app/logs && echo two > /app/logs/two
+RUN cat /app/one /app/logs/two > /app/both
+CMD ["cat", "/app/both"]
+"""
+
+
+def bench_build(tmp: Path, rootfs: Path) -> list[dict]:
+    """8 instructions (a COPY of 20 MB in 20 files, 3 RUN): a cold build (--no-cache) and a fully
+    cached rebuild. RUN steps on --network none on both sides: this measures the builders."""
+    ctx = tmp / "build-context"
+    (ctx / "data").mkdir(parents=True)
+    for i in range(20):
+        (ctx / "data" / f"blob{i:02d}").write_bytes(os.urandom(1 << 20))
+    (ctx / "Dockerfile").write_text(BUILD_DOCKERFILE)
+    with engines(tmp, "build") as (b, p):
+        b.run("import", str(rootfs), "bench/busybox")
+        p.run("import", str(rootfs), "bench/busybox")
+
+        def build(e: Engine, *extra: str):
+            return lambda: timed([e.cmd("build", "--network", "none", *extra, "-t", "bench/app", str(ctx))])
+
+        rows = [compare("build, cold (--no-cache): 8 steps, COPY 20 MB, 3 RUN", 5,
+                        build(b, "--no-cache"), build(p, "--no-cache"))]
+        build(b)()
+        build(p)()
+        rows.append(compare("build, fully cached rebuild", 10, build(b), build(p)))
+        return rows
+
+
 SCENARIOS = {"help": bench_help, "import": bench_import, "run": bench_run, "many": bench_many,
-             "bridge": bench_bridge, "pull": bench_pull}
+             "bridge": bench_bridge, "pull": bench_pull, "build": bench_build}
 
 
 def main() -> None:
