@@ -438,6 +438,7 @@ class ContainerService:
             "id": container_id, "image_id": image.id, "image": opts.image, "created": now_iso(),
             "driver": engine.storage_driver_name, "config": dumps(config), "host_config": dumps(host_config),
             "state": dumps(initial_state()), "mounts": dumps(opts.mounts or []),
+            "network": dumps(engine.networks.endpoint_settings(host_config, opts.endpoint)),
         }
         for attempt in range(20):
             row["name"] = name or random_name() + ("" if attempt < 10 else str(random_choice(range(100))))
@@ -445,8 +446,8 @@ class ContainerService:
                 with self.store.transaction() as db:
                     db.execute(
                         "INSERT INTO containers (id, name, image_id, image, created, driver, config, host_config,"
-                        " state, mounts) VALUES (:id, :name, :image_id, :image, :created, :driver, :config,"
-                        " :host_config, :state, :mounts)", row)
+                        " state, mounts, network) VALUES (:id, :name, :image_id, :image, :created, :driver, :config,"
+                        " :host_config, :state, :mounts, :network)", row)
                 break
             except sqlite3.IntegrityError:
                 if name:

@@ -294,8 +294,30 @@ class NetworkService:
 
     # -- IPAM and ports ------------------------------------------------------------
 
+    def endpoint_settings(self, host_config: dict, endpoint: dict) -> dict:
+        """The NetworkSettings a new container starts with: its --ip,
+        --network-alias and --mac-address (EndpointSettings) on its primary
+        network, checked as Docker checks them."""
+        if not endpoint:
+            return {}
+        name = self._primary_name(host_config)
+        user_defined = name not in PREDEFINED and not name.startswith("container:")
+        if endpoint.get("Aliases") and not user_defined:
+            raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+        wanted = (endpoint.get("IPAMConfig") or {}).get("IPv4Address")
+        if wanted:
+            if not user_defined:
+                raise InvalidArgument("user specified IP address is supported on user defined networks only")
+            row = self._row(name)
+            address = ipaddress.ip_address(wanted)
+            net = ipaddress.ip_network(row["subnet"])
+            if address not in net or address in (net.network_address, net.broadcast_address):
+                raise InvalidArgument(f"no configured subnet or ip-range contain the IP address {wanted}")
+        return {"Networks": {name: dict(endpoint)}}
+
     def _allocate_addresses(self, container_id: str, host_config: dict, settings: dict) -> list[tuple]:
-        """(network row, address) for each bridge-like network, allocating what is missing."""
+        """(network row, address) for each bridge-like network, allocating what is missing
+        (the address the container asked for with --ip, if it is free)."""
         rows = []
         for name in self._member_names(host_config, settings):
             if name in ("host", "none") or name.startswith("container:"):
@@ -314,7 +336,12 @@ class NetworkService:
                 if have:
                     out.append((row, have["address"]))
                     continue
-                address = self._free_address(db, row)
+                wanted = ((settings.get("Networks") or {}).get(row["name"]) or {}).get("IPAMConfig") or {}
+                address = wanted.get("IPv4Address") or self._free_address(db, row)
+                if address == row["gateway"] or db.execute(
+                        "SELECT 1 FROM ip_allocations WHERE network_id = ? AND address = ?",
+                        (row["id"], address)).fetchone():
+                    raise Conflict("Address already in use")
                 db.execute("INSERT INTO ip_allocations (network_id, address, container_id) VALUES (?,?,?)",
                            (row["id"], address, container_id))
                 out.append((row, address))
@@ -433,7 +460,8 @@ class NetworkService:
             with self.engine.lock("network"):
                 for index, (net_row, address) in enumerate(allocations):
                     spec = self.spec(net_row)
-                    ep = self._endpoint(container.id, net_row, address, index)
+                    mac = ((settings.get("Networks") or {}).get(net_row["name"]) or {}).get("MacAddress")
+                    ep = self._endpoint(container.id, net_row, address, index, mac)
                     drv = self.driver(net_row["driver"])
                     self._ensure_network(drv, spec)
                     drv.attach(spec, ep, pid)
@@ -498,10 +526,10 @@ class NetworkService:
         self._marker(container_id).unlink(missing_ok=True)
         return names
 
-    def _endpoint(self, container_id: str, net_row, address: str, index: int) -> Endpoint:
+    def _endpoint(self, container_id: str, net_row, address: str, index: int, mac: str | None = None) -> Endpoint:
         net = ipaddress.ip_network(net_row["subnet"])
         return Endpoint(container_id=container_id, network_id=net_row["id"], address=address,
-                        prefixlen=net.prefixlen, gateway=net_row["gateway"], mac=mac_for(address),
+                        prefixlen=net.prefixlen, gateway=net_row["gateway"], mac=mac or mac_for(address),
                         host_ifname=veth_name(container_id, net_row["id"]), ifname=f"eth{index}",
                         default_route=index == 0)
 
@@ -523,7 +551,8 @@ class NetworkService:
                             HairpinMode=False, Gateway="", IPAddress="", IPPrefixLen=0, MacAddress="")
             for net_row, spec, ep in endpoints:
                 entry = dict(networks.get(net_row["name"]) or {})
-                entry.update(_endpoint_settings(net_row, ep))
+                asked = {k: entry[k] for k in ("IPAMConfig", "Aliases") if entry.get(k)}  # --ip, --network-alias
+                entry.update(_endpoint_settings(net_row, ep), **asked)
                 networks[net_row["name"]] = entry
                 if net_row["name"] == "bridge":  # Docker fills the top level for the default bridge only
                     settings.update(Bridge=spec.bridge, Gateway=ep.gateway, IPAddress=ep.address,
@@ -594,10 +623,13 @@ class NetworkService:
         for net_row, _ in allocations:
             if net_row["name"] in PREDEFINED:
                 continue
-            for peer in self.store.all("SELECT a.address, c.id, c.name FROM ip_allocations a JOIN containers c "
-                                       "ON c.id = a.container_id WHERE a.network_id = ? AND a.container_id != ? "
-                                       "ORDER BY a.rowid", (net_row["id"], container.id)):
-                lines.append(f"{peer['address']}\t{peer['name']} {peer['id'][:12]}")
+            for peer in self.store.all("SELECT a.address, c.id, c.name, c.network FROM ip_allocations a JOIN "
+                                       "containers c ON c.id = a.container_id WHERE a.network_id = ? AND "
+                                       "a.container_id != ? ORDER BY a.rowid", (net_row["id"], container.id)):
+                aliases = (((loads(peer["network"]) or {}).get("Networks") or {}).get(net_row["name"]) or {}).get(
+                    "Aliases") or []
+                lines.append(f"{peer['address']}\t" + " ".join(dict.fromkeys([peer["name"], peer["id"][:12],
+                                                                              *aliases])))
         return list(dict.fromkeys(lines))
 
     def resolv_conf(self, container) -> str:

@@ -292,3 +292,36 @@ def test_init_is_pid_1_reaps_and_forwards_signals(berth, ids):
     berth("stop", cid, check=True)
     assert time.monotonic() - started < 5
     assert inspect(berth, cid)["State"]["ExitCode"] == 143
+
+
+# -- the primary network's endpoint: --ip, --network-alias, --mac-address ----------------
+
+
+def test_ip_alias_and_mac_address_on_a_user_network(berth, ids):
+    berth("network", "create", "flagsnet", check=True)
+    subnet = json.loads(berth("network", "inspect", "flagsnet", check=True).stdout)[0]["IPAM"]["Config"][0]["Subnet"]
+    address = subnet.rsplit(".", 1)[0] + ".50"
+    mac = "02:42:ac:11:00:99"
+    cid = berth("run", "-d", "--network", "flagsnet", "--name", "web", "--ip", address, "--network-alias", "db-alias",
+                "--mac-address", mac, berth.image, "sleep", "60", check=True).stdout.strip()
+    ids.append(cid)
+    endpoint = inspect(berth, cid)["NetworkSettings"]["Networks"]["flagsnet"]
+    assert endpoint["IPAddress"] == address and endpoint["MacAddress"] == mac
+    assert endpoint["IPAMConfig"] == {"IPv4Address": address} and endpoint["Aliases"] == ["db-alias"]
+    seen = berth("exec", cid, "ip", "addr", "show", "eth0", check=True).stdout
+    assert f"inet {address}/" in seen and f"link/ether {mac}" in seen
+    # a peer on the network reaches it by its alias
+    out = inside(berth, berth.image, "sh", "-c", "grep db-alias /etc/hosts; ping -c 1 -W 2 db-alias >/dev/null && "
+                                                  "echo reached", network="flagsnet")
+    assert out.startswith(f"{address}\t") and out.endswith("reached\n")
+    taken = berth("run", "--rm", "--network", "flagsnet", "--ip", address, berth.image, "true")
+    assert taken.returncode == 125 and "Address already in use" in taken.stderr
+    for argv, message in [
+        (["--ip", "10.99.0.5"], "user specified IP address is supported on user defined networks only"),
+        (["--network-alias", "x"], "network-scoped aliases are only supported for user-defined networks"),
+        (["--mac-address", "zz"], "zz is not a valid mac address"),
+        (["--network", "flagsnet", "--ip", "192.0.2.1"], "no configured subnet or ip-range contain the IP address "
+                                                         "192.0.2.1"),
+    ]:
+        res = berth("create", *argv, berth.image, "true")
+        assert res.returncode == 125 and message in res.stderr, (argv, res.stderr)
