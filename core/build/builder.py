@@ -199,19 +199,18 @@ class Builder:
         return None
 
     def image_named(self, name: str, pull: bool = False):
-        images = self.engine.images
+        """A base image: the local one, else (or always with --pull) pulled."""
+        from berth.core.images import transfer
+
         if not pull:
             try:
-                return images.get(name)
+                return self.engine.images.get(name)
             except NotFound:
                 pass
         try:
-            return images.pull(name)
-        except NotFound:
-            raise
-        except BerthError as exc:
-            raise DockerfileError(f"pull access denied for {name}, repository does not exist or may require "
-                                  f"'docker login': {exc}") from None
+            return transfer.pull(self.engine, name)[0].image
+        except BerthError as exc:  # a build that cannot get its base fails as a build does: exit 1
+            raise DockerfileError(exc.message) from None
 
     def _set_image(self, stage: _Stage, image) -> None:
         import copy

@@ -455,20 +455,41 @@ class ImageService:
         out.extend(("Untagged", refs.parse(d).familiar) for d in digests)
         if user:  # forced while a container uses it: as Docker, keep the image, untagged
             return out
-        out.extend(("Deleted", d) for d in self.delete(image_id))
+        out.extend(("Deleted", d) for d in self.delete(image_id, parents_unless=in_use_by or (lambda _: None)))
         return out
 
-    def delete(self, image_id: str) -> list[str]:
-        """Delete the image row, then the layers and blobs no other image shares."""
-        image = self.store.one("SELECT * FROM images WHERE id = ?", (image_id,))
-        if image is None:
+    def delete(self, image_id: str, parents_unless: Callable[[str], object] | None = None) -> list[str]:
+        """Delete the image row, then the layers and blobs no other image shares.
+
+        With `parents_unless` (rmi's in_use_by), the untagged parents left without a child go
+        too, as Docker's rmi removes a build's intermediate images with its result.
+        """
+        if self.store.one("SELECT id FROM images WHERE id = ?", (image_id,)) is None:
             return []
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM images WHERE id = ?", (image_id,))
-            db.execute("UPDATE images SET parent = NULL WHERE parent = ?", (image_id,))
-        self.engine.emit("image", "delete", image_id, {})
-        self.engine.hook("image_removed", image_id=image_id)
-        return [image_id] + self.collect_garbage()
+        doomed = [image_id] + (self._orphaned_parents(image_id, parents_unless) if parents_unless else [])
+        for one in doomed:
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM images WHERE id = ?", (one,))
+                db.execute("UPDATE images SET parent = NULL WHERE parent = ?", (one,))
+            self.engine.emit("image", "delete", one, {})
+            self.engine.hook("image_removed", image_id=one)
+        return doomed + self.collect_garbage()
+
+    def _orphaned_parents(self, image_id: str, in_use_by: Callable[[str], object]) -> list[str]:
+        """The chain of untagged parents of `image_id` whose only child is the one below them."""
+        out: list[str] = []
+        child = image_id
+        row = self.store.one("SELECT parent FROM images WHERE id = ?", (image_id,))
+        parent = row["parent"] if row else None
+        while parent:
+            named = self.store.one("SELECT 1 FROM tags WHERE image_id = ? UNION ALL "
+                                   "SELECT 1 FROM repo_digests WHERE image_id = ?", (parent, parent))
+            if named or self.children(parent) != [child] or in_use_by(parent):
+                break
+            out.append(parent)
+            row = self.store.one("SELECT parent FROM images WHERE id = ?", (parent,))
+            child, parent = parent, (row["parent"] if row else None)
+        return out
 
     def _blob_in_use(self, digest: str) -> bool:
         for row in self.store.all("SELECT id, manifest FROM images"):

@@ -484,3 +484,50 @@ def test_podman_runs_it_skopeo_sees_it_and_podman_builds_the_same(berth, tmp_pat
     other = {k: their_config["config"].get(k) for k in keys}
     other["Labels"] = {k: v for k, v in (other["Labels"] or {}).items() if k != "io.buildah.version"}
     assert mine == other
+
+
+def test_rmi_takes_the_build_intermediate_images_with_it(berth, tmp_path):
+    berth.image  # noqa: B018
+    base_id = inspect(berth, "busybox")["Id"]
+    ctx = context(tmp_path, "FROM busybox\nENV A=1\nRUN echo x > /x\nCMD [\"sh\"]\n")
+    build(berth, ctx, "-t", "first")
+    build(berth, context(tmp_path, "FROM busybox\nENV A=1\nRUN echo x > /x\nLABEL second=1\n", name="c2"),
+          "-t", "second")  # shares the ENV and RUN steps with first
+    assert len(berth("images", "-aq").stdout.split()) == 1 + 3 + 1
+    out = berth("rmi", "first", check=True).stdout.splitlines()
+    assert out[0] == "Untagged: first:latest" and len([x for x in out if x.startswith("Deleted: ")]) >= 1
+    # the shared steps stay (second needs them); first's own CMD image is gone
+    assert len(berth("images", "-aq").stdout.split()) == 1 + 3
+    berth("rmi", "second", check=True)
+    assert berth("images", "-aq", "--no-trunc").stdout.split() == [base_id]
+    assert berth("images", "--filter", "dangling=true", "-q").stdout == ""
+
+
+def test_from_pulls_a_missing_base_and_pull_refreshes_it(berth, tmp_path, registry_open):
+    base = f"{registry_open.location}/build/base:1"
+    berth("tag", berth.image, base, check=True)
+    berth("push", base, check=True)
+    berth("rmi", base, check=True)
+    ctx = context(tmp_path, f"FROM {base}\nRUN cat /version 2>/dev/null || echo none > /version\n")
+    build(berth, ctx, "-t", "pulled")  # the base is pulled since it is missing
+    assert run_out(berth, "pulled", "cat", "/version") == "none\n"
+    # a newer base in the registry: a build without --pull keeps the local one, --pull takes the new one
+    build(berth, context(tmp_path, "FROM busybox\nRUN echo 2 > /version\n", name="v2"), "-t", base)
+    berth("push", base, check=True)
+    berth("tag", berth.image, base, check=True)  # locally, the base is the old one again
+    cached = build(berth, ctx, "-t", "still")
+    assert run_out(berth, "still", "cat", "/version") == "none\n" and "Using cache" in cached.stdout
+    refreshed = build(berth, ctx, "--pull", "-t", "fresh")
+    assert "Using cache" not in refreshed.stdout.split("RUN")[1]
+    assert run_out(berth, "fresh", "cat", "/version") == "2\n"
+    assert no_containers(berth)
+
+
+def test_force_rm_removes_the_failed_step_container_even_with_no_rm(berth, tmp_path):
+    berth.image  # noqa: B018
+    ctx = context(tmp_path, "FROM busybox\nRUN false\n")
+    assert build(berth, ctx, "--no-rm", check=False).returncode == 1
+    assert len(berth("ps", "-aq").stdout.split()) == 1  # kept, as asked
+    berth("rm", "-f", *berth("ps", "-aq").stdout.split(), check=True)
+    assert build(berth, ctx, "--no-rm", "--force-rm", check=False).returncode == 1
+    assert no_containers(berth)
