@@ -38,7 +38,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "logging": {"driver": "json-file", "options": {}},
     "volumes": {"driver": "local"},
-    "registries": {"default": "docker.io", "insecure": ["127.0.0.0/8"], "mirrors": {}},
+    "registries": {"default": "docker.io", "insecure": ["127.0.0.0/8"], "mirrors": {},
+                   "idle_timeout": 30, "request_timeout": 600},
     "metrics": {"address": "127.0.0.1:9323"},
 }
 

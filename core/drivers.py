@@ -471,7 +471,10 @@ class Registry(Driver):
     - ``credentials``: ``(username, password)`` or None (anonymous);
     - ``mirrors`` (list of locations): pull-through mirrors (berth.core.images.transfer
       tries them itself; a driver may ignore this);
-    - ``user_agent`` (str), ``timeout`` (seconds, per network operation);
+    - ``user_agent`` (str), ``timeout`` (seconds a registry may stay silent,
+      per network operation), ``deadline`` (seconds one request may take in
+      all, its body included): a stalled registry fails with RegistryError
+      naming it;
     - ``chunk_size`` (bytes): above it, blobs are uploaded in chunks.
 
     Contract every implementation keeps (berth.testing.registry checks it):
@@ -484,7 +487,9 @@ class Registry(Driver):
       from a header), manifests over MANIFEST_MAX bytes are refused, a
       ``mediaType`` that disagrees with the Content-Type is refused; each
       of these raises Corrupt. A blob stream raises Corrupt at its end when
-      its bytes do not match the digest or the size.
+      its bytes do not match the digest or the size. (Whatever the stream
+      does, berth's content store stops reading one byte past the size the
+      manifest declares.)
     - Errors are berth errors with one line: NotFound (unknown manifest,
       blob or repository, with Docker's texts such as ``manifest unknown``),
       Unauthorized (``unauthorized: incorrect username or password``),

@@ -168,7 +168,9 @@ class ImageService:
 
     # -- lookup ------------------------------------------------------------------
 
-    def _load(self, image_id: str) -> Image:
+    def _load(self, image_id: str, strict: bool = False) -> Image:
+        """The image; a config blob missing or damaged on disk is one of its
+        `problems` (it stays listable and removable), or with `strict` a damaged one raises Corrupt."""
         row = self.store.one("SELECT * FROM images WHERE id = ?", (image_id,))
         if row is None:
             raise NotFound(f"No such image: {image_id}")
@@ -178,6 +180,11 @@ class ImageService:
         except NotFound:  # deleted by hand: still listable and removable
             config = {"rootfs": {"type": "layers", "diff_ids": loads(row["diff_ids"])}}
             problems.append("its config blob is missing from the content store")
+        except Corrupt as exc:
+            if strict:
+                raise
+            config = {"rootfs": {"type": "layers", "diff_ids": loads(row["diff_ids"])}}
+            problems.append(str(exc))
         tags = [r["name"] for r in self.store.all("SELECT name FROM tags WHERE image_id = ? ORDER BY name", (image_id,))]
         digests = [r["name"] for r in self.store.all("SELECT name FROM repo_digests WHERE image_id = ? ORDER BY name", (image_id,))]
         return Image(
@@ -215,7 +222,7 @@ class ImageService:
         image_id = self.find_id(name)
         if image_id is None:
             raise NotFound(f"No such image: {_familiar_or_raw(name)}")
-        return self._load(image_id)
+        return self._load(image_id, strict=True)
 
     def all(self) -> list[Image]:
         return [self._load(r["id"]) for r in self.store.all("SELECT id FROM images ORDER BY stored DESC, id")]

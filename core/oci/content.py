@@ -69,6 +69,17 @@ class HashingWriter:
         return "sha256:" + self.hash.hexdigest()
 
 
+def _copy(stream: BinaryIO, sink: HashingWriter, limit: int | None) -> None:
+    """Copy `stream` into `sink`, refusing more than `limit` bytes the moment they arrive."""
+    while True:
+        data = stream.read(CHUNK if limit is None else min(CHUNK, limit - sink.size + 1))
+        if not data:
+            return
+        if limit is not None and sink.size + len(data) > limit:
+            raise Corrupt(f"more than the declared {limit} bytes")
+        sink.write(data)
+
+
 class ContentStore:
     def __init__(self, root: Path):
         self.dir = Path(root) / "blobs" / "sha256"
@@ -87,8 +98,15 @@ class ContentStore:
             raise NotFound(f"blob {digest} is missing from the content store") from None
 
     def read(self, digest: str) -> bytes:
+        """A small blob (a config, a manifest), checked against its digest:
+        a blob damaged on disk raises Corrupt naming it, never reaches a parser."""
         with self.open(digest) as f:
-            return f.read()
+            data = f.read()
+        actual = sha256_bytes(data)
+        if actual != digest:
+            raise Corrupt(f"blob {digest} in the content store is damaged (its content is {actual}): "
+                          "remove the image and pull or load it again")
+        return data
 
     def size(self, digest: str) -> int:
         return self.path(digest).stat().st_size
@@ -102,9 +120,9 @@ class ContentStore:
         """Store what `stream` yields; return (digest, size).
 
         With `expected`, a mismatch raises Corrupt and nothing is stored.
+        With `expected_size`, reading stops as soon as the stream yields one
+        byte more (a hostile source may never end): Corrupt, nothing stored.
         """
-        import shutil
-
         if expected is not None:
             check_digest(expected)
             if self.exists(expected):
@@ -113,7 +131,7 @@ class ContentStore:
         try:
             with os.fdopen(fd, "wb") as f:
                 sink = HashingWriter(f)
-                shutil.copyfileobj(stream, sink, CHUNK)
+                _copy(stream, sink, expected_size)
                 f.flush()
                 os.fsync(f.fileno())
                 digest, size = sink.digest, sink.size

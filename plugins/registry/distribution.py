@@ -6,7 +6,11 @@ mount, monolithic or chunked), tag and catalog listing, search, login.
 
 Transport: the standard library's http.client, one pool of keep-alive
 connections per registry shared by all threads (a connection is used by
-one request at a time), a timeout on every socket operation. Redirects are
+one request at a time). A registry may stall: every socket operation has
+an idle timeout (option ``timeout``, config ``registries.idle_timeout``)
+and every request, its body included, a deadline (option ``deadline``,
+config ``registries.request_timeout``), enforced by a timer that shuts the
+socket down, so a byte every few seconds cannot hold a pull forever. Redirects are
 followed by hand, and the Authorization header is only ever sent to the
 registry's own origin (scheme, host, port): blob downloads redirected to a
 storage host never receive credentials.
@@ -50,7 +54,8 @@ DEFAULT_INSECURE = ("127.0.0.0/8",)
 
 CHUNK_SIZE = 32 << 20  # blobs above this are uploaded in PATCH chunks of this size
 READ_CHUNK = 1 << 20
-TIMEOUT = 30.0
+TIMEOUT = 30.0  # seconds a registry may stay silent (registries.idle_timeout)
+DEADLINE = 600.0  # seconds one request may take, its body included (registries.request_timeout)
 MAX_REDIRECTS = 5
 MAX_PAGES = 10000
 ERROR_BODY_MAX = 64 << 10
@@ -300,11 +305,51 @@ def _alive(conn: http.client.HTTPConnection) -> bool:
     return not readable
 
 
+class _Watchdog:
+    """The deadline of one request: past it, the connection's socket is shut
+    down, which wakes a read blocked in it; the request then fails naming
+    the registry. `translate` turns a transport failure into that message."""
+
+    def __init__(self, registry: str, conn: http.client.HTTPConnection, deadline: float, idle: float):
+        self.registry = registry
+        self.conn = conn
+        self.deadline = deadline
+        self.idle = idle
+        self.expired = False
+        self._timer = threading.Timer(deadline, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        self.expired = True
+        sock = self.conn.sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def translate(self, exc: BaseException, method: str, url: str) -> BaseException:
+        """The berth error for `exc` raised while talking to the registry (or `exc` itself)."""
+        if self.expired:
+            return RegistryError(f'registry {self.registry} did not complete {method} "{_safe_url(url)}" within '
+                                 f"{self.deadline:g} seconds (registries.request_timeout)")
+        if isinstance(exc, (socket.timeout, TimeoutError)):
+            return RegistryError(f'registry {self.registry} sent nothing for {self.idle:g} seconds: {method} '
+                                 f'"{_safe_url(url)}" timed out (registries.idle_timeout)')
+        return exc
+
+
 class _Response:
     """A response whose connection returns to the pool once the body is read."""
 
-    def __init__(self, pool: _Pool, origin: tuple[str, str], conn, resp: http.client.HTTPResponse, url: str):
+    def __init__(self, pool: _Pool, origin: tuple[str, str], conn, resp: http.client.HTTPResponse, url: str,
+                 watchdog: "_Watchdog"):
         self.pool = pool
+        self.watchdog = watchdog
         self.origin = origin
         self.conn = conn
         self.resp = resp
@@ -326,7 +371,14 @@ class _Response:
             return None
 
     def read(self, n: int = -1) -> bytes:
-        data = self.resp.read() if n is None or n < 0 else self.resp.read(n)
+        try:
+            data = self.resp.read() if n is None or n < 0 else self.resp.read(n)
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            raise self.watchdog.translate(exc, "GET", self.url) from None
+        if self.watchdog.expired:  # the timer shut the socket: what came is cut short
+            self.close()
+            raise self.watchdog.translate(TimeoutError(), "GET", self.url)
         if (not data and n != 0) or self.resp.isclosed():
             self._release()
         return data
@@ -337,7 +389,7 @@ class _Response:
         if length is not None and length > limit:
             self.close()
             raise Corrupt(f"{what} is {length} bytes, over the {limit} byte limit")
-        data = self.resp.read(limit + 1)
+        data = self.read(limit + 1)
         if len(data) > limit:
             self.close()
             raise Corrupt(f"{what} is over the {limit} byte limit")
@@ -348,6 +400,7 @@ class _Response:
         if self._released:
             return
         self._released = True
+        self.watchdog.cancel()
         if self.resp.isclosed() and not self.resp.will_close:
             self.pool.give_back(*self.origin, self.conn)
         else:
@@ -356,6 +409,7 @@ class _Response:
     def close(self) -> None:
         if not self._released:
             self._released = True
+            self.watchdog.cancel()
             self.resp.close()
             self.conn.close()
 
@@ -393,6 +447,7 @@ class DistributionRegistry(Registry):
         self._credentials: tuple[str, str] | None = (str(creds[0]), str(creds[1])) if creds else None
         self.user_agent = str(opts.get("user_agent") or "berth")
         self.timeout = float(opts.get("timeout") or TIMEOUT)
+        self.deadline = float(opts.get("deadline") or DEADLINE)
         self.chunk_size = int(opts.get("chunk_size") or CHUNK_SIZE)
         self.page_size = int(opts["page_size"]) if opts.get("page_size") else None
         context = None
@@ -414,18 +469,24 @@ class DistributionRegistry(Registry):
         from berth.core.oci import credentials as stored
 
         insecure = None
+        timeouts = {}
         if config is not None:
             try:
                 insecure = config.get("registries.insecure")
             except (KeyError, TypeError, AttributeError):
                 insecure = None
+            for option, key in (("timeout", "idle_timeout"), ("deadline", "request_timeout")):
+                try:
+                    timeouts[option] = _seconds(config.get(f"registries.{key}"), key)
+                except (KeyError, TypeError, AttributeError):
+                    pass
         if credentials is None:
             credentials = stored.load(host, auth_file)
         from berth.core import __version__
 
         agent = f"berth/{__version__}"
         return cls(host, {"insecure_list": list(insecure) if insecure is not None else None,
-                          "credentials": credentials, "user_agent": agent})
+                          "credentials": credentials, "user_agent": agent, **timeouts})
 
     def close(self) -> None:
         """Close idle connections."""
@@ -452,25 +513,36 @@ class DistributionRegistry(Registry):
         replayable = body is None or isinstance(body, (bytes, bytearray))
         for attempt in (1, 2):
             conn, reused = self._pool.take(split.scheme, split.netloc)
+            watchdog = _Watchdog(split.netloc, conn, self.deadline, self.timeout)
             try:
                 conn.request(method, target, body=body, headers=headers)
                 resp = conn.getresponse()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
+                watchdog.cancel()
                 conn.close()
-                if reused and replayable and attempt == 1:
+                if reused and replayable and attempt == 1 and not watchdog.expired:
                     continue
-                raise RegistryError(f'{method} "{_safe_url(url)}": {_reason(exc)}') from None
+                raise self._failure(watchdog, exc, method, url) from None
             except (OSError, http.client.HTTPException) as exc:
+                watchdog.cancel()
                 conn.close()
-                raise RegistryError(f'{method} "{_safe_url(url)}": {_reason(exc)}') from None
+                raise self._failure(watchdog, exc, method, url) from None
             except BaseException:
+                watchdog.cancel()
                 conn.close()
                 raise
-            response = _Response(self._pool, (split.scheme, split.netloc), conn, resp, url)
+            response = _Response(self._pool, (split.scheme, split.netloc), conn, resp, url, watchdog)
             if method == "HEAD":
                 response.read()
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _failure(watchdog: _Watchdog, exc: BaseException, method: str, url: str) -> RegistryError:
+        translated = watchdog.translate(exc, method, url)
+        if isinstance(translated, RegistryError):
+            return translated
+        return RegistryError(f'{method} "{_safe_url(url)}": {_reason(exc)}')
 
     def _auth_header(self, scopes: tuple[str, ...]) -> str | None:
         if self._basic and self._credentials:
@@ -799,6 +871,14 @@ class DistributionRegistry(Registry):
         resp.read()
         if self._credentials and not (self._basic or self._bearer):
             log.debug("registry accepted the request without credentials", registry=self.host)
+
+
+def _seconds(value, key: str) -> float:
+    """A timeout from the configuration: a positive number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e9:
+        raise InvalidArgument(f"configuration: registries.{key} must be a positive number of seconds, "
+                              f"not {value!r}")
+    return float(value)
 
 
 def _basic_header(credentials: tuple[str, str]) -> str:
