@@ -400,7 +400,15 @@ class ContainerService:
         return True
 
     def _release_resources(self, container: Container) -> None:
-        """Network, volumes and the union mount of a container that stopped."""
+        """Network, volumes, a shareable /dev/shm and the union mount of a container that stopped."""
+        shm = self.run_dir(container.id) / "shm"
+        if os.path.ismount(shm):
+            from berth.core.runtime import syscalls
+
+            try:
+                syscalls.umount2(str(shm), syscalls.MNT_DETACH)
+            except OSError:
+                pass
         try:
             self.engine.networks.detach(container)
         except BerthError:

@@ -637,6 +637,36 @@ def _namespace(service, mode: str, kind: str, what: str) -> str | None:
     return None
 
 
+def _shared_shm(service, container) -> str | None:
+    """/dev/shm of a shared IPC namespace, as Docker's: the host's for --ipc
+    host; for --ipc shareable a tmpfs mounted in the run directory (so that
+    others can bind it; unmounted when the container stops); the donor's for
+    --ipc container:NAME, which must be shareable."""
+    from berth.core.runtime import syscalls as sc
+
+    hc = container.host_config
+    mode = hc.get("IpcMode") or ""
+    if mode == "host":
+        return "/dev/shm"
+    if mode.startswith("container:"):
+        other = service.get(mode.split(":", 1)[1])
+        shm = service.run_dir(other.id) / "shm"
+        if not os.path.ismount(shm):
+            from berth.core.errors import InvalidArgument
+
+            raise InvalidArgument(f"container {other.id}: non-shareable IPC (hint: use IpcMode:shareable for the "
+                                  "donor container)")
+        return str(shm)
+    if mode == "shareable":
+        shm = service.run_dir(container.id) / "shm"
+        shm.mkdir(mode=0o755, exist_ok=True)
+        if not os.path.ismount(shm):
+            sc.mount("shm", str(shm), "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                     f"mode=1777,size={hc.get('ShmSize') or 64 * 1024 * 1024}")
+        return str(shm)
+    return None
+
+
 def host_spec(service, container) -> tuple[dict, dict]:
     """ContainerSpec and Limits arguments of HostConfig's namespace, device,
     security, rlimit and cgroup settings (berth.core.containers.hostconfig)."""
@@ -681,6 +711,7 @@ def host_spec(service, container) -> tuple[dict, dict]:
     spec = {
         "pidns": _namespace(service, hc.get("PidMode") or "", "pid", "PID"),
         "ipcns": _namespace(service, hc.get("IpcMode") or "", "ipc", "IPC"),
+        "shm_source": _shared_shm(service, container),
         "utsns": "host" if hc.get("UTSMode") == "host" else None,
         "cgroupns": "host" if hc.get("CgroupnsMode") == "host" else None,
         "privileged": privileged, "devices": nodes, "sysctls": dict(hc.get("Sysctls") or {}),

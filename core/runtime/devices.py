@@ -90,12 +90,13 @@ def host_devices() -> list[Device]:
     return out
 
 
-def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=()) -> None:
+def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=(), shm_source: str | None = None) -> None:
     """Fill the fresh tmpfs at `dev`: nodes, devpts, shm, mqueue, links.
 
     console_fd: the pty slave to bind on /dev/console (tty containers).
     devices: more Device nodes (their paths under /dev); one of the default
-    nodes' names is replaced.
+    nodes' names is replaced. shm_source: a host directory bound on /dev/shm
+    (a shared IPC namespace's) instead of a tmpfs of its own.
     """
     old_umask = os.umask(0)
     try:
@@ -113,8 +114,11 @@ def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=())
         os.umask(old_umask)
     sc.mount("devpts", f"{dev}/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
-    sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-             f"mode=1777,size={shm_size}")
+    if shm_source:
+        sc.mount(shm_source, f"{dev}/shm", None, sc.MS_BIND)
+    else:
+        sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
+                 f"mode=1777,size={shm_size}")
     try:
         sc.mount("mqueue", f"{dev}/mqueue", "mqueue",
                  sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)

@@ -134,7 +134,7 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
               "mode=755,size=65536k")
     # `dev` has no symlink left in it (resolved and checked): the fresh
     # tmpfs is reached through it.
-    devices.populate(dev, spec.shm_size, console_fd, spec.devices)
+    devices.populate(dev, spec.shm_size, console_fd, spec.devices, spec.shm_source)
 
     step.current = "mount /sys"
     sys_dir = make_inside(root, "/sys")

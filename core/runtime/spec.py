@@ -92,6 +92,8 @@ class ContainerSpec(ProcessSpec):
     oom_score_adj: written to /proc/self/oom_score_adj (None: inherited).
     init: host path of an init (runtime.init.find()) bound at
     /sbin/docker-init and run as PID 1 with args after "--".
+    shm_source: a host directory bound on /dev/shm (None: a tmpfs of
+    shm_size), for a shared IPC namespace.
     """
 
     REQUIRED = ("args", "rootfs")
@@ -99,7 +101,7 @@ class ContainerSpec(ProcessSpec):
               "netns": None, "masked_paths": DEFAULT_MASKED_PATHS, "readonly_paths": DEFAULT_READONLY_PATHS,
               "shm_size": 64 * 1024 * 1024, "limits": None, "cgroup_parent": "berth", "cgroup_name": None,
               "pidns": None, "ipcns": None, "utsns": None, "cgroupns": None, "privileged": False, "devices": [],
-              "sysctls": {}, "oom_score_adj": None, "init": None}
+              "sysctls": {}, "oom_score_adj": None, "init": None, "shm_source": None}
 
     def __init__(self, **values):
         super().__init__(**values)

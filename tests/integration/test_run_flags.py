@@ -263,15 +263,22 @@ def test_pid_ipc_uts_cgroupns_host(berth):
 
 
 def test_joining_another_container_s_namespaces(berth, ids):
-    cid = berth("run", "-d", "--network", "none", "--name", "first", berth.image, "sleep", "60",
-                check=True).stdout.strip()
+    cid = berth("run", "-d", "--network", "none", "--name", "first", "--ipc", "shareable", berth.image, "sh", "-c",
+                "echo from-first > /dev/shm/note; exec sleep 60", check=True).stdout.strip()
     ids.append(cid)
     pid = inspect(berth, cid)["State"]["Pid"]
     out = inside(berth, "--pid", "container:first", "--ipc", "container:first", berth.image, "sh", "-c",
-                 f"{NAMESPACES} pid ipc; cat /proc/1/comm")
-    pid_ns, ipc_ns, comm = out.split()
+                 f"{NAMESPACES} pid ipc; cat /proc/1/comm /dev/shm/note")
+    pid_ns, ipc_ns, comm, note = out.split()
     assert pid_ns == os.readlink(f"/proc/{pid}/ns/pid") and ipc_ns == os.readlink(f"/proc/{pid}/ns/ipc")
-    assert comm == "sleep"
+    assert comm == "sleep" and note == "from-first"  # its /dev/shm too
+    private = berth("run", "-d", "--network", "none", berth.image, "sleep", "60", check=True).stdout.strip()
+    ids.append(private)
+    res = berth("run", "--rm", "--ipc", f"container:{private}", berth.image, "true")
+    assert res.returncode == 125
+    assert f"container {private}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)" in res.stderr
+    berth("rm", "-f", cid, check=True)
+    assert str(berth.runroot) not in open("/proc/mounts").read()  # its /dev/shm is gone with it
     res = berth("run", "--rm", "--pid", "container:nothere", berth.image, "true")
     assert res.returncode == 125 and "No such container: nothere" in res.stderr
 
