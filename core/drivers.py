@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from berth.core.errors import Unsupported
+from berth.core.errors import InvalidArgument, Unsupported
 
 TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
@@ -341,9 +341,12 @@ class NetworkSpec(namedtuple("NetworkSpec", "id name driver subnet gateway bridg
     """One network as the store holds it, handed to its driver.
 
     id, name, driver (str); subnet "10.213.0.0/16" and gateway "10.213.0.1"
-    (or None); bridge, the host device of the bridge driver ("berth0",
-    "br-<id12>"); internal: no traffic in or out of the subnet, no
-    masquerade; options: the driver's options (a read-only mapping).
+    (or None); bridge, the host device the network is built on, as its
+    driver's ``device_name`` named it ("berth0", "br-<id12>"; "" for none);
+    internal: no traffic in or out of the subnet, no masquerade; options:
+    the network's options for its driver (``network create -o KEY=VALUE``,
+    as the driver's ``validate_options`` returned them; a read-only mapping
+    of strings).
 
     ``table`` is the nftables table (family ``ip``) this berth installation
     owns: every rule a driver adds lives there, tagged with a comment, so a
@@ -384,33 +387,38 @@ class PortMapping(namedtuple("PortMapping", "proto host_ip host_port container_p
 class NetworkDriver(Driver):
     """Wires containers to a network: devices, addresses, routes, NAT.
 
-    The NetworkService (berth.core.networks.network) owns the bookkeeping -- which
-    networks exist, IPAM, port allocation, /etc/hosts -- and calls the
+    The NetworkService (berth.core.networks.network) owns the bookkeeping --
+    which networks exist, IPAM, port allocation, /etc/hosts -- and calls the
     driver only to make the host match it. Three kinds of operation:
 
     - network lifetime: ``create_network`` / ``delete_network``. Both are
       idempotent: create_network "ensures". It is called before an attach
-      unless it already ran this boot and the network's bridge device (if
-      it names one) still exists, so a bridge deleted by hand or by a
-      reboot comes back; delete_network of a missing network is not an
-      error.
+      unless it already ran this boot and the network's device (its
+      ``device_name``, if it names one) still exists, so a bridge deleted by
+      hand or by a reboot comes back; delete_network of a missing network
+      is not an error.
     - container wiring: ``attach`` runs while the container's first process
       waits in its fresh network namespace (``pid`` is its host PID, the
-      namespace is ``/proc/PID/ns/net``); ``detach`` undoes it. attach is
-      NOT idempotent and may fail half-way: the service then calls detach,
-      which must remove whatever exists and ignore what does not.
+      namespace is ``/proc/PID/ns/net``); ``detach`` undoes it, and gets
+      back what ``attach`` returned (berth stores it). attach is NOT
+      idempotent and may fail half-way: the service then calls detach with
+      ``attached=None``, which must remove whatever exists and ignore what
+      does not.
     - port publishing: ``publish`` adds forwarding rules for an attached
       endpoint; ``unpublish`` removes every rule of that container on that
-      network (idempotent).
+      network (idempotent). Only for drivers that declare
+      ``publishes_ports``: berth refuses ``-p`` on the networks of others.
 
     ``namespace`` says what the runtime gives the container: ``"new"`` (a
     fresh namespace the driver wires: bridge; loopback only: none),
     ``"host"`` (the host's stack: host) or ``"join"`` (another container's:
     container). Drivers that need no wiring keep the no-op defaults.
 
-    Every method may be called by any berth process at any time, also for
-    crash recovery after the process that attached died; use no in-memory
-    state between calls.
+    Constructed as ``cls(home, options)``: ``home`` is a directory of the
+    driver's own (``<root>/networks/<name>``, made by berth, mode 0700) for
+    whatever state it keeps on disk. Every method may be called by any berth
+    process at any time, also for crash recovery after the process that
+    attached died; use no in-memory state between calls.
     """
 
     namespace: ClassVar[str] = "new"
@@ -420,8 +428,25 @@ class NetworkDriver(Driver):
     #: a network whose driver does not
     publishes_ports: ClassVar[bool] = False
 
-    def __init__(self, options: Mapping[str, str] | None = None):
+    def __init__(self, home: Path, options: Mapping[str, str] | None = None):
+        self.home = Path(home)
         self.options = dict(options or {})
+
+    @classmethod
+    def validate_options(cls, options: Mapping[str, str]) -> dict[str, str]:
+        """The options of a new network (``network create -o KEY=VALUE``) as
+        they are to be stored and handed back in ``NetworkSpec.options``
+        (defaults filled in, if any); InvalidArgument naming a bad one.
+        Default: no option is known."""
+        for key in options:
+            raise InvalidArgument(f"network driver {cls.name} does not know option {key!r}")
+        return {}
+
+    @classmethod
+    def device_name(cls, network_id: str, options: Mapping[str, str]) -> str:
+        """The host device a network of this driver is built on ("" for none):
+        berth calls create_network again when it has vanished. Default: ""."""
+        return ""
 
     def create_network(self, net: NetworkSpec) -> None:
         """Make the host side of `net` exist (bridge, gateway address, NAT). Idempotent."""
@@ -429,17 +454,29 @@ class NetworkDriver(Driver):
     def delete_network(self, net: NetworkSpec) -> None:
         """Remove the host side of `net` and all its rules. Missing is not an error."""
 
+    def cleanup(self, table: str) -> None:
+        """Remove whatever this driver made for the berth installation whose
+        nftables table is `table`, networks and rules alike (``system reset``,
+        uninstall, tests). Default: nothing."""
+
     def preload(self) -> None:
         """Load now what `attach` will need (a library, say). The monitor
         calls it in a forked process while it mounts and starts the
         container, and that process then attaches the container. Default:
         nothing."""
 
-    def attach(self, net: NetworkSpec, endpoint: Endpoint, pid: int) -> None:
-        """Give the container whose PID 1 is `pid` its interface on `net`."""
+    def attach(self, net: NetworkSpec, endpoint: Endpoint, pid: int) -> dict | None:
+        """Give the container whose PID 1 is `pid` its interface on `net`.
 
-    def detach(self, net: NetworkSpec, endpoint: Endpoint) -> None:
-        """Remove the container's interface on `net`. Idempotent."""
+        May return a small JSON-serializable dict (the name of a device it
+        made, an address it leased): berth stores it and hands it to
+        `detach`."""
+
+    def detach(self, net: NetworkSpec, endpoint: Endpoint, attached: dict | None = None) -> None:
+        """Remove the container's interface on `net`. Idempotent.
+
+        `attached` is what `attach` returned, or None (attach failed or
+        never ran, or berth is recovering after a crash)."""
 
     def publish(self, net: NetworkSpec, endpoint: Endpoint, ports: list[PortMapping]) -> None:
         """Forward each host port to the endpoint (from other hosts, this host's

@@ -8,10 +8,13 @@ this host covers) and removes all of it, even on failure. Traffic goes only
 to 127.0.0.1 and to the namespaces' addresses. The network's options are
 the ``--berth-conformance-opt`` options (a macvlan driver's ``parent=``).
 
-Cases that wire a namespace run for drivers whose networks users create
-(``user_creatable``: they give the container an address); publishing cases
-for drivers that declare ``publishes_ports``. Needs root, iproute2
-(``ip``, ``nsenter``) and busybox.
+Drivers are built as ``cls(home)`` on a temporary home; a network's
+options go through the driver's ``validate_options`` and its device is
+the driver's ``device_name``, as berth does; what ``attach`` returns is
+handed to ``detach``. Cases that wire a namespace run for drivers whose
+networks users create (``user_creatable``: they give the container an
+address); publishing cases for drivers that declare ``publishes_ports``.
+Needs root, iproute2 (``ip``, ``nsenter``) and busybox.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import json
 import secrets
 import subprocess
 import urllib.request
+from types import MappingProxyType
 
 import pytest
 
 from berth.core import plugins
 from berth.core.drivers import Endpoint, NetworkDriver, NetworkSpec, PortMapping
+from berth.core.errors import InvalidArgument
 from berth.testing.support import fetch, free_port, free_subnet, sh
 
 HELLO = "hello from the namespace\n"
@@ -40,13 +45,18 @@ def endpoint(net: NetworkSpec, host: int) -> Endpoint:
 
 
 def network_spec(driver: str, options: dict | None = None) -> NetworkSpec:
-    """A network of `driver` no other test uses: name and device bt<hex>, its
-    own nftables table, a /24 that no route of this host covers."""
+    """A network of `driver` as berth would hand it over, that no other test
+    uses: name bt<hex>, its own nftables table, a /24 that no route of this
+    host covers, `options` as the driver's validate_options returns them and
+    the device its device_name names."""
+    cls = plugins.drivers("network").get(driver)
     tag = secrets.token_hex(3)
     subnet = free_subnet()
-    return NetworkSpec(id=secrets.token_hex(32), name=f"bt{tag}", driver=driver, subnet=str(subnet),
-                       gateway=str(subnet.network_address + 1), bridge=f"bt{tag}br", table=f"berth_bt{tag}",
-                       options=dict(options or {}))
+    network_id = secrets.token_hex(32)
+    options = cls.validate_options(dict(options or {}))
+    return NetworkSpec(id=network_id, name=f"bt{tag}", driver=driver, subnet=str(subnet),
+                       gateway=str(subnet.network_address + 1), bridge=cls.device_name(network_id, options),
+                       table=f"berth_bt{tag}", options=MappingProxyType(options))
 
 
 def in_ns(pid: int, *cmd: str) -> subprocess.CompletedProcess:
@@ -81,10 +91,12 @@ class NetworkFixtures:
         return tmp_path
 
     @pytest.fixture
-    def make_driver(self, driver_name):
-        """make_driver() -> a new instance (as another berth process would make)."""
+    def make_driver(self, driver_name, tmp_path):
+        """make_driver() -> a new instance on the case's driver home (as another berth process would make)."""
         cls = plugins.drivers("network").supported(driver_name)
-        return lambda: cls()
+        home = tmp_path / "network-home"
+        home.mkdir(mode=0o700, exist_ok=True)
+        return lambda: cls(home)
 
     @pytest.fixture
     def driver(self, make_driver):
@@ -97,10 +109,8 @@ class NetworkFixtures:
         yield spec
         drv = make_driver()
         drv.delete_network(spec)
-        delete_table = getattr(drv, "delete_table", None)
-        if delete_table:
-            delete_table(spec.table)
-        assert spec.bridge not in links()
+        drv.cleanup(spec.table)
+        assert not spec.bridge or spec.bridge not in links()
         assert spec.table not in sh("nft", "list", "tables", check=False).stdout
 
     @pytest.fixture
@@ -141,19 +151,29 @@ class NetworkSuite(NetworkFixtures):
         assert cls.namespace in ("new", "host", "join")
         assert cls.__doc__ and cls.__doc__.strip()
 
+    def test_options_are_validated(self, driver_name, driver, driver_options):
+        cls = type(driver)
+        with pytest.raises(InvalidArgument) as err:
+            cls.validate_options({"bt-no-such-opt": "1"})
+        assert "bt-no-such-opt" in str(err.value) and "\n" not in str(err.value)
+        options = cls.validate_options(dict(driver_options))
+        assert all(isinstance(k, str) and isinstance(v, str) for k, v in options.items())
+        assert cls.validate_options(options) == options  # what berth stored is valid again
+        assert isinstance(cls.device_name("0" * 64, options), str)
+
     def test_network_lifetime_is_idempotent(self, driver, make_driver, net):
         driver.create_network(net)
         make_driver().create_network(net)  # "ensure", from another process
         driver.delete_network(net)
         make_driver().delete_network(net)  # missing is not an error
-        assert net.bridge not in links()
+        assert not net.bridge or net.bridge not in links()
 
     def test_undoing_what_was_never_done_is_harmless(self, driver, net):
         driver.create_network(net)
         ep = endpoint(net, 2)
         for _ in range(2):
             driver.unpublish(net, ep)
-            driver.detach(net, ep)
+            driver.detach(net, ep, None)
         driver.delete_network(net)
 
     # -- drivers that give a container an address --------------------------------------
@@ -163,30 +183,31 @@ class NetworkSuite(NetworkFixtures):
         pid = namespaces()
         ep = endpoint(net, 2)
         driver.create_network(net)
-        driver.attach(net, ep, pid)
+        attached = driver.attach(net, ep, pid)
+        assert attached is None or json.loads(json.dumps(attached)) == attached  # berth stores it as JSON
         link = json.loads(in_ns(pid, "ip", "-j", "addr", "show", "dev", ep.ifname).stdout)[0]
         assert [a["local"] for a in link["addr_info"] if a["family"] == "inet"] == [ep.address]
         assert f"default via {net.gateway} dev {ep.ifname}" in in_ns(pid, "ip", "route").stdout
-        make_driver().detach(net, ep)  # any process detaches
-        driver.detach(net, ep)
+        make_driver().detach(net, ep, attached)  # any process detaches, with what attach returned
+        driver.detach(net, ep, attached)
         assert ep.ifname not in in_ns(pid, "ip", "-o", "link").stdout
         assert ep.host_ifname not in links()
         driver.delete_network(net)
-        assert net.bridge not in links()
+        assert not net.bridge or net.bridge not in links()
 
     @pytest.mark.berth_driver(user_creatable=True)
     def test_namespaces_on_one_network_reach_each_other(self, driver, net, namespaces):
         a, b = namespaces(), namespaces()
         ep_a, ep_b = endpoint(net, 2), endpoint(net, 3)
         driver.create_network(net)
-        driver.attach(net, ep_a, a)
-        driver.attach(net, ep_b, b)
+        attached_a = driver.attach(net, ep_a, a)
+        attached_b = driver.attach(net, ep_b, b)
         out = wget(a, f"http://{ep_b.address}:80/")
         assert HELLO in out.stdout, out.stderr
         out = wget(b, f"http://{ep_a.address}:80/")
         assert HELLO in out.stdout, out.stderr
-        driver.detach(net, ep_a)
-        driver.detach(net, ep_b)
+        driver.detach(net, ep_a, attached_a)
+        driver.detach(net, ep_b, attached_b)
 
     @pytest.mark.berth_driver(user_creatable=True)
     def test_a_failed_attach_leaves_what_detach_removes(self, driver, net, namespaces):
@@ -196,7 +217,7 @@ class NetworkSuite(NetworkFixtures):
         driver.attach(net, ep, pid)
         with pytest.raises(Exception):
             driver.attach(net, ep, pid)  # the same endpoint twice: refused
-        driver.detach(net, ep)
+        driver.detach(net, ep, None)  # as berth does after a failed attach
         assert ep.ifname not in in_ns(pid, "ip", "-o", "link").stdout
         assert ep.host_ifname not in links()
 
@@ -207,7 +228,7 @@ class NetworkSuite(NetworkFixtures):
         pid = namespaces()
         ep = endpoint(net, 2)
         driver.create_network(net)
-        driver.attach(net, ep, pid)
+        attached = driver.attach(net, ep, pid)
         wildcard, loopback = free_port(), free_port()
         driver.publish(net, ep, [PortMapping("tcp", "", wildcard, 80), PortMapping("tcp", "127.0.0.1", loopback, 80)])
         assert HELLO in fetch(f"http://127.0.0.1:{wildcard}/")
@@ -217,4 +238,4 @@ class NetworkSuite(NetworkFixtures):
         for port in (wildcard, loopback):
             with pytest.raises(OSError):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-        driver.detach(net, ep)
+        driver.detach(net, ep, attached)

@@ -22,7 +22,10 @@ def network():
 @click.option("--gateway", help="IPv4 Gateway for the master subnet.")
 @click.option("--internal", is_flag=True, help="Restrict external access to the network.")
 @click.option("--label", "labels", multiple=True, help="Set metadata on a network (key=value).")
-def create(name, driver, subnet, gateway, internal, labels):
+@click.option("-o", "--opt", "opts", multiple=True,
+              help="Set driver specific options (key=value; bridge: com.docker.network.bridge.name, "
+                   "com.docker.network.driver.mtu, com.docker.network.bridge.enable_ip_masquerade).")
+def create(name, driver, subnet, gateway, internal, labels, opts):
     """Create a network."""
     if gateway and not subnet:
         raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
@@ -30,7 +33,13 @@ def create(name, driver, subnet, gateway, internal, labels):
     for item in labels:
         key, _, value = item.partition("=")
         label_map[key] = value
-    info = get_engine().networks.create(name, driver, subnet, gateway, internal, label_map)
+    options = {}
+    for item in opts:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"invalid option '{item}': must be key=value")
+        options[key] = value
+    info = get_engine().networks.create(name, driver, subnet, gateway, internal, label_map, options)
     click.echo(info["Id"])
 
 

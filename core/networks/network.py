@@ -28,6 +28,7 @@ import os
 import re
 import socket
 from pathlib import Path
+from types import MappingProxyType
 
 from berth.core import driverkit
 from berth.core.drivers import Endpoint, NetworkSpec, PortMapping
@@ -89,8 +90,12 @@ class NetworkService:
         return table_name(self.engine.config.get("network.bridge"))
 
     def driver(self, name: str):
+        """The driver `name`, built on its own directory <root>/networks/<name>."""
         if name not in self._drivers:
-            self._drivers[name] = self.engine.driver("network", name)()
+            cls = self.engine.driver("network", name)
+            home = self.engine.root / "networks" / name
+            home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._drivers[name] = cls(home)
         return self._drivers[name]
 
     # -- networks ------------------------------------------------------------------
@@ -101,8 +106,9 @@ class NetworkService:
             return
         cfg = self.engine.config
         subnet = str(ipaddress.ip_network(cfg.get("network.subnet"), strict=False))
-        rows = [("bridge", "bridge", subnet, cfg.get("network.gateway"), {"bridge": cfg.get("network.bridge")}),
-                ("host", "host", None, None, {}), ("none", "none", None, None, {})]
+        bridge = cfg.get("network.bridge")
+        rows = [("bridge", "bridge", subnet, cfg.get("network.gateway"), {"bridge": bridge, "opts": _default_bridge(bridge)}),
+                ("host", "host", None, None, {"opts": {}}), ("none", "none", None, None, {"opts": {}})]
         with self.store.transaction() as db:
             for name, driver, sub, gw, options in rows:
                 db.execute("INSERT OR IGNORE INTO networks (id, name, driver, subnet, gateway, options, labels, created)"
@@ -123,14 +129,15 @@ class NetworkService:
 
     def spec(self, row) -> NetworkSpec:
         options = loads(row["options"]) or {}
-        bridge = options.get("bridge", "")
         return NetworkSpec(id=row["id"], name=row["name"], driver=row["driver"], subnet=row["subnet"],
-                           gateway=row["gateway"], bridge=bridge, internal=bool(options.get("internal")),
-                           table=self.table, options={k: str(v) for k, v in options.items()})
+                           gateway=row["gateway"], bridge=options.get("bridge", ""), internal=bool(options.get("internal")),
+                           table=self.table, options=MappingProxyType(_driver_options(row, options)))
 
     def create(self, name: str, driver: str = "bridge", subnet: str | None = None, gateway: str | None = None,
-               internal: bool = False, labels: dict | None = None) -> dict:
-        """`network create`: a bridge network with its own device br-<id12> and subnet."""
+               internal: bool = False, labels: dict | None = None, options: dict | None = None) -> dict:
+        """`network create`: a network of `driver` with a subnet of its own and the
+        driver's `options` (-o), which the driver validates; its host device is
+        the driver's device_name (the bridge's br-<id12>)."""
         if not NAME_RE.match(name):
             raise InvalidArgument(f'invalid network name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
         self._ensure_predefined()
@@ -139,7 +146,9 @@ class NetworkService:
         cls = self.engine.driver("network", driver)
         if not getattr(cls, "user_creatable", False):
             raise Unsupported(f"{driver} network driver cannot create networks; only one {driver} network can exist")
+        driver_options = cls.validate_options(dict(options or {}))
         network_id = random_hex(32)
+        device = cls.device_name(network_id, driver_options)
         with self.store.transaction() as db:
             if db.execute("SELECT 1 FROM networks WHERE name = ?", (name,)).fetchone():
                 raise Conflict(f"network with name {name} already exists")
@@ -171,7 +180,10 @@ class NetworkService:
                     raise InvalidArgument(f"no matching subnet for gateway {gateway}")
             else:
                 gw = net.network_address + 1
-            options = {"bridge": f"br-{network_id[:12]}"}
+            if device and any((loads(r["options"]) or {}).get("bridge") == device
+                              for r in db.execute("SELECT options FROM networks").fetchall()):
+                raise Conflict(f"device {device} is already in use by another network")
+            options = {"bridge": device, "opts": driver_options}
             if internal:
                 options["internal"] = True
             db.execute("INSERT INTO networks (id, name, driver, subnet, gateway, options, labels, created)"
@@ -197,16 +209,13 @@ class NetworkService:
                 "MacAddress": mac_for(a["address"]),
                 "IPv4Address": f"{a['address']}/{ipaddress.ip_network(row['subnet']).prefixlen}", "IPv6Address": ""}
         config = [{"Subnet": row["subnet"], "Gateway": row["gateway"]}] if row["subnet"] else []
-        docker_options = {}
-        if options.get("bridge"):
-            docker_options["com.docker.network.bridge.name"] = options["bridge"]
         return {
             "Name": row["name"], "Id": row["id"], "Created": row["created"], "Scope": "local",
             "Driver": row["driver"], "EnableIPv6": False,
             "IPAM": {"Driver": "default", "Options": {}, "Config": config},
             "Internal": bool(options.get("internal")), "Attachable": False, "Ingress": False,
             "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Containers": containers,
-            "Options": docker_options, "Labels": loads(row["labels"]) or {},
+            "Options": _driver_options(row, options), "Labels": loads(row["labels"]) or {},
         }
 
     def remove(self, ref: str) -> str:
@@ -262,9 +271,11 @@ class NetworkService:
                     self.driver(row["driver"]).delete_network(self.spec(row))
                 except BerthError:
                     pass
-            bridge = self.engine.driver("network", "bridge")
-            if hasattr(bridge, "delete_table"):
-                bridge.delete_table(self.table)
+            for name in sorted({row["driver"] for row in self.store.all("SELECT driver FROM networks")}):
+                try:
+                    self.driver(name).cleanup(self.table)
+                except BerthError:
+                    pass
 
     # -- membership --------------------------------------------------------------
 
@@ -464,11 +475,14 @@ class NetworkService:
                     ep = self._endpoint(container.id, net_row, address, index, mac)
                     drv = self.driver(net_row["driver"])
                     self._ensure_network(drv, spec)
-                    drv.attach(spec, ep, pid)
+                    self._keep_attached(container.id, net_row["id"], drv.attach(spec, ep, pid))
                     endpoints.append((net_row, spec, ep))
                 if mappings and endpoints:
                     net_row, spec, ep = endpoints[0]
-                    self.driver(net_row["driver"]).publish(spec, ep, mappings)
+                    drv = self.driver(net_row["driver"])
+                    if not drv.publishes_ports:  # created before the driver said so: refused at create now
+                        raise InvalidArgument(_cannot_publish(net_row))
+                    drv.publish(spec, ep, mappings)
         except BaseException:
             self._release(container.id)
             raise
@@ -514,7 +528,7 @@ class NetworkService:
                 try:
                     if published:
                         drv.unpublish(spec, ep)
-                    drv.detach(spec, ep)
+                    drv.detach(spec, ep, self._attached(container_id, net_row["id"]))
                 except BerthError:
                     pass
                 self.engine.emit("network", "disconnect", net_row["id"],
@@ -523,8 +537,21 @@ class NetworkService:
             db.execute("DELETE FROM ip_allocations WHERE container_id = ?", (container_id,))
             db.execute("DELETE FROM port_allocations WHERE container_id = ?", (container_id,))
             db.execute("DELETE FROM meta WHERE key = ?", (f"ports/{container_id}",))
+            db.execute("DELETE FROM meta WHERE key LIKE ?", (f"attached/{container_id}/%",))
         self._marker(container_id).unlink(missing_ok=True)
         return names
+
+    def _keep_attached(self, container_id: str, network_id: str, result: dict | None) -> None:
+        """Keep what the driver's attach returned, for its detach (any process's)."""
+        if result is not None:
+            with self.store.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                           (f"attached/{container_id}/{network_id}", dumps(result)))
+
+    def _attached(self, container_id: str, network_id: str) -> dict | None:
+        """What the driver's attach returned for the container on that network, if anything."""
+        row = self.store.one("SELECT value FROM meta WHERE key = ?", (f"attached/{container_id}/{network_id}",))
+        return loads(row["value"]) if row else None
 
     def _endpoint(self, container_id: str, net_row, address: str, index: int, mac: str | None = None) -> Endpoint:
         net = ipaddress.ip_network(net_row["subnet"])
@@ -692,7 +719,9 @@ class NetworkService:
         parsed = [links_mod.parse_link(l) for l in links]
         mode = host_config.get("NetworkMode") or ""
         if mode and mode not in ("host", "none", "default") and not mode.startswith("container:"):
-            self._row(mode)  # "network NAME not found", as Docker at create
+            row = self._row(mode)  # "network NAME not found", as Docker at create
+            if (bindings or publish_all) and not self.engine.driver("network", row["driver"]).publishes_ports:
+                raise InvalidArgument(_cannot_publish(row))
         if parsed and (mode in ("host", "none") or mode.startswith("container:")):
             raise InvalidArgument(f"conflicting options: links and the {mode} network mode")
         host_config["Links"] = [f"{n}:{a}" for n, a in parsed] or None
@@ -735,9 +764,9 @@ class NetworkService:
             with self.engine.lock("network"):
                 drv = self.driver(net_row["driver"])
                 self._ensure_network(drv, spec)
-                drv.attach(spec, ep, pid)
+                self._keep_attached(container_id, net_row["id"], drv.attach(spec, ep, pid))
         except BaseException:
-            self.driver(net_row["driver"]).detach(spec, ep)
+            self.driver(net_row["driver"]).detach(spec, ep, self._attached(container_id, net_row["id"]))
             with self.store.transaction() as db:
                 db.execute("DELETE FROM ip_allocations WHERE network_id = ? AND container_id = ?",
                            (net_row["id"], container_id))
@@ -772,10 +801,11 @@ class NetworkService:
                 drv = self.driver(net_row["driver"])
                 if index == 0:
                     drv.unpublish(spec, ep)
-                drv.detach(spec, ep)
+                drv.detach(spec, ep, self._attached(row["id"], net_row["id"]))
             with self.store.transaction() as db:
                 db.execute("DELETE FROM ip_allocations WHERE container_id = ? AND network_id = ?",
                            (row["id"], net_row["id"]))
+                db.execute("DELETE FROM meta WHERE key = ?", (f"attached/{row['id']}/{net_row['id']}",))
             self.engine.emit("network", "disconnect", net_row["id"],
                              {"container": row["id"], "name": net_row["name"], "type": net_row["driver"]})
         with self.store.transaction() as db:
@@ -898,6 +928,24 @@ def resolv_text(host_text: str, host_config: dict, *, keep_loopback: bool = Fals
         out.append("options " + " ".join(options))
     return "\n".join(out) + "\n"
 
+def _default_bridge(device: str) -> dict[str, str]:
+    """The options of the predefined `bridge` network, as Docker shows its docker0's."""
+    return {"com.docker.network.bridge.default_bridge": "true", "com.docker.network.bridge.name": device}
+
+
+def _driver_options(row, options: dict) -> dict[str, str]:
+    """The network's options for its driver (inspect's Options). A network
+    created before they were kept: the default bridge's, else none."""
+    if "opts" in options:
+        return {k: str(v) for k, v in options["opts"].items()}
+    return _default_bridge(options["bridge"]) if row["name"] == "bridge" and options.get("bridge") else {}
+
+
+def _cannot_publish(net_row) -> str:
+    return (f"network {net_row['name']} cannot publish ports: its driver {net_row['driver']} does not "
+            "(publish on a bridge network, or drop -p/-P)")
+
+
 def _is_loopback(address: str) -> bool:
     try:
         return ipaddress.ip_address(address.split("%")[0]).is_loopback
@@ -935,13 +983,15 @@ def recover_after_reboot(engine, store) -> None:
         if net_row is None:
             continue
         spec, ep = service.spec(net_row), service._endpoint(a["container_id"], net_row, a["address"], 0)
+        key = f"attached/{a['container_id']}/{a['network_id']}"
+        attached = store.one("SELECT value FROM meta WHERE key = ?", (key,))
         try:
             drv = service.driver(net_row["driver"])
             drv.unpublish(spec, ep)
-            drv.detach(spec, ep)
+            drv.detach(spec, ep, loads(attached["value"]) if attached else None)
         except BerthError:
             pass
     with store.transaction() as db:
         db.execute("DELETE FROM ip_allocations")
         db.execute("DELETE FROM port_allocations")
-        db.execute("DELETE FROM meta WHERE key LIKE 'ports/%'")
+        db.execute("DELETE FROM meta WHERE key LIKE 'ports/%' OR key LIKE 'attached/%'")

@@ -26,15 +26,25 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import os
-import shutil
-import subprocess
-import threading
+import re
 import time
 
 from berth.core.drivers import Endpoint, NetworkDriver, NetworkSpec, PortMapping
-from berth.core.errors import BerthError
+from berth.core.errors import BerthError, InvalidArgument
+
+TYPE_CHECKING = False  # subprocess, json, shutil and threading load where used: `create -p` imports this module
+if TYPE_CHECKING:
+    import subprocess
+
+#: Docker's bridge options this driver takes (``network create -o KEY=VALUE``)
+NAME = "com.docker.network.bridge.name"
+MTU = "com.docker.network.driver.mtu"
+MASQUERADE = "com.docker.network.bridge.enable_ip_masquerade"
+DEFAULT_BRIDGE = "com.docker.network.bridge.default_bridge"
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")
+_BOOLS = {"1": "true", "t": "true", "T": "true", "TRUE": "true", "true": "true", "True": "true",
+          "0": "false", "f": "false", "F": "false", "FALSE": "false", "false": "false", "False": "false"}
 
 CHAINS = """table ip {table} {{
     chain prerouting {{ type nat hook prerouting priority dstnat; policy accept; }}
@@ -48,6 +58,8 @@ CHAINS = """table ip {table} {{
 
 def nft(script: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run an nft batch (atomic: all of it or nothing)."""
+    import subprocess
+
     proc = subprocess.run(["nft", "-f", "-"], input=script, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise BerthError(f"nftables refused the rules: {proc.stderr.strip().splitlines()[-1] if proc.stderr else ''}")
@@ -56,6 +68,9 @@ def nft(script: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def rules_tagged(table: str, comment: str | None = None) -> list[tuple[str, int, str]]:
     """(chain, handle, comment) of the table's rules, those with `comment` only if given."""
+    import json
+    import subprocess
+
     proc = subprocess.run(["nft", "-j", "-a", "list", "table", "ip", table], capture_output=True, text=True)
     if proc.returncode != 0:
         return []  # no table yet
@@ -130,6 +145,8 @@ def _in_netns(netns_path: str, configure) -> None:
     does it, where pyroute2's own netns support forks a helper (and runs
     ldconfig) each time.
     """
+    import threading
+
     from berth.core.runtime import syscalls
 
     IPRoute, _ = _netlink()
@@ -185,7 +202,36 @@ class BridgeDriver(NetworkDriver):
         _netlink()
 
     @classmethod
+    def validate_options(cls, options):
+        """Docker's bridge options: the device's name, its MTU, whether the
+        subnet is masqueraded going out."""
+        out = {}
+        for key, value in options.items():
+            value = str(value)
+            if key == NAME:
+                if not _IFNAME.match(value):
+                    raise InvalidArgument(f"invalid bridge name {value!r}: 1 to 15 letters, digits, '_', '.' or '-'")
+            elif key == MTU:
+                if not value.isdigit() or not 68 <= int(value) <= 65535:
+                    raise InvalidArgument(f"invalid MTU number: {value}")
+            elif key in (MASQUERADE, DEFAULT_BRIDGE):
+                if value not in _BOOLS:
+                    raise InvalidArgument(f'strconv.ParseBool: parsing "{value}": invalid syntax')
+                value = _BOOLS[value]
+            else:
+                raise InvalidArgument(f"network driver bridge does not know option {key!r} (it takes {NAME}, "
+                                      f"{MTU}, {MASQUERADE})")
+            out[key] = value
+        return out
+
+    @classmethod
+    def device_name(cls, network_id, options):
+        return options.get(NAME) or f"br-{network_id[:12]}"
+
+    @classmethod
     def unsupported_reason(cls) -> str | None:
+        import shutil
+
         if shutil.which("nft") is None:
             return "the nft command (nftables) is not installed"
         import importlib.util
@@ -215,6 +261,8 @@ class BridgeDriver(NetworkDriver):
                 except NetlinkError as exc:
                     if exc.code != errno.EEXIST:
                         raise BerthError(f"cannot give {net.bridge} address {net.gateway}: {exc}") from None
+            if net.options.get(MTU):
+                ipr.link("set", index=index, mtu=int(net.options[MTU]))
             ipr.link("set", index=index, state="up")
         _sysctl(f"net/ipv4/conf/{net.bridge}/route_localnet", "1")
         if not net.internal:
@@ -232,8 +280,9 @@ class BridgeDriver(NetworkDriver):
             rules += [f'add rule ip {net.table} forward iifname "{br}" oifname != "{br}" drop {c}',
                       f'add rule ip {net.table} forward oifname "{br}" iifname != "{br}" drop {c}']
         else:
-            rules += [f'add rule ip {net.table} postrouting ip saddr {subnet} oifname != "{br}" masquerade {c}',
-                      f'add rule ip {net.table} forward iifname "{br}" accept {c}',
+            if net.options.get(MASQUERADE, "true") == "true":
+                rules.append(f'add rule ip {net.table} postrouting ip saddr {subnet} oifname != "{br}" masquerade {c}')
+            rules += [f'add rule ip {net.table} forward iifname "{br}" accept {c}',
                       f'add rule ip {net.table} forward oifname "{br}" accept {c}']
         nft(CHAINS.format(table=net.table) + "\n".join(rules) + "\n")
 
@@ -252,8 +301,7 @@ class BridgeDriver(NetworkDriver):
                     if exc.code != errno.ENODEV:
                         raise BerthError(f"cannot delete bridge {net.bridge}: {exc}") from None
 
-    @staticmethod
-    def delete_table(table: str) -> None:
+    def cleanup(self, table: str) -> None:
         """Drop the installation's whole nftables table (reset, tests)."""
         nft(f"delete table ip {table}\n", check=False)
 
@@ -273,12 +321,16 @@ class BridgeDriver(NetworkDriver):
                          peer={"ifname": endpoint.ifname, "net_ns_fd": netns, "address": endpoint.mac})
                 index = _lookup(ipr, endpoint.host_ifname)
                 ipr.link("set", index=index, master=bridge)
+                if net.options.get(MTU):
+                    ipr.link("set", index=index, mtu=int(net.options[MTU]))
                 ipr.link("set", index=index, state="up")
             with open(f"/sys/class/net/{endpoint.host_ifname}/brport/hairpin_mode", "w") as f:
                 f.write("1")  # a container may reach its own published port
 
             def configure(ns) -> None:
                 inner = _lookup(ns, endpoint.ifname)
+                if net.options.get(MTU):
+                    ns.link("set", index=inner, mtu=int(net.options[MTU]))
                 ns.addr("add", index=inner, address=endpoint.address, prefixlen=endpoint.prefixlen)
                 ns.link("set", index=inner, state="up")
                 if endpoint.default_route:
@@ -290,7 +342,7 @@ class BridgeDriver(NetworkDriver):
         except OSError as exc:
             raise BerthError(f"cannot connect the container to network {net.name}: {exc}") from None
 
-    def detach(self, net: NetworkSpec, endpoint: Endpoint) -> None:
+    def detach(self, net: NetworkSpec, endpoint: Endpoint, attached: dict | None = None) -> None:
         if _gone(f"/sys/class/net/{endpoint.host_ifname}", within=0.05):
             return  # the kernel removed the pair with the container's namespace
         IPRoute, NetlinkError = _netlink()

@@ -1,15 +1,21 @@
 """The bridge driver's own promises, beyond the kit's network suite: its
-device, gateway address and nftables rules, reaching a container from the
-host, hairpin NAT, loopback-only ports, and its lazy pyroute2 import."""
+device, gateway address and nftables rules, Docker's bridge options (name,
+MTU, masquerade), reaching a container from the host, hairpin NAT,
+loopback-only ports, and its lazy pyroute2 import."""
 
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 
+import pytest
+
 from berth.core.drivers import PortMapping
-from berth.testing.network import HELLO, NetworkFixtures, endpoint, in_ns, wget
+from berth.core.errors import InvalidArgument
+from berth.plugins.network.bridge import MASQUERADE, MTU, NAME, BridgeDriver
+from berth.testing.network import HELLO, NetworkFixtures, endpoint, in_ns, network_spec, wget
 from berth.testing.support import fetch, free_port, sh
 
 
@@ -59,6 +65,42 @@ class TestBridge(NetworkFixtures):
         assert f"ctr:{ep.container_id}" not in sh("nft", "list", "table", "ip", net.table).stdout
         driver.detach(net, ep)
         driver.detach(net, ep_client)
+
+
+@pytest.mark.parametrize("options,message", [
+    ({NAME: "a-name-longer-than-15"}, "invalid bridge name 'a-name-longer-than-15': 1 to 15 letters, digits, '_', '.' "
+                                      "or '-'"),
+    ({NAME: "bad/name"}, "invalid bridge name 'bad/name': 1 to 15 letters, digits, '_', '.' or '-'"),
+    ({MTU: "9"}, "invalid MTU number: 9"),
+    ({MTU: "big"}, "invalid MTU number: big"),
+    ({MASQUERADE: "maybe"}, 'strconv.ParseBool: parsing "maybe": invalid syntax'),
+    ({"com.docker.network.bridge.enable_icc": "false"}, "network driver bridge does not know option "
+     "'com.docker.network.bridge.enable_icc' (it takes com.docker.network.bridge.name, com.docker.network.driver.mtu, "
+     "com.docker.network.bridge.enable_ip_masquerade)"),
+])
+def test_bad_options_are_refused_with_one_line(options, message):
+    with pytest.raises(InvalidArgument) as err:
+        BridgeDriver.validate_options(options)
+    assert str(err.value) == message
+
+
+def test_options_name_the_device_set_the_mtu_and_turn_masquerade_off(tmp_path):
+    name = f"bt{secrets.token_hex(4)}"
+    options = {NAME: name, MTU: "1400", MASQUERADE: "0"}
+    assert BridgeDriver.validate_options(options) == {NAME: name, MTU: "1400", MASQUERADE: "false"}
+    net = network_spec("bridge", options)
+    assert net.bridge == name == BridgeDriver.device_name(net.id, net.options)
+    driver = BridgeDriver(tmp_path)
+    try:
+        driver.create_network(net)
+        link = json.loads(sh("ip", "-j", "link", "show", "dev", name).stdout)[0]
+        assert link["mtu"] == 1400
+        rules = sh("nft", "list", "table", "ip", net.table).stdout
+        assert "masquerade" in rules and f"ip saddr {net.subnet} oifname" not in rules  # hairpin only
+    finally:
+        driver.delete_network(net)
+        driver.cleanup(net.table)
+    assert name not in sh("ip", "-o", "link").stdout
 
 
 def test_the_bridge_driver_loads_only_iproute_and_pyroute2_still_works_whole():
