@@ -530,8 +530,10 @@ def _pump_pty(master: int, interactive: bool, pid: int) -> None:
     """Copy between our terminal and an exec'd process's pty until it closes."""
     import selectors
 
+    from berth.core.containers.attach import InputSelector
+
     restore = raw_terminal(0) if interactive and os.isatty(0) else None
-    sel = selectors.DefaultSelector()
+    sel = InputSelector()
     sel.register(master, selectors.EVENT_READ, "pty")
     if interactive:
         sel.register(0, selectors.EVENT_READ, "stdin")

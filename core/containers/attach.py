@@ -68,6 +68,38 @@ def connect(path: str) -> socket.socket:
         os.close(dir_fd)
 
 
+class InputSelector:
+    """selectors.DefaultSelector that also takes regular files and /dev/null.
+
+    epoll refuses them (EPERM); poll(2) calls them always ready, and so does
+    this: while one is registered, select() does not block and returns it.
+    """
+
+    def __init__(self):
+        self._sel = selectors.DefaultSelector()
+        self._always: dict[int, selectors.SelectorKey] = {}
+
+    def register(self, fileobj, events, data=None) -> None:
+        try:
+            self._sel.register(fileobj, events, data)
+        except PermissionError:
+            fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+            self._always[fd] = selectors.SelectorKey(fileobj, fd, events, data)
+
+    def unregister(self, fileobj) -> None:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if self._always.pop(fd, None) is None:
+            self._sel.unregister(fileobj)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = [(key, key.events) for key in self._always.values()]
+        return self._sel.select(0 if ready else timeout) + ready
+
+    def close(self) -> None:
+        self._always.clear()
+        self._sel.close()
+
+
 def window_size(fd: int) -> tuple[int, int] | None:
     try:
         rows, cols, _, _ = struct.unpack("HHHH", fcntl.ioctl(fd, _TIOCGWINSZ, b"\0" * 8))
@@ -95,7 +127,7 @@ def attach(path: str, *, stdin_fd: int | None, stdout_fd: int | None, stderr_fd:
         if size:
             sock.sendall(frame(RESIZE, struct.pack(">HH", *size)))
         old_winch = signal.signal(signal.SIGWINCH, lambda *_: os.write(wake_w, b"w"))
-    sel = selectors.DefaultSelector()
+    sel = InputSelector()
     sel.register(sock, selectors.EVENT_READ, "sock")
     sel.register(wake_r, selectors.EVENT_READ, "wake")
     if stdin_fd is not None:
