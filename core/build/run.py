@@ -40,7 +40,10 @@ def run_step(builder, stage, cmd: list[str], env: list[str], created_by: str, ca
             code = int(after.state.get("ExitCode") or 0) if after is not None else 0
         if code != 0:
             raise BuildFailed(f"The command '{' '.join(cmd)}' returned a non-zero code: {code}")
-        builder.commit(stage, lambda: engine.containers.export_layer(container), created_by, cache_cmd, empty=False)
+        # what a RUN writes under a declared VOLUME is discarded, as Docker's anonymous volumes do
+        volumes = tuple(stage.config.get("Volumes") or {})
+        builder.commit(stage, lambda: engine.containers.export_layer(container, volumes), created_by, cache_cmd,
+                       empty=False)
     finally:
         if builder.options.remove or builder.options.force_remove:
             try:

@@ -20,7 +20,30 @@ def _pairs(items, what: str, from_environment: bool = False) -> dict:
     return out
 
 
-@click.command("build", context_settings=CONTEXT)
+class _BuildCommand(click.Command):
+    """Takes Docker's spelling of boolean flags too: --rm=false, --no-cache=true, -q=true."""
+
+    BOOLEANS = {"--rm": ("--rm", "--no-rm"), "--force-rm": ("--force-rm", None), "--no-cache": ("--no-cache", None),
+                "--pull": ("--pull", None), "-q": ("-q", None), "--quiet": ("-q", None)}
+
+    def parse_args(self, ctx, args):
+        out = []
+        for i, arg in enumerate(args):
+            if arg == "--":
+                out.extend(args[i:])
+                break
+            name, sep, value = arg.partition("=")
+            if sep and name in self.BOOLEANS and value.lower() in ("true", "false", "1", "0"):
+                on, off = self.BOOLEANS[name]
+                chosen = on if value.lower() in ("true", "1") else off
+                if chosen:
+                    out.append(chosen)
+                continue
+            out.append(arg)
+        return super().parse_args(ctx, out)
+
+
+@click.command("build", cls=_BuildCommand, context_settings=CONTEXT)
 @click.argument("path", metavar="PATH | URL | -")
 @click.option("-t", "--tag", "tags", multiple=True, metavar="NAME[:TAG]", help="Name and optionally a tag (repeatable).")
 @click.option("-f", "--file", "dockerfile", metavar="FILE",
@@ -34,7 +57,7 @@ def _pairs(items, what: str, from_environment: bool = False) -> dict:
 @click.option("--network", metavar="MODE", help="Networking mode for the RUN instructions during build.")
 @click.option("--iidfile", metavar="FILE", help="Write the image ID to the file.")
 @click.option("--rm/--no-rm", "remove", default=True, show_default=True,
-              help="Remove intermediate containers after a build.")
+              help="Remove intermediate containers after a build (also --rm=false).")
 @click.option("--force-rm", is_flag=True, help="Always remove intermediate containers.")
 def build(path, tags, dockerfile, build_args, target, no_cache, pull, labels, quiet, network, iidfile, remove,
           force_rm):

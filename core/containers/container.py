@@ -819,10 +819,11 @@ class ContainerService:
         return [c for c in self.storage_for(container).changes(container.id)
                 if not (c.kind == "A" and c.path in _MOUNT_POINTS)]
 
-    def export_layer(self, container: Container):
+    def export_layer(self, container: Container, discard_under: tuple[str, ...] = ()):
         """The container's writable layer as a layer blob in the content store (without the
-        mount points berth made); returns its images.image.Layer. The caller holds the "gc"
-        lock shared until an image references the blob."""
+        mount points berth made, nor what lies under the directories `discard_under`);
+        returns its images.image.Layer. The caller holds the "gc" lock shared until an image
+        references the blob."""
         import tempfile
 
         from berth.core.images.image import Layer
@@ -835,7 +836,7 @@ class ContainerService:
             raw.flush()
             raw.seek(0)
             sink = HashingWriter(tmp)
-            _without_mount_points(raw, sink)
+            _without_mount_points(raw, sink, discard_under)
             tmp.flush()
             tmp.seek(0)
             digest, size = self.engine.content.put(tmp, expected=sink.digest)
@@ -1021,15 +1022,20 @@ def _kill_leftovers(engine, container_id: str, state: dict) -> None:
         pass
 
 
-def _without_mount_points(src, dst) -> None:
-    """Copy a layer tar, dropping the empty mount-point files berth made."""
+def _without_mount_points(src, dst, discard_under: tuple[str, ...] = ()) -> None:
+    """Copy a layer tar, dropping the empty mount-point files berth made, and whatever
+    lies under the directories `discard_under` (absolute paths)."""
+    import posixpath
     import tarfile
 
     names = {p.lstrip("/") for p in _MOUNT_POINTS}
+    prefixes = tuple(posixpath.normpath(p).strip("/") + "/" for p in discard_under if p.strip("/"))
     with tarfile.open(fileobj=src, mode="r|") as tin, tarfile.open(fileobj=dst, mode="w|",
                                                                    format=tarfile.PAX_FORMAT) as tout:
         for member in tin:
             if member.name.lstrip("./") in names and member.isfile() and member.size == 0:
+                continue
+            if prefixes and posixpath.normpath(member.name).lstrip("/").startswith(prefixes):
                 continue
             tout.addfile(member, tin.extractfile(member) if member.isfile() else None)
 

@@ -373,7 +373,7 @@ def test_run_uses_the_default_bridge(berth, tmp_path):
 def test_keep_intermediate_containers_with_no_rm(berth, tmp_path):
     berth.image  # noqa: B018
     ctx = context(tmp_path, "FROM busybox\nRUN true\n")
-    proc = build(berth, ctx, "--no-rm")
+    proc = build(berth, ctx, "--rm=false")  # Docker's spelling; --no-rm is the same
     assert "Removing intermediate container" not in proc.stdout
     assert len(berth("ps", "-aq").stdout.split()) == 1
 
@@ -531,3 +531,11 @@ def test_force_rm_removes_the_failed_step_container_even_with_no_rm(berth, tmp_p
     berth("rm", "-f", *berth("ps", "-aq").stdout.split(), check=True)
     assert build(berth, ctx, "--no-rm", "--force-rm", check=False).returncode == 1
     assert no_containers(berth)
+
+
+def test_what_run_writes_under_a_volume_is_discarded(berth, tmp_path):
+    berth.image  # noqa: B018
+    ctx = context(tmp_path, "FROM busybox\nRUN mkdir /data && echo before > /data/kept\nVOLUME /data\n"
+                            "RUN echo after > /data/lost && echo elsewhere > /kept\n")
+    build(berth, ctx, "-t", "vol")
+    assert run_out(berth, "vol", "sh", "-c", "ls /data; cat /kept") == "kept\nelsewhere\n"
