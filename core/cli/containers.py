@@ -455,13 +455,14 @@ def _rfc3339(dt) -> str:
 @click.option("--env-file", multiple=True, help="Read in a file of environment variables.")
 @click.option("-w", "--workdir", help="Working directory inside the container.")
 @click.option("-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>]).")
-@click.option("--privileged", is_flag=True, hidden=True)
+@click.option("--privileged", is_flag=True, help="Give extended privileges to the command.")
 @click.option("--detach-keys", help="Override the key sequence for detaching a container.")
 @click.argument("container")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, detach_keys, container, command):
     """Execute a command in a running container."""
     from berth.core.containers.container import CGROUP_PARENT, merge_env, parse_env_file
+    from berth.core.containers.hostconfig import process_settings
     from berth.core.runtime import process
     from berth.core.runtime.cgroups import Cgroup
     from berth.core.runtime.spec import ProcessSpec
@@ -474,10 +475,13 @@ def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, de
         raise ExitCode(f"Container {c.id} is not running", 1)
     cfg = c.config
     extra = [e for f in env_file for e in parse_env_file(f)] + list(env)
-    spec = ProcessSpec(args=list(command), env=merge_env(list(cfg.get("Env") or []), extra),
+    settings = process_settings(c.host_config)  # the container's capabilities, seccomp, groups, ulimits
+    if privileged:
+        settings.update(cap_add=["ALL"], seccomp=False)
+    own = [f"HOSTNAME={cfg.get('Hostname') or c.id[:12]}"] + (["TERM=xterm"] if tty else [])  # as Docker's
+    spec = ProcessSpec(args=list(command), env=merge_env(own + list(cfg.get("Env") or []), extra),
                        cwd=workdir or cfg.get("WorkingDir") or "/", user=user if user is not None else cfg.get("User", ""),
-                       tty=tty, cap_add=list(c.host_config.get("CapAdd") or []),
-                       cap_drop=list(c.host_config.get("CapDrop") or []))
+                       tty=tty, **settings)
     action_cmd = " ".join(command)
     engine.emit("container", f"exec_create: {action_cmd}", c.id, c.attrs())
     master = None

@@ -370,3 +370,32 @@ def discarded_security_opts(opts) -> list[str]:
         elif key == "label":
             out.append(f"SELinux labels are not applied by berth: --security-opt {opt} discarded")
     return out
+
+
+def process_settings(host_config: dict) -> dict:
+    """ProcessSpec arguments HostConfig sets for the container's first process
+    and for every exec: capabilities (all the host can grant when
+    privileged), no_new_privs, the seccomp filter (True: berth's default,
+    False: none, bytes: a compiled profile), --group-add and --ulimit."""
+    from berth.core.runtime import capabilities
+    from berth.core.runtime.errors import StartError
+
+    security = security_settings(host_config.get("SecurityOpt"))
+    privileged = bool(host_config.get("Privileged"))
+    cap_add = ["ALL"] if privileged else list(host_config.get("CapAdd") or [])
+    cap_drop = list(host_config.get("CapDrop") or [])
+    seccomp = security["seccomp"]
+    if privileged or seccomp == "unconfined":
+        seccomp = False
+    elif seccomp == "default":
+        seccomp = True
+    else:
+        from berth.core.runtime.seccomp import compile_profile
+
+        try:
+            seccomp = compile_profile(seccomp, capabilities.resolve(cap_add, cap_drop))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise StartError(f"invalid seccomp profile: {exc}", "seccomp") from None
+    return {"cap_add": cap_add, "cap_drop": cap_drop, "no_new_privs": security["no_new_privs"],
+            "seccomp": seccomp, "group_add": list(host_config.get("GroupAdd") or ()),
+            "rlimits": [(u["Name"], u["Soft"], u["Hard"]) for u in host_config.get("Ulimits") or ()]}

@@ -335,8 +335,7 @@ class Monitor:
             args=c.command, env=own_env + _link_env(networks, c) + list(cfg.get("Env") or []),
             cwd=cfg.get("WorkingDir") or "/",
             user=cfg.get("User") or "", tty=bool(cfg.get("Tty")), stdin=stdin, stdout=stdout, stderr=stderr,
-            cap_add=["ALL"] if hc.get("Privileged") else list(hc.get("CapAdd") or []),
-            cap_drop=list(hc.get("CapDrop") or []), rootfs=rootfs, hostname=hostname, readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
+            rootfs=rootfs, hostname=hostname, readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
             mounts=mounts, files=files, netns=netns, shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
             limits=Limits(memory=hc.get("Memory") or None, memory_swap=swap, cpus=cpus,
                           pids_limit=hc.get("PidsLimit"), **more_limits),
@@ -669,8 +668,8 @@ def _shared_shm(service, container) -> str | None:
 
 def host_spec(service, container) -> tuple[dict, dict]:
     """ContainerSpec and Limits arguments of HostConfig's namespace, device,
-    security, rlimit and cgroup settings (berth.core.containers.hostconfig)."""
-    from berth.core.containers.hostconfig import security_settings
+    security, capability, rlimit and cgroup settings (berth.core.containers.hostconfig)."""
+    from berth.core.containers.hostconfig import process_settings, security_settings
     from berth.core.runtime import devices
     from berth.core.runtime.spec import DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS
 
@@ -686,22 +685,6 @@ def host_spec(service, container) -> tuple[dict, dict]:
     if privileged:
         have = {d.path for d in nodes}
         nodes = [d for d in devices.host_devices() if d.path not in have] + nodes
-    seccomp = security["seccomp"]
-    if privileged or seccomp == "unconfined":
-        seccomp = False
-    elif seccomp == "default":
-        seccomp = True
-    else:
-        from berth.core.runtime import capabilities
-        from berth.core.runtime import seccomp as filters
-
-        try:
-            seccomp = filters.compile_profile(seccomp, capabilities.resolve(hc.get("CapAdd") or (),
-                                                                            hc.get("CapDrop") or ()))
-        except (ValueError, TypeError, KeyError) as exc:
-            from berth.core.runtime.errors import StartError
-
-            raise StartError(f"invalid seccomp profile: {exc}", "seccomp") from None
     unconfined_paths = privileged or security["systempaths_unconfined"]
     init = None
     if hc.get("Init"):
@@ -716,11 +699,9 @@ def host_spec(service, container) -> tuple[dict, dict]:
         "cgroupns": "host" if hc.get("CgroupnsMode") == "host" else None,
         "privileged": privileged, "devices": nodes, "sysctls": dict(hc.get("Sysctls") or {}),
         "oom_score_adj": hc.get("OomScoreAdj") or None, "init": init,
-        "no_new_privs": security["no_new_privs"], "seccomp": seccomp,
         "masked_paths": () if unconfined_paths else DEFAULT_MASKED_PATHS,
         "readonly_paths": () if unconfined_paths else DEFAULT_READONLY_PATHS,
-        "group_add": list(hc.get("GroupAdd") or ()),
-        "rlimits": [(u["Name"], u["Soft"], u["Hard"]) for u in hc.get("Ulimits") or ()],
+        **process_settings(hc),
     }
     limits = {"cpu_shares": hc.get("CpuShares") or None, "cpuset_cpus": hc.get("CpusetCpus") or None,
               "memory_reservation": hc.get("MemoryReservation") or None,

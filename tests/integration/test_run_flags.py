@@ -332,3 +332,16 @@ def test_ip_alias_and_mac_address_on_a_user_network(berth, ids):
     ]:
         res = berth("create", *argv, berth.image, "true")
         assert res.returncode == 125 and message in res.stderr, (argv, res.stderr)
+
+
+def test_exec_runs_with_the_container_s_settings(berth, ids):
+    cid = berth("run", "-d", "--network", "none", "-h", "box", "--security-opt", "no-new-privileges", "--ulimit",
+                "nofile=256", "--group-add", "4242", berth.image, "sleep", "60", check=True).stdout.strip()
+    ids.append(cid)
+    out = berth("exec", cid, "sh", "-c", "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; ulimit -n; "
+                                         "echo $HOSTNAME; id -G", check=True).stdout
+    assert status_field(out, "NoNewPrivs") == "1" and status_field(out, "Seccomp") == "2"
+    assert out.splitlines()[2:] == ["256", "box", "0 4242"]
+    host = status_field(open("/proc/self/status").read(), "CapBnd")
+    out = berth("exec", "--privileged", cid, "cat", "/proc/self/status", check=True).stdout
+    assert status_field(out, "CapEff") == host and status_field(out, "Seccomp") == "0"
