@@ -14,7 +14,8 @@ module is imported on every container start): the layer-tar code
   ``filesystem_type``, ``kernel_filesystems``, ``backing_filesystem_name``,
   ``unmount`` (lazy, one layer), ``unmount_all`` (every layer);
 - across processes: ``locked`` (an flock'd file), ``locked_counter`` (a
-  mount count several berth processes share), ``write_atomic``;
+  mount count several berth processes share), ``write_atomic``,
+  ``fsync_dir``;
 - layers: ``decompressed``, ``extract_layer``, ``tree_changes``,
   ``overlay_changes``, ``overlay_upper_entries``, ``write_layer``,
   ``tree_size``, ``changes_size``; and
@@ -39,6 +40,7 @@ from pathlib import Path
 
 from berth.core.drivers import Change, StorageDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.plumbing import atomic
 
 TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
 if TYPE_CHECKING:
@@ -68,12 +70,14 @@ def layer_dir_name(id: str) -> str:
     return id.replace(":", "-")
 
 
-def check_name(name: str, what: str = "volume") -> str:
+def check_name(name: str, what: str = "volume", hint: str = "") -> str:
     """`name` if it follows Docker's grammar ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``
-    (so it is one safe path component), else InvalidArgument with Docker's text."""
+    (so it is one safe path component), else InvalidArgument with Docker's
+    text: '"x/y" includes invalid characters for a `what` name, only ...',
+    then `hint` if given."""
     if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidArgument(f'"{name}" includes invalid characters for a {what} name, only '
-                              '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
+                              '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed' + (f". {hint}" if hint else ""))
     return name
 
 
@@ -148,9 +152,10 @@ def unmount(path: os.PathLike | str) -> None:
         syscalls.umount2(os.fspath(path), syscalls.MNT_DETACH)
 
 
-def unmount_all(path: os.PathLike | str) -> None:
+def unmount_all(path: os.PathLike | str, what: str = "mount") -> None:
     """Unmount `path` until nothing is mounted on it (two racing processes may
-    both have mounted it); FailedPrecondition, with umount's reason, if it stays."""
+    both have mounted it); FailedPrecondition "error while unmounting `what`
+    'PATH': <umount's reason>" if it stays."""
     for _ in range(16):
         if not is_mounted(path):
             return
@@ -159,8 +164,8 @@ def unmount_all(path: os.PathLike | str) -> None:
         done = subprocess.run(["umount", "--", os.fspath(path)], capture_output=True, text=True)
         if done.returncode != 0 and is_mounted(path):
             why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
-            raise FailedPrecondition(f"error while unmounting '{path}': {why}")
-    raise FailedPrecondition(f"error while unmounting '{path}': still mounted")
+            raise FailedPrecondition(f"error while unmounting {what} '{path}': {why}")
+    raise FailedPrecondition(f"error while unmounting {what} '{path}': still mounted")
 
 
 # --------------------------------------------------------------------------
@@ -202,22 +207,12 @@ def locked_counter(path: os.PathLike | str) -> Iterator[list[int]]:
 def write_atomic(path: os.PathLike | str, data: bytes, mode: int = 0o600) -> None:
     """Replace file `path` with `data` in one step (temporary file, fsync,
     rename): a reader, or a crash, sees the old content or the new, never half."""
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write_bytes(path, data, mode, durable=True)
+
+
+def fsync_dir(path: os.PathLike | str) -> None:
+    """Make the entries of directory `path` durable (after a rename into it)."""
+    atomic.fsync_dir(path)
 
 
 # --------------------------------------------------------------------------

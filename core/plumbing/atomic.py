@@ -8,11 +8,20 @@ import os
 
 
 def write_text(path: os.PathLike | str, text: str, mode: int | None = None) -> None:
+    write_bytes(path, text.encode(), mode)
+
+
+def write_bytes(path: os.PathLike | str, data: bytes, mode: int | None = None, durable: bool = False) -> None:
+    """Replace file `path` with `data` (a temporary file renamed over it);
+    `durable`: fsync the data first, so a crash leaves the old or the new."""
     path = os.fspath(path)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

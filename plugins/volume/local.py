@@ -22,20 +22,18 @@ then deleted. Leftovers of either are swept on the next create.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
+from berth.core import driverkit
 from berth.core.drivers import VolumeDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
-from berth.core.plumbing import atomic
 from berth.core.plumbing.ids import random_hex
 
 _VALID_OPTIONS = ("type", "device", "o", "size")
@@ -57,12 +55,8 @@ class LocalVolumeDriver(VolumeDriver):
 
     def _dir(self, name: str) -> Path:
         """The volume's directory; refuses names that could leave home."""
-        if (not isinstance(name, str) or not name or "/" in name or "\x00" in name
-                or name in (".", "..") or name.startswith(".")):
-            raise InvalidArgument(f'"{name}" includes invalid characters for a local volume name, only '
-                                  '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
-                                  'directory, use absolute path')
-        return self.home / name
+        return self.home / driverkit.check_name(name, "local volume",
+                                                "If you intended to pass a host directory, use absolute path")
 
     @staticmethod
     def validate_options(options: Mapping[str, str]) -> dict[str, str]:
@@ -105,15 +99,15 @@ class LocalVolumeDriver(VolumeDriver):
             os.chmod(tmp, 0o755)
             (tmp / "_data").mkdir(mode=0o755)
             os.chmod(tmp / "_data", 0o755)
-            _write_atomic(tmp / "opts.json", json.dumps(opts).encode())
-            atomic.fsync_dir(tmp)
+            driverkit.write_atomic(tmp / "opts.json", json.dumps(opts).encode())
+            driverkit.fsync_dir(tmp)
             try:
                 os.rename(tmp, target)
             except OSError:  # made meanwhile by another process
                 if not target.exists():
                     raise
                 return self._same_or_conflict(name, opts)
-            atomic.fsync_dir(self.home)
+            driverkit.fsync_dir(self.home)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -126,14 +120,13 @@ class LocalVolumeDriver(VolumeDriver):
         if not target.is_dir():
             raise NotFound(f"no such volume: {name}")
         trash = self.home / f".trash-{name}-{random_hex(4)}"
-        with self._locked(name):
+        with driverkit.locked(self._dir(name) / "lock"):
             data = target / "_data"
-            if _is_mountpoint(data):
-                _umount(data)
-            if _mounts_under(target):
+            driverkit.unmount_all(data, "volume path")
+            if driverkit.mounts_under(target):
                 raise FailedPrecondition(f"remove {name}: volume has mounts under {target}")
             os.rename(target, trash)
-        atomic.fsync_dir(self.home)
+        driverkit.fsync_dir(self.home)
         shutil.rmtree(trash, ignore_errors=True)
 
     def mount(self, name: str, container_id: str) -> Path:
@@ -141,9 +134,9 @@ class LocalVolumeDriver(VolumeDriver):
         if not target.is_dir():
             raise NotFound(f"no such volume: {name}")
         data = target / "_data"
-        with self._locked(name):
+        with driverkit.locked(self._dir(name) / "lock"):
             opts = self._opts(name)
-            if opts.get("MountType") and not _is_mountpoint(data):
+            if opts.get("MountType") and not driverkit.is_mounted(data):
                 _mount(opts, data)
             users = self._users(name)
             if container_id not in users:
@@ -155,11 +148,11 @@ class LocalVolumeDriver(VolumeDriver):
         if not target.is_dir():
             raise NotFound(f"no such volume: {name}")
         data = target / "_data"
-        with self._locked(name):
+        with driverkit.locked(self._dir(name) / "lock"):
             users = [u for u in self._users(name) if u != container_id]
             self._set_users(name, users)
-            if not users and self._opts(name).get("MountType") and _is_mountpoint(data):
-                _umount(data)
+            if not users and self._opts(name).get("MountType"):
+                driverkit.unmount_all(data, "volume path")
 
     def path(self, name: str) -> Path:
         return self._dir(name) / "_data"
@@ -178,15 +171,6 @@ class LocalVolumeDriver(VolumeDriver):
 
     # -- helpers -------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        fd = os.open(self._dir(name) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     def _users(self, name: str) -> list[str]:
         try:
             return list(json.loads((self._dir(name) / "users.json").read_text()))
@@ -194,7 +178,7 @@ class LocalVolumeDriver(VolumeDriver):
             return []
 
     def _set_users(self, name: str, users: list[str]) -> None:
-        _write_atomic(self._dir(name) / "users.json", json.dumps(users).encode())
+        driverkit.write_atomic(self._dir(name) / "users.json", json.dumps(users).encode())
 
     def _sweep(self) -> None:
         """Delete what crashed creates and removes left behind."""
@@ -202,40 +186,8 @@ class LocalVolumeDriver(VolumeDriver):
         for e in os.scandir(self.home):
             if e.name.startswith(".trash-") or (
                     e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > _STALE_TMP_SECONDS):
-                if not _mounts_under(Path(e.path)):
+                if not driverkit.mounts_under(e.path):
                     shutil.rmtree(e.path, ignore_errors=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{random_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
-
-
-def _mount_points() -> list[str]:
-    """Mount points of this mount namespace (mountinfo's octal escapes undone)."""
-    points = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            field = line.split()[4]
-            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field))
-    return points
-
-
-def _is_mountpoint(path: Path) -> bool:
-    return os.path.realpath(path) in _mount_points()
-
-
-def _mounts_under(path: Path) -> list[str]:
-    root = os.path.realpath(path)
-    return [p for p in _mount_points() if p == root or p.startswith(root + "/")]
 
 
 def _hide_password(text: str) -> str:
@@ -253,14 +205,3 @@ def _mount(opts: dict, data: Path) -> None:
         raise BerthError(_hide_password(f"error while mounting volume '{data}': failed to mount local volume: "
                                         f"mount {opts['MountDevice']}:{data}, opts: {opts.get('MountOpts', '')}: {why}"))
 
-
-def _umount(data: Path) -> None:
-    """Unmount `data`, every layer of it (two racing first users may both have mounted)."""
-    for _ in range(16):
-        done = subprocess.run(["umount", "--", str(data)], capture_output=True, text=True)
-        if not _is_mountpoint(data):
-            return
-        if done.returncode != 0:
-            why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
-            raise FailedPrecondition(f"error while unmounting volume path '{data}': {why}")
-    raise FailedPrecondition(f"error while unmounting volume path '{data}': still mounted")

@@ -28,8 +28,6 @@ crash never leaves half a volume (leftovers are swept on the next create).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -38,8 +36,9 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Mapping
 
+from berth.core import driverkit
 from berth.core.drivers import VolumeDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
 
@@ -71,11 +70,7 @@ class TmpfsVolumeDriver(VolumeDriver):
 
     def _dir(self, name: str) -> Path:
         """The volume's directory; refuses names that could leave home."""
-        if (not isinstance(name, str) or not name or "/" in name or "\x00" in name
-                or name.startswith(".")):
-            raise InvalidArgument(f'"{name}" includes invalid characters for a tmpfs volume name, only '
-                                  '"[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed')
-        return self.home / name
+        return self.home / driverkit.check_name(name, "tmpfs volume")
 
     @staticmethod
     def validate_options(options: Mapping[str, str]) -> dict[str, str]:
@@ -117,22 +112,22 @@ class TmpfsVolumeDriver(VolumeDriver):
                 shutil.rmtree(tmp, ignore_errors=True)
         if self._options(name) != opts:
             raise Conflict(f"volume {name} already exists with different options")
-        with self._locked(name):
+        with driverkit.locked(self._dir(name) / "lock"):
             self._ensure_mounted(name)
 
     def remove(self, name: str) -> None:
         target = self._check(name)
         trash = self.home / f".trash-{name}-{secrets.token_hex(4)}"
-        with self._locked(name):
-            _umount_all(target / "_data")
-            if _mounts_under(target):
+        with driverkit.locked(self._dir(name) / "lock"):
+            driverkit.unmount_all(target / "_data", "volume path")
+            if driverkit.mounts_under(target):
                 raise FailedPrecondition(f"remove {name}: volume has mounts under {target}")
             os.rename(target, trash)
         shutil.rmtree(trash, ignore_errors=True)
 
     def mount(self, name: str, container_id: str) -> Path:
         self._check(name)
-        with self._locked(name):
+        with driverkit.locked(self._dir(name) / "lock"):
             self._ensure_mounted(name)  # again after a reboot
         return self.path(name)
 
@@ -161,7 +156,7 @@ class TmpfsVolumeDriver(VolumeDriver):
 
     def _ensure_mounted(self, name: str) -> None:
         data = self.path(name)
-        if _is_mountpoint(data):
+        if driverkit.is_mounted(data):
             return
         opts = f"size={self._options(name).get('size', DEFAULT_SIZE)},mode=0755,nosuid,nodev"
         done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(data)],
@@ -170,46 +165,10 @@ class TmpfsVolumeDriver(VolumeDriver):
             why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
             raise BerthError(f"error while mounting tmpfs volume {name} on '{data}': {why}")
 
-    @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        fd = os.open(self._dir(name) / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-
     def _sweep(self) -> None:
         """Delete what crashed creates and removes left behind."""
         now = time.time()
         for e in os.scandir(self.home):
             stale_tmp = e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > _STALE_TMP_SECONDS
-            if (stale_tmp or e.name.startswith(".trash-")) and not _mounts_under(Path(e.path)):
+            if (stale_tmp or e.name.startswith(".trash-")) and not driverkit.mounts_under(e.path):
                 shutil.rmtree(e.path, ignore_errors=True)
-
-
-def _mount_points() -> list[str]:
-    """Mount points of this mount namespace (mountinfo's octal escapes undone)."""
-    with open("/proc/self/mountinfo") as f:
-        return [re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in f]
-
-
-def _is_mountpoint(path: Path) -> bool:
-    return os.path.realpath(path) in _mount_points()
-
-
-def _mounts_under(path: Path) -> list[str]:
-    root = os.path.realpath(path)
-    return [p for p in _mount_points() if p == root or p.startswith(root + "/")]
-
-
-def _umount_all(data: Path) -> None:
-    """Unmount `data`, every layer of it (two racing processes may both have mounted)."""
-    for _ in range(16):
-        if not _is_mountpoint(data):
-            return
-        done = subprocess.run(["umount", "--", str(data)], capture_output=True, text=True)
-        if done.returncode != 0 and _is_mountpoint(data):
-            why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit status {done.returncode}"
-            raise FailedPrecondition(f"error while unmounting volume path '{data}': {why}")
-    raise FailedPrecondition(f"error while unmounting volume path '{data}': still mounted")
