@@ -52,11 +52,25 @@ def run(image, command, **values):
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
 @click.option("--detach-keys", help="Override the key sequence for detaching a container.")
-@click.argument("containers", nargs=-1, required=True)
-def start(attach, interactive, detach_keys, containers):
+@click.option("--all", "all_", is_flag=True, help="Start all containers that are not running (as podman's).")
+@click.option("-f", "--filter", "filters", multiple=True,
+              help="With --all: restart-policy=POLICY, the containers of that policy Docker's daemon "
+                   "restarts when it starts (berth-restart.service).")
+@click.argument("containers", nargs=-1)
+def start(attach, interactive, detach_keys, all_, filters, containers):
     """Start one or more stopped containers."""
     engine = get_engine()
     service = engine.containers
+    if all_:
+        if containers:
+            raise InvalidArgument("--all does not take container names")
+        if attach or interactive:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        containers = _start_all(service, filters_.parse(filters, ("restart-policy",)))
+    elif filters:
+        raise InvalidArgument("--filter needs --all")
+    elif not containers:
+        raise click.UsageError("Missing argument 'CONTAINERS...'.", click.get_current_context())
     if attach or interactive:
         if len(containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
@@ -71,6 +85,27 @@ def start(attach, interactive, detach_keys, containers):
         click.echo(ref)
 
     output.each(containers, one)
+
+
+def _start_all(service, filters: dict[str, list[str]]) -> list[str]:
+    """IDs of the containers `start --all` starts: every one not running, or, with
+    restart-policy filters, those of these policies that Docker's daemon brings back at boot."""
+    from berth.core.containers.container import restarts_at_boot
+
+    policies = filters.get("restart-policy")
+    for policy in policies or ():
+        if policy not in ("no", "always", "unless-stopped", "on-failure"):
+            raise InvalidArgument(f"invalid restart policy '{policy}'")
+    out = []
+    for c in reversed(service.list()):  # oldest first
+        if c.running:
+            continue
+        if policies is not None:
+            name = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
+            if name not in policies or not restarts_at_boot(c):
+                continue
+        out.append(c.id)
+    return out
 
 
 @click.command("stop", context_settings=CONTEXT)
@@ -196,6 +231,8 @@ def attach(no_stdin, sig_proxy, detach_keys, container):
         raise ExitCode("You cannot attach to a stopped container, start it first", 1)
     if c.status == "paused":
         raise ExitCode("You cannot attach to a paused container, unpause it first", 1)
+    if c.status == "restarting":
+        raise ExitCode("You cannot attach to a restarting container, wait until it is running", 1)
     c.config["AttachStdout"] = c.config["AttachStderr"] = True
     stdin = bool(c.config.get("OpenStdin")) and not no_stdin
     return attach_foreground(engine, c, sig_proxy=sig_proxy, detach_keys=detach_keys, stdin=stdin)
@@ -214,6 +251,8 @@ def _status_text(c) -> str:
         started = parse_time(c.state["StartedAt"])
         up = human_duration((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())
         return f"Up {up}" + (" (Paused)" if status == "paused" else "")
+    if status == "restarting":
+        return f"Restarting ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
     if status == "exited":
         return f"Exited ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
     if status == "dead":
@@ -471,6 +510,8 @@ def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, de
     c = engine.containers.get(container)
     if c.status == "paused":
         raise ExitCode(f"Container {c.id} is paused, unpause the container before exec", 1)
+    if c.status == "restarting":
+        raise ExitCode(f"Container {c.id} is restarting, wait until the container is running", 1)
     if not c.running:
         raise ExitCode(f"Container {c.id} is not running", 1)
     cfg = c.config

@@ -49,7 +49,7 @@ CREATE_FLAGS = [
     Flag("-P", "--publish-all", kind="bool", help="Publish all exposed ports to random ports."),
     Flag("--expose", kind="multiple", help="Expose a port or a range of ports."),
     Flag("--link", dest="links", kind="multiple", help="Add link to another container."),
-    Flag("--restart", default="no", help="Restart policy (stored; berth has no restart manager)."),
+    Flag("--restart", default="no", help="Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])."),
     Flag("--stop-signal", help="Signal to stop the container."),
     Flag("--stop-timeout", type=int, help="Timeout (in seconds) to stop a container."),
     Flag("--cap-add", kind="multiple", help="Add Linux capabilities."),

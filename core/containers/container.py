@@ -45,14 +45,14 @@ CGROUP_PARENT = "berth"
 UNKNOWN_EXIT = 255  # the process vanished and nobody saw its status
 KILLED_EXIT = 137  # the monitor died and we killed the orphaned container
 
-_LIVE = ("running", "paused")
+_LIVE = ("running", "paused", "restarting")  # Docker's Running: restarting counts (its monitor lives)
 
 # Made in the writable layer as mount points for the files berth binds (Docker
 # keeps them in a hidden "init" layer): not part of diff or commit.
 _MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 
 # Bookkeeping kept in the state column but not shown by inspect.
-_PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart")
+_PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart", "RestartCount", "ManuallyStopped", "ExitOnNext")
 
 
 def alive(pid: int, start: int | None) -> bool:
@@ -231,12 +231,48 @@ def merge_env(base: list[str], overrides: list[str]) -> list[str]:
 
 
 def parse_restart(text: str) -> dict:
-    name, _, count = (text or "no").partition(":")
+    """--restart as Docker 28's CLI parses it and its daemon validates it (the same messages)."""
+    name, colon, count = (text or "no").partition(":")
+    if colon and not name:
+        raise InvalidArgument("invalid restart policy format: no policy provided before colon")
+    retries = 0
+    if count:
+        try:
+            retries = int(count)
+        except ValueError:
+            raise InvalidArgument("invalid restart policy format: maximum retry count must be an integer") from None
     if name not in ("no", "always", "on-failure", "unless-stopped"):
-        raise InvalidArgument(f"invalid restart policy '{text}'")
-    if count and (name != "on-failure" or not count.isdigit()):
-        raise InvalidArgument(f"invalid restart policy '{text}'")
-    return {"Name": "" if name == "no" else name, "MaximumRetryCount": int(count or 0)}
+        raise InvalidArgument(f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
+                              "'on-failure', or 'unless-stopped'")
+    if name != "on-failure" and retries:
+        raise InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'"
+                              + (" and cannot be negative" if retries < 0 else ""))
+    if retries < 0:
+        raise InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+    return {"Name": name, "MaximumRetryCount": retries}
+
+
+def restarts_at_boot(container: Container) -> bool:
+    """Whether Docker's daemon, starting, restarts this stopped container: one started
+    before, whose policy is always, unless-stopped (unless the user stopped it) or
+    on-failure (a failure, with retries left)."""
+    state = container.state
+    if container.running or state.get("StartedAt", ZERO_TIME) == ZERO_TIME:
+        return False
+    policy = container.host_config.get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"  # "" in berth's records before Docker 25's "no"
+    if name == "always":
+        return True
+    if name == "unless-stopped":
+        return not state.get("ManuallyStopped")
+    if name == "on-failure":
+        retries = int(policy.get("MaximumRetryCount") or 0)
+        return state.get("ExitCode") != 0 and (not retries or int(state.get("RestartCount") or 0) < retries)
+    return False
+
+
+def restarting_error(container: Container) -> Conflict:
+    return Conflict(f"Container {container.id} is restarting, wait until the container is running")
 
 
 def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
@@ -371,11 +407,12 @@ class ContainerService:
         return self.load(container.id) or container
 
     def release(self, container: Container, *, exit_code: int, error: str = "", oom: bool = False,
-                emit: bool = True) -> bool:
+                die: bool = True) -> bool:
         """Record the exit and free what a running container holds (once).
 
         Called by the monitor when the process exits and by reconcile when the
-        monitor is gone. Returns False if someone else already did it.
+        monitor is gone. Returns False if someone else already did it. `die`:
+        emit the die event (a restarting container's monitor emitted it already).
         """
         from berth.core.runtime.cgroups import Cgroup
 
@@ -389,14 +426,14 @@ class ContainerService:
             except OSError:
                 pass
             stopped = self.update_state(
-                container.id, Status="exited", Running=False, Paused=False, Pid=0, ExitCode=exit_code,
+                container.id, Status="exited", Running=False, Paused=False, Restarting=False, Pid=0, ExitCode=exit_code,
                 Error=error, FinishedAt=now_iso(), OOMKilled=oom, PidStart=None, MonitorPid=0, MonitorStart=None,
             )
-        if emit:
+        if die:
             self.engine.emit("container", "die", container.id, container.attrs(exitCode=str(exit_code)))
-            current.state.clear()
-            current.state.update(stopped or {})  # the hook sees the container as it is now: exited
-            self.engine.hook("container_post_stop", container=current)
+        current.state.clear()
+        current.state.update(stopped or {})  # the hook sees the container as it is now: exited
+        self.engine.hook("container_post_stop", container=current)
         return True
 
     def _release_resources(self, container: Container) -> None:
@@ -615,8 +652,31 @@ class ContainerService:
                                      f"Container {container.id} is not running")
         if emit:
             self.engine.emit("container", "kill", container.id, container.attrs(signal=str(number)))
+        container = self._stopped_by_user(container, number)
         self._signal(container, number)
+        self._wake_monitor(container)
         return container
+
+    def _stopped_by_user(self, container: Container, number: int) -> Container:
+        """Docker's kill: the restart policy's unless-stopped no longer applies, and the
+        stop signal or SIGKILL ends the container for good (its monitor restarts it no more).
+        Under the container's lock: the monitor checks these before each restart."""
+        final = number in (signals.SIGKILL, self.stop_signal(container))
+        with self.engine.lock(f"container-{container.id}"):
+            changes = {"ManuallyStopped": True}
+            if final:
+                changes["ExitOnNext"] = True
+            self.update_state(container.id, **changes)
+            return self.load(container.id) or container
+
+    def _wake_monitor(self, container: Container) -> None:
+        """A restarting container's monitor waits out its back-off: wake it to see the change."""
+        state = container.state
+        if container.status == "restarting" and alive(state.get("MonitorPid", 0), state.get("MonitorStart")):
+            try:
+                os.kill(state["MonitorPid"], signals.SIGUSR1)
+            except ProcessLookupError:
+                pass
 
     def _signal(self, container: Container, number: int) -> None:
         from berth.core.runtime.cgroups import Cgroup
@@ -681,6 +741,8 @@ class ContainerService:
 
     def pause(self, ref: str) -> Container:
         container = self.get(ref)
+        if container.status == "restarting":
+            raise restarting_error(container)
         if container.status == "paused":
             raise FailedPrecondition(f"Container {container.id} is already paused")
         if not container.running:
@@ -797,7 +859,7 @@ class ContainerService:
             "HostsPath": str(run / "hosts"),
             "LogPath": log_path,
             "Name": "/" + container.name,
-            "RestartCount": 0,
+            "RestartCount": int(container.state.get("RestartCount") or 0),
             "Driver": container.driver,
             "Platform": "linux",
             "MountLabel": "",

@@ -25,6 +25,7 @@ import fcntl
 import importlib
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -188,6 +189,44 @@ def _send_ready(fd: int, message: dict) -> None:
 # -- the monitor ---------------------------------------------------------------------
 
 
+class Restarts:
+    """Docker's restart manager: the policy, and the back-off between restarts
+    (100 ms, doubled each time, at most a minute, back to 100 ms once a
+    process ran 10 seconds)."""
+
+    FIRST, MAX, RESET_AFTER = 0.1, 60.0, 10.0
+
+    def __init__(self, policy: dict | None):
+        policy = policy or {}
+        name = policy.get("Name") or "no"  # "" in records made before Docker 25's "no"
+        self.policy = "" if name == "no" else name
+        self.max_retries = int(policy.get("MaximumRetryCount") or 0)
+        self.delay = 0.0
+        self.since = time.monotonic()
+
+    def started(self) -> None:
+        self.since = time.monotonic()
+
+    def next_delay(self, code: int, state: dict) -> float | None:
+        """Seconds to wait before the restart, or None when the container stays exited.
+        `state`: its stored State (kill/stop's ExitOnNext, ManuallyStopped; RestartCount)."""
+        if time.monotonic() - self.since >= self.RESET_AFTER:
+            self.delay = 0.0
+        self.delay = min(self.delay * 2 if self.delay else self.FIRST, self.MAX)
+        if state.get("ExitOnNext"):
+            return None
+        if self.policy == "always":
+            restart = True
+        elif self.policy == "unless-stopped":
+            restart = not state.get("ManuallyStopped")
+        elif self.policy == "on-failure":
+            count = int(state.get("RestartCount") or 0)
+            restart = code != 0 and (not self.max_retries or count < self.max_retries)
+        else:
+            restart = False
+        return self.delay if restart else None
+
+
 class _Client:
     def __init__(self, sock: socket.socket):
         self.sock = sock
@@ -215,6 +254,10 @@ class Monitor:
         self.master: int | None = None
         self.log = None
         self.exit_code: int | None = None
+        self.restarts = Restarts(self.container.host_config.get("RestartPolicy") if self.container else None)
+        self.reused: tuple | None = None  # (mounts, files) of the first start, for the restarts
+        self.netns_fd: int | None = None  # the network namespace kept across restarts
+        self.error = ""  # why a restart failed
 
     # -- setup ---------------------------------------------------------------------
 
@@ -233,22 +276,94 @@ class Monitor:
         except BaseException as exc:
             self._start_failed(exc)
             return 0
+        self._running(started, child_fds, RestartCount=0, ManuallyStopped=False, ExitOnNext=False)
+        self._announce_start()
+        _send_ready(self.ready_w, {"pid": started.pid})
+        self._watch()
+        while True:
+            self.loop()
+            outcome = self._restart(rootfs, run_dir)
+            if outcome is not True:
+                break
+        self.finish(die=outcome is None)
+        return 0
+
+    def _running(self, started, child_fds, **state) -> None:
+        """The container's process runs: record it, say so."""
+        c = self.container
         for fd in child_fds:
             os.close(fd)
         self.pid = started.pid
         self.cgroup = started.cgroup
+        self.exit_code = None
+        self.restarts.started()
         self.service.update_state(
-            c.id, Status="running", Running=True, Paused=False, Pid=started.pid, PidStart=started.start_time,
-            MonitorPid=os.getpid(), MonitorStart=_self_start(), ExitCode=0, Error="", StartedAt=_now(),
-            FinishedAt="0001-01-01T00:00:00Z", OOMKilled=False,
+            c.id, Status="running", Running=True, Paused=False, Restarting=False, Pid=started.pid,
+            PidStart=started.start_time, MonitorPid=os.getpid(), MonitorStart=_self_start(), ExitCode=0, Error="",
+            StartedAt=_now(), FinishedAt="0001-01-01T00:00:00Z", OOMKilled=False, **state,
         )
+
+    def _announce_start(self) -> None:
+        c = self.container
         self.engine.emit("container", "start", c.id, c.attrs())
         self.container = self.service.load(c.id) or c
         self.engine.hook("container_post_start", container=self.container)
-        _send_ready(self.ready_w, {"pid": started.pid})
-        self.loop()
-        self.finish()
-        return 0
+
+    # -- the restart policy --------------------------------------------------------------
+
+    def _restart(self, rootfs, run_dir) -> bool | None:
+        """The process exited: restart it if the policy says so (Docker's back-off).
+        None: no restart (finish emits die); False: a restart was cancelled during
+        its back-off (die was emitted); True: the process runs again."""
+        c = self.container
+        code = self.exit_code if self.exit_code is not None else 255
+        if not self.restarts.policy:
+            return None
+        with self.engine.lock(f"container-{c.id}"):  # kill/stop mark the state under this lock
+            current = self.service.load(c.id)
+            delay = self.restarts.next_delay(code, current.state) if current else None
+            if delay is None:
+                return None
+            self._end_process(code)
+            count = int(current.state.get("RestartCount") or 0) + 1
+            self.service.update_state(
+                c.id, Status="restarting", Running=True, Restarting=True, Paused=False, Pid=0, PidStart=None,
+                ExitCode=code, FinishedAt=_now(), RestartCount=count)
+        self._remove_cgroup()
+        self.engine.emit("container", "die", c.id, c.attrs(exitCode=str(code)))
+        deadline = time.monotonic() + delay
+        while True:  # the back-off; kill/stop wake us with SIGUSR1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([self.wake_r], [], [], left)
+            self._drain_wake()
+            if self._cancelled():
+                return False
+        with self.engine.lock(f"container-{c.id}"):
+            if self._cancelled():
+                return False
+            try:
+                started, child_fds = self._start(rootfs, run_dir)
+            except BaseException as exc:  # Docker leaves it exited, with the reason
+                print(f"restart: {exc}", file=sys.stderr)
+                self.error = getattr(exc, "message", None) or str(exc)
+                return False
+            self._running(started, child_fds)
+        self._announce_start()
+        return True
+
+    def _cancelled(self) -> bool:
+        """stop, kill or rm -f came during the back-off."""
+        current = self.service.load(self.container.id)
+        return current is None or bool(current.state.get("ExitOnNext"))
+
+    def _remove_cgroup(self) -> None:
+        if self.cgroup is not None:
+            try:
+                self.cgroup.remove()
+            except OSError:
+                pass
 
     def _listen(self, path) -> socket.socket:
         try:
@@ -289,8 +404,12 @@ class Monitor:
 
         c = self.container
         cfg, hc = c.config, c.host_config
-        self.log = self._log_driver()
-        files = write_etc_files(self.engine, c, run_dir)
+        restarting = self.reused is not None
+        if not restarting:
+            self.log = self._log_driver()
+            self.reused = (self.engine.volumes.mounts_for(c, rootfs), write_etc_files(self.engine, c, run_dir))
+        mounts, files = self.reused
+        self.partial = {"stdout": b"", "stderr": b""}
         child_fds = []
         if cfg.get("Tty"):
             master, slave = os.openpty()
@@ -315,11 +434,14 @@ class Monitor:
             self.outputs[out_r] = "stdout"
             self.outputs[err_r] = "stderr"
             child_fds += [stdout, stderr]
-        mounts = self.engine.volumes.mounts_for(c, rootfs)
-        netns = _netns(self.service, c)
+        netns = f"/proc/self/fd/{self.netns_fd}" if self.netns_fd is not None else _netns(self.service, c)
         networks = self.engine.networks
 
         def before_exec(pid: int) -> None:
+            if restarting:
+                return  # the network namespace is the one attached at the first start
+            if self.restarts.policy and netns is None:  # it outlives the process, for the restarts
+                self.netns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             if self.network_setup is not None:
                 setup, self.network_setup = self.network_setup, None
                 setup.send({"container": c.id, "pid": pid})
@@ -378,12 +500,23 @@ class Monitor:
 
     # -- the loop ---------------------------------------------------------------------
 
-    def loop(self) -> None:
-        wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    def _watch(self) -> None:
+        """Signals (SIGCHLD, kill's SIGUSR1) and attach clients wake the loop."""
+        self.wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
-        self.sel.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
         self.sel.register(self.listener, selectors.EVENT_READ, ("listen", None))
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def loop(self) -> None:
+        """Until the process has exited and its output is drained."""
         if self.pumping:
             self._pump_outputs()
         drain_deadline = None
@@ -403,10 +536,7 @@ class Monitor:
             for key, _ in self.sel.select(timeout):
                 kind, fd = key.data
                 if kind == "wake":
-                    try:
-                        os.read(wake_r, 512)
-                    except BlockingIOError:
-                        pass
+                    self._drain_wake()
                     self._reap()
                 elif kind == "listen":
                     self._accept()
@@ -416,7 +546,6 @@ class Monitor:
                     self._output_readable(fd)
             if not self.pumping and time.monotonic() >= self.attach_deadline:
                 self._pump_outputs()
-        signal.set_wakeup_fd(-1)
 
     def _reap(self) -> None:
         if self.exit_code is not None:
@@ -553,10 +682,8 @@ class Monitor:
 
     # -- the end --------------------------------------------------------------------
 
-    def finish(self) -> None:
-        from berth.core.errors import BerthError
-
-        c = self.container
+    def _close_process_stdio(self) -> None:
+        """The exited process's stdio: its last partial lines to the log, its descriptors closed."""
         if self.log is not None:
             from datetime import datetime, timezone
 
@@ -565,35 +692,65 @@ class Monitor:
             for stream, rest in self.partial.items():
                 if rest:
                     self._write_log(LogEntry(stream, rest, datetime.now(timezone.utc)))
+        self.partial = {"stdout": b"", "stderr": b""}
+        for fd in list(self.outputs):
+            try:
+                self.sel.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            os.close(fd)
+        self.outputs.clear()
+        if self.master is not None:
+            os.close(self.master)
+            self.master = None
+        self._close_stdin()
+
+    def _tell_clients(self, code: int) -> None:
+        """Attached clients get the exit code and are let go (as Docker's attach ends)."""
+        for client in list(self.clients.values()):
+            try:
+                client.sock.sendall(frame(EXIT, str(code).encode()))
+            except OSError:
+                pass
+            try:
+                self.sel.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
+            client.sock.close()
+        self.clients.clear()
+
+    def _end_process(self, code: int) -> None:
+        """Between a process and its restart."""
+        self._close_process_stdio()
+        self._tell_clients(code)
+
+    def finish(self, die: bool = True) -> None:
+        from berth.core.errors import BerthError
+
+        c = self.container
+        self._close_process_stdio()
+        if self.log is not None:
             try:
                 self.log.close()
             except Exception:
                 pass
         oom = False
-        if self.cgroup is not None:
+        if self.cgroup is not None and die:
             try:
                 oom = self.cgroup.memory_oom_kills() > 0
             except OSError:
                 pass
-        for fd in list(self.outputs):
-            os.close(fd)
-        if self.master is not None:
-            os.close(self.master)
-        self._close_stdin()
         code = self.exit_code if self.exit_code is not None else 255
-        self.service.release(c, exit_code=code, oom=oom)
+        self.service.release(c, exit_code=code, oom=oom, die=die, error=self.error)
+        if self.netns_fd is not None:
+            os.close(self.netns_fd)
         if c.host_config.get("AutoRemove"):
             try:
                 self.service.remove(c.id, force=True)
             except BerthError as exc:
                 print(f"auto-remove: {exc}", file=sys.stderr)
         self.listener.close()
-        for client in list(self.clients.values()):
-            try:
-                client.sock.sendall(frame(EXIT, str(code).encode()))
-            except OSError:
-                pass
-            client.sock.close()
+        self._tell_clients(code)
 
 
 def _self_start() -> int:

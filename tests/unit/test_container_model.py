@@ -49,11 +49,48 @@ def test_signal_names_and_numbers():
 
 
 def test_restart_policies():
-    assert c.parse_restart("no") == {"Name": "", "MaximumRetryCount": 0}
+    assert c.parse_restart("no") == {"Name": "no", "MaximumRetryCount": 0}  # Docker 25+: "no", not ""
+    assert c.parse_restart("") == {"Name": "no", "MaximumRetryCount": 0}
     assert c.parse_restart("on-failure:3") == {"Name": "on-failure", "MaximumRetryCount": 3}
-    for bad in ("sometimes", "always:3", "on-failure:x"):
-        with pytest.raises(InvalidArgument):
+    assert c.parse_restart("on-failure") == {"Name": "on-failure", "MaximumRetryCount": 0}
+    for bad, message in (
+        ("sometimes", "invalid restart policy: unknown policy 'sometimes'; use one of 'no', 'always', "
+                      "'on-failure', or 'unless-stopped'"),
+        ("always:3", "invalid restart policy: maximum retry count can only be used with 'on-failure'"),
+        ("on-failure:x", "invalid restart policy format: maximum retry count must be an integer"),
+        ("on-failure:-1", "invalid restart policy: maximum retry count cannot be negative"),
+        (":3", "invalid restart policy format: no policy provided before colon"),
+    ):
+        with pytest.raises(InvalidArgument) as caught:
             c.parse_restart(bad)
+        assert caught.value.message == message
+
+
+def test_restart_backoff_is_dockers():
+    """100 ms, doubled after each restart, at most a minute; back to 100 ms after 10 s of running."""
+    from berth.core.containers.monitor import Restarts
+
+    r = Restarts({"Name": "always", "MaximumRetryCount": 0})
+    delays = [r.next_delay(1, {}) for _ in range(12)]
+    assert delays[:4] == [0.1, 0.2, 0.4, 0.8]
+    assert delays[-1] == 60.0 and max(delays) == 60.0
+    r.since -= 10  # the last process ran 10 s
+    assert r.next_delay(0, {}) == 0.1
+    assert r.next_delay(0, {"ExitOnNext": True}) is None  # stop, kill, rm -f
+
+
+def test_restart_decisions_are_dockers():
+    from berth.core.containers.monitor import Restarts
+
+    def decide(policy, code, **state):
+        return Restarts(c.parse_restart(policy)).next_delay(code, state) is not None
+
+    assert not decide("no", 1)
+    assert decide("always", 0) and decide("always", 1, ManuallyStopped=True)
+    assert decide("unless-stopped", 0) and not decide("unless-stopped", 0, ManuallyStopped=True)
+    assert not decide("on-failure", 0) and decide("on-failure", 1, RestartCount=50)
+    assert decide("on-failure:2", 1, RestartCount=1) and not decide("on-failure:2", 1, RestartCount=2)
+    assert not decide("always", 1, ExitOnNext=True)
 
 
 def test_conflict_message_is_dockers():
