@@ -15,9 +15,12 @@ from berth.core.plumbing.records import Record
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
-# v1 controllers a container gets a directory in, when mounted.
+# v1 controllers a container gets a directory in, when mounted; cpuset only
+# when it asks for CPUs (--cpuset-cpus): its directories need their cpus and
+# mems copied down before a task may join, which a start need not pay for.
 _V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices",
                    "blkio", "cpuset")
+_V1_ON_REQUEST = ("cpuset",)
 _V2_CONTROLLERS = ("memory", "cpu", "pids", "io", "cpuset")
 
 # Docker's default device allow list (moby oci/devices + runc defaults).
@@ -99,7 +102,8 @@ def _read(path: str) -> str:
 class Cgroup:
     """The cgroup(s) of one container: <parent>/<name> in every hierarchy."""
 
-    def __init__(self, parent: str, name: str):
+    def __init__(self, parent: str, name: str, cpuset: bool | None = None):
+        """cpuset: whether its v1 cpuset directory is part of it (None: if it exists)."""
         self.parent = parent.strip("/")
         self.name = name
         self.v2 = is_v2()
@@ -117,6 +121,8 @@ class Cgroup:
                 if real in seen:
                     continue
                 seen.add(real)
+                if ctrl in _V1_ON_REQUEST and not (cpuset or cpuset is None and os.path.isdir(f"{real}/{rel}")):
+                    continue
                 self.dirs[ctrl] = f"{real}/{rel}"
 
     def __repr__(self) -> str:
@@ -130,7 +136,7 @@ class Cgroup:
     @classmethod
     def create(cls, parent: str, name: str, limits: Limits | None = None) -> "Cgroup":
         """Make the directories (idempotent), apply limits and device rules."""
-        cg = cls(parent, name)
+        cg = cls(parent, name, cpuset=bool(limits and limits.cpuset_cpus))
         if cg.v2:
             cg._create_v2()
         else:
