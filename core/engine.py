@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterator
 
 from berth.core.config import Config
+from berth.core.errors import BerthError
 from berth.core.plumbing import events
 from berth.core.plumbing.log import get_logger
 
@@ -172,6 +173,74 @@ class Engine:
                 module, _, attr = target.partition(":")
                 getattr(importlib.import_module(module), attr)(self, store)
             marker.write_text(str(os.getpid()))
+
+
+# -- what `info` shows ---------------------------------------------------------------------
+
+
+def _os_name() -> str:
+    import platform
+
+    try:
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.system()
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def info_data(engine) -> dict:
+    """`berth info` and GET /info: Docker's field names."""
+    import platform
+
+    from berth.core import __version__, plugins
+    from berth.core.runtime.cgroups import is_v2
+
+    containers = engine.containers.list()
+    running = sum(1 for c in containers if c.status == "running")
+    paused = sum(1 for c in containers if c.status == "paused")
+    try:
+        storage_status = engine.storage.status()
+    except BerthError as exc:
+        storage_status = [("Error", exc.message)]
+    images = engine.store.one("SELECT COUNT(*) AS n FROM images")["n"]
+    return {
+        "ID": "", "Containers": len(containers), "ContainersRunning": running, "ContainersPaused": paused,
+        "ContainersStopped": len(containers) - running - paused, "Images": images,
+        "Driver": engine.storage_driver_name, "DriverStatus": [list(x) for x in storage_status],
+        "LoggingDriver": engine.config.get("logging.driver"),
+        "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if is_v2() else "1",
+        "KernelVersion": platform.release(), "OperatingSystem": _os_name(), "OSType": "linux",
+        "Architecture": platform.machine(), "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
+        "DockerRootDir": str(engine.root), "BerthRootDir": str(engine.root), "RunRoot": str(engine.runroot),
+        "Name": platform.node(), "ServerVersion": __version__,
+        "DefaultRuntime": "berth", "Plugins": _plugins(), "BerthPlugins": plugins.describe(),
+    }
+
+
+def _plugins() -> dict:
+    from berth.core import plugins
+
+    out = {}
+    for kind, title in (("storage", "Storage"), ("log", "Log"), ("network", "Network"), ("volume", "Volume")):
+        try:
+            out[title] = plugins.drivers(kind).names()
+        except BerthError:
+            out[title] = []
+    return out
 
 
 # What each subsystem does after a reboot: "module:function(engine, store)".

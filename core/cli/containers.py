@@ -241,25 +241,6 @@ def attach(no_stdin, sig_proxy, detach_keys, container):
 # -- listing ------------------------------------------------------------------------------
 
 
-def _status_text(c) -> str:
-    import datetime as _dt
-
-    from berth.core.plumbing.units import ago, human_duration, parse_time
-
-    status = c.status
-    if status in ("running", "paused"):
-        started = parse_time(c.state["StartedAt"])
-        up = human_duration((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())
-        return f"Up {up}" + (" (Paused)" if status == "paused" else "")
-    if status == "restarting":
-        return f"Restarting ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
-    if status == "exited":
-        return f"Exited ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
-    if status == "dead":
-        return "Dead"
-    return "Created"
-
-
 def _quote(text: str) -> str:
     import json
 
@@ -267,6 +248,7 @@ def _quote(text: str) -> str:
 
 
 def _ps_row(c, no_trunc: bool) -> dict:
+    from berth.core.containers.container import status_text
     from berth.core.plumbing.units import ago
 
     command = " ".join(c.command)
@@ -280,7 +262,7 @@ def _ps_row(c, no_trunc: bool) -> dict:
         "CreatedAt": c.created,
         "RunningFor": ago(c.created),
         "Ports": _ports(c),
-        "Status": _status_text(c),
+        "Status": status_text(c),
         "State": c.status,
         "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
@@ -302,54 +284,6 @@ def _ports(c) -> str:
     return ", ".join(out)
 
 
-def _ps_filter(engine, c, filters: dict[str, list[str]]) -> bool:
-    import re
-
-    for key, values in filters.items():
-        if key == "name":
-            if not any(re.search(v.lstrip("/"), c.name) for v in values):
-                return False
-        elif key == "id":
-            if not any(c.id.startswith(v) for v in values):
-                return False
-        elif key == "status":
-            for v in values:
-                if v not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
-                    raise InvalidArgument(f"invalid filter 'status={v}'")
-            if c.status not in values:
-                return False
-        elif key == "exited":
-            if c.status != "exited" or str(c.state.get("ExitCode")) not in values:
-                return False
-        elif key == "label":
-            if not all(filters_.label_match(c.config.get("Labels") or {}, v) for v in values):
-                return False
-        elif key == "ancestor":
-            if not any(_is_ancestor(engine, c, v) for v in values):
-                return False
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    return True
-
-
-def _is_ancestor(engine, c, ref: str) -> bool:
-    if c.image == ref:
-        return True
-    try:
-        wanted = engine.images.find_id(ref)
-    except BerthError:
-        return False
-    if wanted is None:
-        return False
-    image_id = c.image_id
-    while image_id:  # the container's image or any image it was built from
-        if image_id == wanted:
-            return True
-        row = engine.store.one("SELECT parent FROM images WHERE id = ?", (image_id,))
-        image_id = row["parent"] if row else None
-    return False
-
-
 @click.command("ps", context_settings=CONTEXT)
 @click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
@@ -362,6 +296,7 @@ def _is_ancestor(engine, c, ref: str) -> bool:
 def ps(all_, quiet, last, latest, no_trunc, size, filters, fmt):
     """List containers."""
     from berth.core.cli import output
+    from berth.core.containers.container import matches
 
     engine = get_engine()
     parsed = filters_.parse(filters)
@@ -373,7 +308,7 @@ def ps(all_, quiet, last, latest, no_trunc, size, filters, fmt):
         containers = containers[:last]
     if not all_ and "status" not in parsed:
         containers = [c for c in containers if c.running]
-    containers = [c for c in containers if _ps_filter(engine, c, parsed)]
+    containers = [c for c in containers if matches(engine, c, parsed)]
     rows = [_ps_row(c, no_trunc) for c in containers]
     if size:
         for c, row in zip(containers, rows):
@@ -433,19 +368,10 @@ def container_inspect(fmt, size, containers):
 @click.argument("container")
 def logs(follow, tail, since, until, timestamps, details, container):
     """Fetch the logs of a container."""
-    import inspect as pyinspect
     from datetime import datetime, timezone
 
-    from berth.core import plugins
     from berth.core.plumbing.units import parse_since
 
-    engine = get_engine()
-    service = engine.containers
-    c = service.get(container)
-    cfg = c.host_config.get("LogConfig") or {}
-    cls = plugins.drivers("log").get(cfg.get("Type") or "json-file")
-    if not getattr(cls, "readable", False):
-        raise ExitCode("configured logging driver does not support reading", 1)
     tail_n = None
     if tail not in ("all", "", None):
         try:
@@ -456,16 +382,11 @@ def logs(follow, tail, since, until, timestamps, details, container):
             tail_n = None
     since_dt = datetime.fromtimestamp(parse_since(since), timezone.utc) if since else None
     until_dt = datetime.fromtimestamp(parse_since(until), timezone.utc) if until else None
-    driver = cls(c.id, service.log_dir(c.id), cfg.get("Config") or {})
-    kwargs = {"follow": follow and c.running, "since": since_dt, "until": until_dt, "tail": tail_n}
-    if "stop" in pyinspect.signature(driver.read).parameters:
-        def stopped() -> bool:
-            current = service.load(c.id)
-            return current is None or not service.reconcile(current).running
-
-        kwargs["stop"] = stopped
+    service = get_engine().containers
+    c = service.get(container)
+    entries = service.logs(c, follow=follow, since=since_dt, until=until_dt, tail=tail_n)
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    for entry in driver.read(**kwargs):
+    for entry in entries:
         target = err if entry.stream == "stderr" else out
         if timestamps:
             target.write(_rfc3339(entry.time).encode() + b" ")
@@ -500,31 +421,11 @@ def _rfc3339(dt) -> str:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, detach_keys, container, command):
     """Execute a command in a running container."""
-    from berth.core.containers.container import CGROUP_PARENT, merge_env, parse_env_file
-    from berth.core.containers.hostconfig import process_settings
-    from berth.core.runtime import process
-    from berth.core.runtime.cgroups import Cgroup
-    from berth.core.runtime.spec import ProcessSpec
-
     engine = get_engine()
-    c = engine.containers.get(container)
-    if c.status == "paused":
-        raise ExitCode(f"Container {c.id} is paused, unpause the container before exec", 1)
-    if c.status == "restarting":
-        raise ExitCode(f"Container {c.id} is restarting, wait until the container is running", 1)
-    if not c.running:
-        raise ExitCode(f"Container {c.id} is not running", 1)
-    cfg = c.config
-    extra = [e for f in env_file for e in parse_env_file(f)] + list(env)
-    settings = process_settings(c.host_config)  # the container's capabilities, seccomp, groups, ulimits
-    if privileged:
-        settings.update(cap_add=["ALL"], seccomp=False)
-    own = [f"HOSTNAME={cfg.get('Hostname') or c.id[:12]}"] + (["TERM=xterm"] if tty else [])  # as Docker's
-    spec = ProcessSpec(args=list(command), env=merge_env(own + list(cfg.get("Env") or []), extra),
-                       cwd=workdir or cfg.get("WorkingDir") or "/", user=user if user is not None else cfg.get("User", ""),
-                       tty=tty, **settings)
-    action_cmd = " ".join(command)
-    engine.emit("container", f"exec_create: {action_cmd}", c.id, c.attrs())
+    service = engine.containers
+    c = service.get(container)
+    spec = service.exec_spec(c, list(command), env=list(env), env_files=list(env_file), workdir=workdir, user=user,
+                             tty=tty, privileged=privileged)
     master = None
     close_after = []
     if detach:
@@ -553,22 +454,15 @@ def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, de
     signal.signal(signal.SIGPIPE, lambda *_: None)
     signal.signal(signal.SIGXFSZ, lambda *_: None)
     try:
-        pid = process.exec_process(c.pid, spec, Cgroup(CGROUP_PARENT, c.id))
-    except BerthError:
-        raise
+        pid = service.exec_start(c, spec)
     finally:
         for fd in close_after:
             os.close(fd)
-    engine.emit("container", f"exec_start: {action_cmd}", c.id, c.attrs(execID=str(pid)))
     if detach:
         return 0
     if master is not None:
         _pump_pty(master, interactive, pid)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    code = code if code >= 0 else 128 - code
-    engine.emit("container", "exec_die", c.id, c.attrs(execID=str(pid), exitCode=str(code)))
-    return code
+    return service.exec_wait(c, spec, pid)
 
 
 def _pump_pty(master: int, interactive: bool, pid: int) -> None:

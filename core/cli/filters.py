@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from berth.core.errors import InvalidArgument
+from berth.core.plumbing.events import label_match  # noqa: F401 (one definition, shared with the API)
 
 
 def parse(values: Iterable[str], allowed: Iterable[str] | None = None) -> dict[str, list[str]]:
@@ -18,9 +19,3 @@ def parse(values: Iterable[str], allowed: Iterable[str] | None = None) -> dict[s
             raise InvalidArgument(f"invalid filter '{key}'")
         out.setdefault(key, []).append(value)
     return out
-
-
-def label_match(labels: dict, wanted: str) -> bool:
-    """`label=KEY` or `label=KEY=VALUE`."""
-    key, sep, value = wanted.partition("=")
-    return key in labels and (not sep or labels[key] == value)

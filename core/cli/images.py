@@ -10,14 +10,7 @@ from berth.core.cli import filters as filters_
 from berth.core.cli import output
 from berth.core.cli.main import CONTEXT, get_engine
 from berth.core.errors import InvalidArgument, NotFound
-
-
-def _containers_using(engine):
-    """in_use_by(image_id) -> a container ID, for rmi's refusal."""
-    def in_use_by(image_id: str) -> str | None:
-        row = engine.store.one("SELECT id FROM containers WHERE image_id = ? LIMIT 1", (image_id,))
-        return row["id"] if row else None
-    return in_use_by
+from berth.core.images.image import containers_using
 
 
 @click.command("images", context_settings=CONTEXT)
@@ -132,7 +125,7 @@ def rmi(names, force, no_prune):
     engine = get_engine()
 
     def remove(name):
-        for action, what in engine.images.remove(name, force=force, in_use_by=_containers_using(engine)):
+        for action, what in engine.images.remove(name, force=force, in_use_by=containers_using(engine)):
             click.echo(f"{action}: {what}")
 
     output.each(names, remove)
@@ -241,7 +234,7 @@ def prune(all_, force):
     from berth.core.plumbing.units import human_size
 
     engine = get_engine()
-    in_use = _containers_using(engine)
+    in_use = containers_using(engine)
     deleted: list[str] = []
     reclaimed = 0
     for img in engine.images.all():

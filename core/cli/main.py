@@ -59,6 +59,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("berth.core.cli.system:info", "Display system-wide information"),
     "plugin": ("berth.core.cli.system:plugin", "Manage plugins"),
     "version": ("berth.core.cli.system:version", "Show the berth version information"),
+    "system": ("berth.core.cli.system:system", "Manage berth (system service: the Docker Engine API)"),
     "metrics": ("berth.core.cli.metrics:metrics", "Serve Prometheus metrics"),
 }
 

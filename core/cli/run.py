@@ -192,7 +192,9 @@ def create_container(engine, image_name, command, kw, detach=False):
         opts = _build_options(engine, image_name, command, kw, detach)
         image = _resolve_image(engine, image_name, kw.get("pull") or "missing", platform=opts.platform,
                                quiet=kw.get("quiet"))
-        _image_volumes(engine, opts, image)
+        from berth.core.containers.mounts import with_image_volumes
+
+        with_image_volumes(engine, opts, image)
         container = engine.containers.create(opts, image)
     except BerthError as exc:
         raise _as_run_error(exc) from None
@@ -271,28 +273,8 @@ def _mounts(engine, kw) -> list[dict]:
         return []
     from berth.core.containers import mounts
 
-    volumes_from = []
-    for spec in kw["volumes_from"]:
-        ref, _, mode = spec.partition(":")
-        volumes_from.append((engine.containers.get(ref).mounts, mode))
-    driver = kw["volume_driver"] or engine.config.get("volumes.driver")
-    return mounts.container_mounts(volumes=kw["volumes"], mounts=kw["mounts"], tmpfs=kw["tmpfs"],
-                                   volumes_from=volumes_from, volume_driver=driver)
-
-
-def _image_volumes(engine, opts, image) -> None:
-    """Image VOLUMEs become anonymous volumes (when the volume seam exists)."""
-    vols = (image.config.get("config") or {}).get("Volumes")
-    if not vols:
-        return
-    try:
-        from berth.core.containers import mounts
-    except ImportError:
-        return
-    explicit = {m["Destination"] for m in opts.mounts}
-    extra = mounts.container_mounts(image_volumes={p: {} for p in vols if p not in explicit},
-                                    volume_driver=opts.host_config.get("VolumeDriver") or engine.config.get("volumes.driver"))
-    opts.mounts = list(opts.mounts) + extra
+    return mounts.from_flags(engine, volumes=kw["volumes"], mounts=kw["mounts"], tmpfs=kw["tmpfs"],
+                             volumes_from=kw["volumes_from"], volume_driver=kw["volume_driver"])
 
 
 def _resolve_image(engine, name: str, pull: str = "missing", platform: str | None = None, quiet: bool = False):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 
 import click
 
-from berth.core.cli.main import CONTEXT, get_engine
+from berth.core.cli.main import CONTEXT, LazyGroup, get_engine
 from berth.core.errors import BerthError, InvalidArgument, NotFound
 
 
@@ -61,30 +60,6 @@ def _event_line(event: dict) -> str:
     return f"{stamp}.{ns % 1_000_000_000:09d}Z {event['Type']} {event['Action']} {event['Actor']['ID']}{tail}"
 
 
-def _matches(event: dict, filters: dict[str, list[str]]) -> bool:
-    attrs = event["Actor"].get("Attributes") or {}
-    for key, values in filters.items():
-        if key == "type":
-            ok = event["Type"] in values
-        elif key == "event":
-            action = event["Action"]
-            ok = action in values or action.split(":", 1)[0] in values
-        elif key in ("container", "image", "volume", "network"):
-            ok = event["Type"] == key and any(
-                v in (event["Actor"]["ID"], attrs.get("name")) or event["Actor"]["ID"].startswith(v)
-                or (key == "image" and v in (attrs.get("image"),)) for v in values)
-            if key == "image" and not ok:  # Docker: container events of containers from that image too
-                ok = attrs.get("image") in values
-        elif key == "label":
-            ok = all(attrs.get(v.partition("=")[0]) == v.partition("=")[2] if "=" in v else v in attrs
-                     for v in values)
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        if not ok:
-            return False
-    return True
-
-
 @click.command("events", context_settings=CONTEXT)
 @click.option("--since", help="Show all events created since timestamp.")
 @click.option("--until", help="Stream events until this timestamp.")
@@ -93,6 +68,7 @@ def _matches(event: dict, filters: dict[str, list[str]]) -> bool:
 def events(since, until, filters, fmt):
     """Get real time events from berth."""
     from berth.core.cli import filters as filters_
+    from berth.core.plumbing import events as events_
     from berth.core.plumbing.units import parse_since
 
     parsed = filters_.parse(filters)
@@ -107,7 +83,7 @@ def events(since, until, filters, fmt):
     out = sys.stdout
     try:
         for event in engine.journal.read(since_ns=since_ns, until_ns=until_ns, follow=until_ns is None):
-            if not _matches(event, parsed):
+            if not events_.matches(event, parsed):
                 continue
             if fmt == "json":
                 line = json.dumps(event, separators=(",", ":"))
@@ -139,67 +115,6 @@ def _version() -> str:
     from berth.core import __version__
 
     return __version__
-
-
-def _os_name() -> str:
-    try:
-        with open("/etc/os-release") as f:
-            for line in f:
-                if line.startswith("PRETTY_NAME="):
-                    return line.split("=", 1)[1].strip().strip('"')
-    except OSError:
-        pass
-    return platform.system()
-
-
-def _mem_total() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def info_data(engine) -> dict:
-    """`berth info` as Docker's field names (for --format)."""
-    from berth.core import plugins
-    from berth.core.runtime.cgroups import is_v2
-
-    containers = engine.containers.list()
-    running = sum(1 for c in containers if c.status == "running")
-    paused = sum(1 for c in containers if c.status == "paused")
-    try:
-        storage_status = engine.storage.status()
-    except BerthError as exc:
-        storage_status = [("Error", exc.message)]
-    images = engine.store.one("SELECT COUNT(*) AS n FROM images")["n"]
-    return {
-        "ID": "", "Containers": len(containers), "ContainersRunning": running, "ContainersPaused": paused,
-        "ContainersStopped": len(containers) - running - paused, "Images": images,
-        "Driver": engine.storage_driver_name, "DriverStatus": [list(x) for x in storage_status],
-        "LoggingDriver": engine.config.get("logging.driver"),
-        "CgroupDriver": "cgroupfs", "CgroupVersion": "2" if is_v2() else "1",
-        "KernelVersion": platform.release(), "OperatingSystem": _os_name(), "OSType": "linux",
-        "Architecture": platform.machine(), "NCPU": os.cpu_count() or 1, "MemTotal": _mem_total(),
-        "DockerRootDir": str(engine.root), "BerthRootDir": str(engine.root), "RunRoot": str(engine.runroot),
-        "Name": platform.node(), "ServerVersion": _version(),
-        "DefaultRuntime": "berth", "Plugins": _plugins(), "BerthPlugins": plugins.describe(),
-    }
-
-
-def _plugins() -> dict:
-    from berth.core import plugins
-
-    out = {}
-    for kind, title in (("storage", "Storage"), ("log", "Log"), ("network", "Network"), ("volume", "Volume")):
-        try:
-            out[title] = plugins.drivers(kind).names()
-        except BerthError:
-            out[title] = []
-    return out
 
 
 @click.group("plugin", context_settings=CONTEXT)
@@ -236,6 +151,8 @@ def plugin_ls(quiet, fmt, no_trunc):
 def info(fmt):
     """Display system-wide information."""
     engine = get_engine()
+    from berth.core.engine import info_data
+
     data = info_data(engine)
     if fmt:
         if fmt == "json":
@@ -323,3 +240,16 @@ def version(fmt):
         f"  OS/Arch:          {s['Os']}/{s['Arch']}",
         f"  Kernel Version:   {s['KernelVersion']}",
     ]))
+
+
+# -- system ... --------------------------------------------------------------------------------
+
+SYSTEM_COMMANDS = {
+    # The Engine API lives beside the CLI (berth.core.api), never imported by it: named here as a string.
+    "service": ("berth.core.api.command:service", "Serve the Docker Engine API on a socket"),
+}
+
+
+@click.group("system", cls=LazyGroup, lazy=SYSTEM_COMMANDS, context_settings=CONTEXT)
+def system():
+    """Manage berth."""

@@ -46,17 +46,7 @@ def ls(quiet, filters, fmt):
     engine = get_engine()
     flt = filters_.parse(filters, ("dangling", "driver", "name", "label"))
     rows = []
-    for vol in engine.volumes.list():
-        if "dangling" in flt:
-            want = flt["dangling"][0].lower() in ("true", "1")
-            if want != (not engine.volumes.users(vol["Name"])):
-                continue
-        if "driver" in flt and vol["Driver"] not in flt["driver"]:
-            continue
-        if "name" in flt and not any(n in vol["Name"] for n in flt["name"]):
-            continue
-        if "label" in flt and not all(filters_.label_match(vol["Labels"] or {}, l) for l in flt["label"]):
-            continue
+    for vol in engine.volumes.list(flt):
         rows.append({"Driver": vol["Driver"], "Name": vol["Name"], "Mountpoint": vol["Mountpoint"],
                      "Scope": vol["Scope"], "Labels": ",".join(f"{k}={v}" for k, v in (vol["Labels"] or {}).items()),
                      "CreatedAt": vol["CreatedAt"]})

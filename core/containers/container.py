@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.plumbing.events import label_match
 from berth.core.plumbing.ids import random_choice, random_hex
 from berth.core.plumbing.records import Record
 from berth.core.plumbing.store import dumps, loads
@@ -295,6 +296,76 @@ def signal_number(sig: str | int | None, default: int = signals.SIGTERM) -> int:
         raise InvalidArgument(f"Invalid signal: {sig}") from None
 
 
+# -- listing -------------------------------------------------------------------------------
+
+
+def status_text(c) -> str:
+    """`ps`'s STATUS column: "Up 2 minutes", "Exited (0) 3 seconds ago", "Created"."""
+    import datetime as _dt
+
+    from berth.core.plumbing.units import ago, human_duration, parse_time
+
+    status = c.status
+    if status in ("running", "paused"):
+        started = parse_time(c.state["StartedAt"])
+        up = human_duration((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())
+        return f"Up {up}" + (" (Paused)" if status == "paused" else "")
+    if status == "exited":
+        return f"Exited ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
+    if status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def matches(engine, c, filters: dict[str, list[str]]) -> bool:
+    """Whether container `c` passes `ps --filter` (Docker's keys; InvalidArgument for another)."""
+    import re
+
+    for key, values in filters.items():
+        if key == "name":
+            if not any(re.search(v.lstrip("/"), c.name) for v in values):
+                return False
+        elif key == "id":
+            if not any(c.id.startswith(v) for v in values):
+                return False
+        elif key == "status":
+            for v in values:
+                if v not in ("created", "restarting", "running", "removing", "paused", "exited", "dead"):
+                    raise InvalidArgument(f"invalid filter 'status={v}'")
+            if c.status not in values:
+                return False
+        elif key == "exited":
+            if c.status != "exited" or str(c.state.get("ExitCode")) not in values:
+                return False
+        elif key == "label":
+            if not all(label_match(c.config.get("Labels") or {}, v) for v in values):
+                return False
+        elif key == "ancestor":
+            if not any(_is_ancestor(engine, c, v) for v in values):
+                return False
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+    return True
+
+
+def _is_ancestor(engine, c, ref: str) -> bool:
+    if c.image == ref:
+        return True
+    try:
+        wanted = engine.images.find_id(ref)
+    except BerthError:
+        return False
+    if wanted is None:
+        return False
+    image_id = c.image_id
+    while image_id:  # the container's image or any image it was built from
+        if image_id == wanted:
+            return True
+        row = engine.store.one("SELECT parent FROM images WHERE id = ?", (image_id,))
+        image_id = row["parent"] if row else None
+    return False
+
+
 # -- the service -------------------------------------------------------------------
 
 
@@ -314,6 +385,31 @@ class ContainerService:
 
     def log_dir(self, container_id: str) -> Path:
         return self.engine.root / "containers" / container_id
+
+    def logs(self, container: Container, *, follow: bool = False, since=None, until=None, tail: int | None = None,
+             stop=None):
+        """The container's log entries (berth.core.drivers.LogEntry) from its log
+        driver; with `follow`, new ones until it stops running or `stop()` turns true."""
+        import inspect as pyinspect
+
+        from berth.core import plugins
+        from berth.core.errors import Unsupported
+
+        cfg = container.host_config.get("LogConfig") or {}
+        cls = plugins.drivers("log").get(cfg.get("Type") or "json-file")
+        if not getattr(cls, "readable", False):
+            raise Unsupported("configured logging driver does not support reading")
+        driver = cls(container.id, self.log_dir(container.id), cfg.get("Config") or {})
+        kwargs = {"follow": follow and container.running, "since": since, "until": until, "tail": tail}
+        if "stop" in pyinspect.signature(driver.read).parameters:
+            def stopped() -> bool:
+                if stop is not None and stop():
+                    return True
+                current = self.load(container.id)
+                return current is None or not self.reconcile(current).running
+
+            kwargs["stop"] = stopped
+        return driver.read(**kwargs)
 
     # -- lookup --------------------------------------------------------------
 
@@ -523,8 +619,8 @@ class ContainerService:
 
         icfg = image.config.get("config") or {}
         env = merge_env(list(icfg.get("Env") or []), [e for f in opts.env_files for e in parse_env_file(f)] + opts.env)
-        if opts.entrypoint is not None:
-            entrypoint = [opts.entrypoint] if opts.entrypoint else None
+        if opts.entrypoint is not None:  # a string from --entrypoint, a list from the Engine API
+            entrypoint = ([opts.entrypoint] if isinstance(opts.entrypoint, str) else list(opts.entrypoint)) or None
             cmd = list(opts.command) or None
         else:
             entrypoint = icfg.get("Entrypoint") or None
@@ -872,6 +968,50 @@ class ContainerService:
             "Config": container.config,
             "NetworkSettings": network,
         }
+
+    # -- exec ---------------------------------------------------------------------------
+
+    def exec_spec(self, container: Container, command: list[str], *, env=(), env_files=(), workdir=None, user=None,
+                  tty: bool = False, privileged: bool = False):
+        """The ProcessSpec of `exec` in a running container (its stdio still to be set);
+        emits exec_create."""
+        from berth.core.runtime.spec import ProcessSpec
+
+        if container.status == "paused":
+            raise FailedPrecondition(f"Container {container.id} is paused, unpause the container before exec")
+        if not container.running:
+            raise FailedPrecondition(f"Container {container.id} is not running")
+        from berth.core.containers.hostconfig import process_settings
+
+        cfg = container.config
+        extra = [e for f in env_files for e in parse_env_file(f)] + list(env)
+        settings = process_settings(container.host_config)  # the container's capabilities, seccomp, groups, ulimits
+        if privileged:
+            settings.update(cap_add=["ALL"], seccomp=False)
+        own = [f"HOSTNAME={cfg.get('Hostname') or container.id[:12]}"] + (["TERM=xterm"] if tty else [])  # as Docker's
+        spec = ProcessSpec(args=list(command), env=merge_env(own + list(cfg.get("Env") or []), extra),
+                           cwd=workdir or cfg.get("WorkingDir") or "/",
+                           user=user if user is not None else cfg.get("User", ""), tty=tty, **settings)
+        self.engine.emit("container", f"exec_create: {' '.join(command)}", container.id, container.attrs())
+        return spec
+
+    def exec_start(self, container: Container, spec) -> int:
+        """Start `spec` in the container's namespaces and cgroup; its host PID (a child of ours)."""
+        from berth.core.runtime import process
+        from berth.core.runtime.cgroups import Cgroup
+
+        pid = process.exec_process(container.pid, spec, Cgroup(CGROUP_PARENT, container.id))
+        self.engine.emit("container", f"exec_start: {' '.join(spec.args)}", container.id,
+                         container.attrs(execID=str(pid)))
+        return pid
+
+    def exec_wait(self, container: Container, spec, pid: int) -> int:
+        """Reap an exec'd process; its exit code (128+N for a signal). Emits exec_die."""
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else 128 - code
+        self.engine.emit("container", "exec_die", container.id, container.attrs(execID=str(pid), exitCode=str(code)))
+        return code
 
     # -- filesystem ---------------------------------------------------------------
 

@@ -211,3 +211,27 @@ def public(mount: dict) -> dict:
     """The entry as `inspect` prints it (berth's own keys dropped)."""
     keys = ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation")
     return {k: mount[k] for k in keys if k in mount}
+
+
+def from_flags(engine, *, volumes=(), mounts=(), tmpfs=(), volumes_from=(), volume_driver=None) -> list[dict]:
+    """A new container's mounts from `-v`, `--mount`, `--tmpfs` and `--volumes-from`
+    specs (the Engine API's Binds, Mounts, Tmpfs and VolumesFrom in the same syntax)."""
+    if not (volumes or mounts or tmpfs or volumes_from):
+        return []
+    others = []
+    for spec in volumes_from:
+        ref, _, mode = spec.partition(":")
+        others.append((engine.containers.get(ref).mounts, mode))
+    return container_mounts(volumes=volumes, mounts=mounts, tmpfs=tmpfs, volumes_from=others,
+                            volume_driver=volume_driver or engine.config.get("volumes.driver"))
+
+
+def with_image_volumes(engine, opts, image) -> None:
+    """Image VOLUMEs not mounted otherwise become anonymous volumes in `opts.mounts`."""
+    vols = (image.config.get("config") or {}).get("Volumes")
+    if not vols:
+        return
+    explicit = {m["Destination"] for m in opts.mounts}
+    driver = opts.host_config.get("VolumeDriver") or engine.config.get("volumes.driver")
+    extra = container_mounts(image_volumes={p: {} for p in vols if p not in explicit}, volume_driver=driver)
+    opts.mounts = list(opts.mounts) + extra

@@ -652,3 +652,11 @@ def _familiar_or_raw(name: str) -> str:
         return ref.familiar
     except InvalidArgument:
         return name
+
+
+def containers_using(engine):
+    """in_use_by(image_id) -> the ID of a container made from it, or None (rmi's refusal)."""
+    def in_use_by(image_id: str) -> str | None:
+        row = engine.store.one("SELECT id FROM containers WHERE image_id = ? LIMIT 1", (image_id,))
+        return row["id"] if row else None
+    return in_use_by

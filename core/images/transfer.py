@@ -316,9 +316,10 @@ class PullResult(Record):
 
 def pull(engine, name: str | refs.Reference, *, platform: str | None = None, progress: Progress = _no_progress,
          all_tags: bool = False, on_start: Callable[[refs.Reference], None] | None = None,
-         auth_file=None) -> list[PullResult]:
+         auth_file=None, credentials: tuple[str, str] | None = None) -> list[PullResult]:
     """Pull `name` (every tag of its repository with `all_tags`) into the store.
-    `auth_file`: read credentials from this file only (--authfile)."""
+    `auth_file`: read credentials from this file only (--authfile); `credentials`:
+    (user, password) for the registry instead (the Engine API's X-Registry-Auth)."""
     ref = name if isinstance(name, refs.Reference) else refs.parse(name, default_tag=not all_tags)
     if all_tags and (ref.tag or ref.digest):
         raise InvalidArgument("tag can't be used with --all-tags/-a")
@@ -328,7 +329,8 @@ def pull(engine, name: str | refs.Reference, *, platform: str | None = None, pro
     for i, (host, _) in enumerate(sources):
         mirror = i < len(sources) - 1
         try:
-            source = open_registry(engine, host, auth_file=auth_file)
+            source = open_registry(engine, host, auth_file=auth_file,
+                                   credentials=credentials if host == ref.registry else None)
             if all_tags:
                 wanted = [ref.with_tag(t) for t in sorted(source.list_tags(ref.repository))]
             else:
@@ -429,9 +431,10 @@ def send(engine, image, dest, repo: str, *, mount_candidates: Callable[[str], li
 
 def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool = False,
          on_start: Callable[[refs.Reference], None] | None = None,
-         auth_file=None) -> list[tuple[refs.Reference, str, int]]:
+         auth_file=None, credentials: tuple[str, str] | None = None) -> list[tuple[refs.Reference, str, int]]:
     """`berth push`: returns (reference, manifest digest, manifest size) for each tag pushed.
-    `auth_file`: read credentials from this file only (--authfile)."""
+    `auth_file`: read credentials from this file only (--authfile); `credentials`:
+    (user, password) for the registry instead (the Engine API's X-Registry-Auth)."""
     ref = refs.parse(name, default_tag=not all_tags)
     if ref.digest:
         raise InvalidArgument("cannot push a digest reference")
@@ -442,7 +445,7 @@ def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool
             raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
     else:
         wanted = [ref]
-    dest = open_registry(engine, ref.registry, auth_file=auth_file)
+    dest = open_registry(engine, ref.registry, auth_file=auth_file, credentials=credentials)
     out = []
     for one in wanted:
         image_id = engine.images.find_id(str(one))

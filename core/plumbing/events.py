@@ -14,8 +14,10 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from berth.core.errors import InvalidArgument
 
 TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
@@ -79,8 +81,9 @@ class Journal:
             os.close(fd)
 
     def read(self, since_ns: int | None = None, until_ns: int | None = None, follow: bool = False,
-             poll: float = 0.1) -> Iterator[dict]:
-        """Past events (both generations), then with `follow` new ones as they come."""
+             poll: float = 0.1, stop: Callable[[], bool] | None = None) -> Iterator[dict]:
+        """Past events (both generations), then with `follow` new ones as they
+        come, until `stop()` (when given) turns true."""
         start_ns = time.time_ns()
         for path in (self.path.with_name(self.path.name + ".1"), self.path):
             if since_ns is None and follow:
@@ -112,6 +115,8 @@ class Journal:
                 continue
             if until_ns is not None and time.time_ns() > until_ns:
                 return
+            if stop is not None and stop():
+                return
             try:
                 current = os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -126,6 +131,46 @@ class Journal:
                 f, inode = _open_at_end(self.path, False)
                 continue
             time.sleep(poll)
+
+
+def matches(event: dict, filters: dict[str, list[str]]) -> bool:
+    """Whether `event` passes `events --filter` (Docker's keys; InvalidArgument for another)."""
+    attrs = event["Actor"].get("Attributes") or {}
+    for key, values in filters.items():
+        if key == "type":
+            ok = event["Type"] in values
+        elif key == "event":
+            action = event["Action"]
+            ok = action in values or action.split(":", 1)[0] in values
+        elif key in ("container", "image", "volume", "network"):
+            ok = event["Type"] == key and any(
+                v in (event["Actor"]["ID"], attrs.get("name")) or event["Actor"]["ID"].startswith(v)
+                or (key == "image" and v in (attrs.get("image"),)) for v in values)
+            if key == "image" and not ok:  # Docker: container events of containers from that image too
+                ok = attrs.get("image") in values
+        elif key == "label":
+            ok = all(label_match(attrs, v) for v in values)
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'")
+        if not ok:
+            return False
+    return True
+
+
+def label_match(labels: dict, wanted: str) -> bool:
+    """`label=KEY` or `label=KEY=VALUE`."""
+    key, sep, value = wanted.partition("=")
+    return key in labels and (not sep or labels[key] == value)
+
+
+def check_filters(filters: dict[str, list[str]]) -> None:
+    """InvalidArgument for a filter key `matches` does not know, before any event is read."""
+    for key in filters:
+        if key not in FILTER_KEYS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+
+
+FILTER_KEYS = ("type", "event", "container", "image", "volume", "network", "label")
 
 
 def _read_lines(path: Path) -> Iterator[dict]:

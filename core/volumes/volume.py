@@ -90,8 +90,29 @@ class VolumeService:
             "Scope": self.driver(row["driver"]).capabilities().get("Scope", "local"),
         }
 
-    def list(self) -> list[dict]:
-        return [self.inspect(r["name"]) for r in self.engine.store.all("SELECT name FROM volumes ORDER BY name")]
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[dict]:
+        """Every volume, or those passing `volume ls --filter` (dangling, driver, name, label)."""
+        from berth.core.plumbing.events import label_match
+
+        out = []
+        for row in self.engine.store.all("SELECT name FROM volumes ORDER BY name"):
+            vol = self.inspect(row["name"])
+            for key, values in (filters or {}).items():
+                if key == "dangling":
+                    ok = (values[0].lower() in ("true", "1")) == (not self.users(vol["Name"]))
+                elif key == "driver":
+                    ok = vol["Driver"] in values
+                elif key == "name":
+                    ok = any(n in vol["Name"] for n in values)
+                elif key == "label":
+                    ok = all(label_match(vol["Labels"] or {}, v) for v in values)
+                else:
+                    raise InvalidArgument(f"invalid filter '{key}'")
+                if not ok:
+                    break
+            else:
+                out.append(vol)
+        return out
 
     def users(self, name: str) -> list[str]:
         """IDs of the containers whose mounts name this volume."""
