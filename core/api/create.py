@@ -1,0 +1,290 @@
+"""POST /containers/create: Docker's Config/HostConfig/NetworkingConfig ->
+berth's CreateOptions, in one table.
+
+Every field of Docker's API 1.43 is listed in FIELDS. A field berth
+supports has a function that puts its value where `berth create`'s flag
+puts it; a field berth does not support yet has None: its zero value (and
+the values in HARMLESS, which mean what berth does anyway) pass, anything
+else is a 400 naming the field, never silently dropped. Adding a flag to
+berth (issue 12: --restart, --dns ...) means giving its field a function
+here.
+"""
+
+from __future__ import annotations
+
+from berth.core.api.server import bad_request, json_type
+
+ZERO = (None, "", 0, False, [], {})
+
+
+def _set(key, kind=None):
+    """The value goes to CreateOptions' `key` (checked against `kind`)."""
+    def apply(values, value, where):
+        if value is not None:
+            values[key] = _typed(value, kind, where)
+    return apply
+
+
+def _typed(value, kind, where):
+    if kind is None or value is None:
+        return value
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        name = {str: "string", int: "int64", bool: "bool", list: "[]string", dict: "map[string]string"}.get(kind)
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type {name}")
+    return value
+
+
+def _strings(value, where) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type []string")
+    return list(value)
+
+
+def _string_map(value, where) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type "
+                          "map[string]string")
+    return dict(value)
+
+
+def _cmd(values, value, where):
+    values["command"] = _strings(value, where)
+
+
+def _entrypoint(values, value, where):
+    entry = _strings(value, where)
+    values["entrypoint"] = entry if value is not None else None
+
+
+def _env(values, value, where):
+    values["env"] = _strings(value, where)
+
+
+def _labels(values, value, where):
+    values["labels"] = _string_map(value, where)
+
+
+def _attach(stream):
+    def apply(values, value, where):
+        if _typed(value, bool, where):
+            values.setdefault("attach", []).append(stream)
+    return apply
+
+
+def _exposed(values, value, where):
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type nat.PortSet")
+    values["expose"] = list(value)
+
+
+def _volumes(values, value, where):
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type "
+                          "map[string]struct {}")
+    values.setdefault("volumes", []).extend(value)  # -v /path: an anonymous volume
+
+
+def _binds(values, value, where):
+    values.setdefault("volumes", []).extend(_strings(value, where))
+
+
+def _mounts(values, value, where):
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type []mount.Mount")
+    out = values.setdefault("mounts", [])
+    for m in value:
+        kind = (m.get("Type") or "volume").lower()
+        parts = [f"type={kind}"]
+        if m.get("Source"):
+            parts.append(f"source={m['Source']}")
+        if not m.get("Target"):
+            raise bad_request("Invalid mount config: Target must not be empty")
+        parts.append(f"target={m['Target']}")
+        if m.get("ReadOnly"):
+            parts.append("readonly")
+        if kind == "bind" and (m.get("BindOptions") or {}).get("Propagation"):
+            parts.append(f"bind-propagation={m['BindOptions']['Propagation']}")
+        if kind == "volume" and (m.get("VolumeOptions") or {}).get("NoCopy"):
+            parts.append("volume-nocopy")
+        if kind == "tmpfs":
+            options = m.get("TmpfsOptions") or {}
+            if options.get("SizeBytes"):
+                parts.append(f"tmpfs-size={options['SizeBytes']}")
+            if options.get("Mode"):
+                parts.append(f"tmpfs-mode={options['Mode']:o}")
+        out.append(",".join(parts))
+
+
+def _tmpfs(values, value, where):
+    for path, options in _string_map(value, where).items():
+        values.setdefault("tmpfs", []).append(f"{path}:{options}" if options else path)
+
+
+def _volumes_from(values, value, where):
+    values["volumes_from"] = _strings(value, where)
+
+
+def _port_bindings(values, value, where):
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type nat.PortMap")
+    for port, bindings in value.items():
+        for b in bindings or [{}]:
+            if not isinstance(b, dict):
+                raise bad_request(f"json: cannot unmarshal {json_type(b)} into Go struct field {where} of type "
+                                  "nat.PortBinding")
+            ip, host_port = b.get("HostIp") or "", b.get("HostPort") or ""
+            if ip in ("0.0.0.0", "::"):
+                ip = ""
+            spec = f"{ip}:{host_port}:{port}" if ip else f"{host_port}:{port}" if host_port else port
+            values.setdefault("publish", []).append(spec)
+
+
+def _restart(values, value, where):
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type "
+                          "container.RestartPolicy")
+    name = value.get("Name") or "no"
+    count = value.get("MaximumRetryCount") or 0
+    values["restart"] = f"{name}:{count}" if name == "on-failure" and count else name
+
+
+def _log_config(values, value, where):
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type "
+                          "container.LogConfig")
+    if value.get("Type"):
+        values["log_driver"] = value["Type"]
+    values["log_opts"] = _string_map(value.get("Config"), where + ".Config")
+
+
+def _network_mode(values, value, where):
+    value = _typed(value, str, where)
+    values["network"] = None if value in (None, "", "default") else value
+
+
+def _nano_cpus(values, value, where):
+    value = _typed(value, int, where)
+    if value:
+        values["cpus"] = value / 1e9
+
+
+def _positive(key):
+    def apply(values, value, where):
+        value = _typed(value, int, where)
+        if value:
+            values[key] = value
+    return apply
+
+
+def _pids_limit(values, value, where):
+    value = _typed(value, int, where)
+    if value:
+        values["pids_limit"] = value
+
+
+def _console_size(values, value, where):
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) and any(value):
+        values["console_size"] = (value[0], value[1])
+
+
+def _ignored(values, value, where):
+    """Carries no behaviour for berth (a name, a file the client writes, what the image has anyway)."""
+
+
+# What berth does anyway: these values of unsupported fields pass.
+HARMLESS = {
+    "HostConfig.IpcMode": ("private", "shareable"),
+    "HostConfig.CgroupnsMode": ("private",),
+    "HostConfig.MemorySwappiness": (-1,),
+    "HostConfig.Isolation": ("default",),
+    "HostConfig.Runtime": ("berth",),
+    "HostConfig.SecurityOpt": (["no-new-privileges"], ["no-new-privileges:true"], ["no-new-privileges=true"]),
+    "HostConfig.OomKillDisable": (False,),
+    "Config.ArgsEscaped": (True,),
+}
+
+FIELDS = {
+    "Config": {
+        "Hostname": _set("hostname", str), "Domainname": None, "User": _set("user", str),
+        "AttachStdin": _attach("stdin"), "AttachStdout": _attach("stdout"), "AttachStderr": _attach("stderr"),
+        "ExposedPorts": _exposed, "Tty": _set("tty", bool), "OpenStdin": _set("interactive", bool),
+        "StdinOnce": _ignored,  # follows OpenStdin and attaching, as `berth run -i`
+        "Env": _env, "Cmd": _cmd, "Healthcheck": None, "ArgsEscaped": None, "Image": _ignored,
+        "Volumes": _volumes, "WorkingDir": _set("workdir", str), "Entrypoint": _entrypoint,
+        "NetworkDisabled": None, "MacAddress": None, "OnBuild": None, "Labels": _labels,
+        "StopSignal": _set("stop_signal", str), "StopTimeout": _set("stop_timeout", int), "Shell": _ignored,
+    },
+    "HostConfig": {
+        "CpuShares": None, "Memory": _positive("memory"), "CgroupParent": None, "BlkioWeight": None,
+        "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": None, "CpuQuota": None,
+        "CpuRealtimePeriod": None, "CpuRealtimeRuntime": None, "CpusetCpus": None, "CpusetMems": None,
+        "Devices": None, "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": None,
+        "KernelMemoryTCP": None, "MemoryReservation": None, "MemorySwap": _positive("memory_swap"),
+        "MemorySwappiness": None, "NanoCpus": _nano_cpus, "OomKillDisable": None, "Init": None,
+        "PidsLimit": _pids_limit, "Ulimits": None, "CpuCount": None, "CpuPercent": None, "IOMaximumIOps": None,
+        "IOMaximumBandwidth": None, "Binds": _binds, "ContainerIDFile": _ignored, "LogConfig": _log_config,
+        "NetworkMode": _network_mode, "PortBindings": _port_bindings, "RestartPolicy": _restart,
+        "AutoRemove": _set("auto_remove", bool), "VolumeDriver": None, "VolumesFrom": _volumes_from,
+        "Mounts": _mounts, "ConsoleSize": _console_size, "Annotations": None, "CapAdd": _set("cap_add", list),
+        "CapDrop": _set("cap_drop", list), "CgroupnsMode": None, "Dns": None, "DnsOptions": None,
+        "DnsSearch": None, "ExtraHosts": None, "GroupAdd": None, "IpcMode": None, "Cgroup": None,
+        "Links": _set("links", list), "OomScoreAdj": None, "PidMode": None, "Privileged": None,
+        "PublishAllPorts": _set("publish_all", bool), "ReadonlyRootfs": _set("read_only", bool),
+        "SecurityOpt": None, "StorageOpt": None, "Tmpfs": _tmpfs, "UTSMode": None, "UsernsMode": None,
+        "ShmSize": _positive("shm_size"), "Sysctls": None, "Runtime": None, "Isolation": None,
+        "MaskedPaths": None, "ReadonlyPaths": None,
+    },
+}
+
+
+def create_values(body: dict, name: str | None) -> tuple[str, dict, dict]:
+    """(image, CreateOptions keyword values, NetworkingConfig.EndpointsConfig) of a create body."""
+    image = body.get("Image")
+    if not image or not isinstance(image, str):
+        raise bad_request("No image was specified" if not image else
+                          f"json: cannot unmarshal {json_type(image)} into Go struct field Config.Image of type string")
+    values: dict = {"name": name or None, "command": [], "env": [], "labels": {}}
+    host_config = body.get("HostConfig") or {}
+    if not isinstance(host_config, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(host_config)} into Go struct field "
+                          "ContainerConfigWrapper.HostConfig of type container.HostConfig")
+    for section, source in (("Config", body), ("HostConfig", host_config)):
+        for key, value in source.items():
+            if section == "Config" and key in ("HostConfig", "NetworkingConfig"):
+                continue
+            if key not in FIELDS[section]:
+                continue  # not a field of Docker's API: Docker's decoder ignores it too
+            apply, where = FIELDS[section][key], f"{section}.{key}"
+            if apply is None:
+                if value in ZERO or value in HARMLESS.get(where, ()):
+                    continue
+                raise bad_request(f"berth does not support {where} (got {value!r}) yet")
+            apply(values, value, where)
+    values["detach"] = not values.get("attach")  # nothing attached: what `run -d` creates
+    endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
+    if not isinstance(endpoints, dict):
+        raise bad_request("json: cannot unmarshal into Go struct field NetworkingConfig.EndpointsConfig")
+    return image, values, endpoints
