@@ -17,8 +17,9 @@ import socket
 import subprocess
 import time
 
-DOCKER = "/usr/local/bin/docker"
 DOCKER_20 = "/usr/bin/docker"  # Debian's docker.io 20.10 CLI
+# The docker CLI 28 where it is installed (these machines), else Debian's (CI's apt line).
+DOCKER = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else DOCKER_20
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
