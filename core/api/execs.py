@@ -29,6 +29,7 @@ class Exec:
         self.attach_stdout = bool(body.get("AttachStdout"))
         self.attach_stderr = bool(body.get("AttachStderr"))
         self.tty = bool(body.get("Tty"))
+        self.privileged = bool(body.get("Privileged"))
         self.running = False
         self.started = False
         self.exit_code: int | None = None
@@ -41,7 +42,7 @@ class Exec:
             "ContainerID": self.container.id, "DetachKeys": "", "OpenStdin": self.attach_stdin,
             "OpenStdout": self.attach_stdout, "OpenStderr": self.attach_stderr, "Pid": self.pid,
             "ProcessConfig": {"tty": self.tty, "entrypoint": self.spec.args[0], "arguments": self.spec.args[1:],
-                              "privileged": False, "user": self.spec.user},
+                              "privileged": self.privileged, "user": self.spec.user},
         }
 
 
@@ -63,17 +64,16 @@ async def create(request: web.Request) -> web.Response:
     command, env = _strings(body, "Cmd"), _strings(body, "Env")
     if not command:
         raise bad_request("No exec command specified")
-    if body.get("Privileged"):
-        raise bad_request("berth does not support privileged exec yet")
     user, workdir = body.get("User") or None, body.get("WorkingDir") or None
     for value in (user, workdir):
         if value is not None and not isinstance(value, str):
             raise bad_request("json: cannot unmarshal into Go struct field of type string")
-    tty = bool(body.get("Tty"))
+    tty, privileged = bool(body.get("Tty")), bool(body.get("Privileged"))
 
     def job(engine):
         c = engine.containers.get(ref)
-        return c, engine.containers.exec_spec(c, command, env=env, workdir=workdir, user=user, tty=tty)
+        return c, engine.containers.exec_spec(c, command, env=env, workdir=workdir, user=user, tty=tty,
+                                                  privileged=privileged)
 
     try:
         container, spec = await service.call(job)
