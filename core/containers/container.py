@@ -310,6 +310,8 @@ def status_text(c) -> str:
         started = parse_time(c.state["StartedAt"])
         up = human_duration((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())
         return f"Up {up}" + (" (Paused)" if status == "paused" else "")
+    if status == "restarting":
+        return f"Restarting ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
     if status == "exited":
         return f"Exited ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
     if status == "dead":
@@ -975,13 +977,15 @@ class ContainerService:
                   tty: bool = False, privileged: bool = False):
         """The ProcessSpec of `exec` in a running container (its stdio still to be set);
         emits exec_create."""
+        from berth.core.containers.hostconfig import process_settings
         from berth.core.runtime.spec import ProcessSpec
 
         if container.status == "paused":
             raise FailedPrecondition(f"Container {container.id} is paused, unpause the container before exec")
+        if container.status == "restarting":
+            raise FailedPrecondition(f"Container {container.id} is restarting, wait until the container is running")
         if not container.running:
             raise FailedPrecondition(f"Container {container.id} is not running")
-        from berth.core.containers.hostconfig import process_settings
 
         cfg = container.config
         extra = [e for f in env_files for e in parse_env_file(f)] + list(env)
