@@ -87,3 +87,13 @@ def test_the_worked_example_is_the_real_plugin():
     pyproject = (CONTRIB / "pyproject.toml").read_text()
     entry = re.search(r"\[project\.entry-points\.berth\]\n[^\n]+", pyproject).group(0)
     assert entry in text
+
+
+def test_the_cli_reference_is_what_gen_cli_writes():
+    """docs/cli.md lists exactly the commands and flags berth has: regenerate it with docs/gen_cli.py."""
+    import subprocess
+    import sys
+
+    generated = subprocess.run([sys.executable, str(REPO / "docs" / "gen_cli.py"), "-"], capture_output=True,
+                               text=True, check=True).stdout
+    assert generated == (REPO / "docs" / "cli.md").read_text(), "docs/cli.md is stale: run docs/gen_cli.py"
