@@ -122,11 +122,13 @@ class Engine:
     # -- events ----------------------------------------------------------------
 
     def emit(self, type_: str, action: str, actor_id: str, attributes: dict[str, str] | None = None) -> dict:
-        """Record one state change: journal first (other processes), then subscribers."""
+        """Record one state change: journal first (other processes), then
+        subscribers in this process, then plugins (hook event_emitted)."""
         event = events.make_event(type_, action, actor_id, attributes)
         self.journal.append(event)
         log.debug("event", type=type_, action=action, id=actor_id)
         events.send(type_, self, event)
+        self.hook("event_emitted", event=event)
         return event
 
     def hook(self, name: str, /, **kwargs: Any) -> None:

@@ -229,3 +229,40 @@ def network_created(engine, network):
 @hookspec
 def network_removed(engine, name):
     """A network was deleted."""
+
+
+# --------------------------------------------------------------------------
+# Events and metrics
+# --------------------------------------------------------------------------
+
+
+@hookspec
+def event_emitted(engine, event):
+    """berth recorded a state change: called for every event, from every
+    command (``stop``, ``kill``, ``rm -f`` too) and from containers'
+    monitors, in the process that made the change, after the event reached
+    the journal. An audit plugin subscribes here instead of following the
+    journal. While no installed plugin implements this hook, no command
+    loads plugins for it (berth.core.plugins records who implements what).
+
+    :param event: the event as ``berth events --format '{{json .}}'`` prints
+        it, a dict: ``event["Type"]`` (``"container"``, ``"image"``,
+        ``"volume"``, ``"network"``), ``event["Action"]`` (``"start"``,
+        ``"die"``, ``"destroy"`` ...), ``event["Actor"]["ID"]``,
+        ``event["Actor"]["Attributes"]``, ``event["timeNano"]``.
+    """
+
+
+@hookspec
+def register_metrics(engine, register):
+    """Add collectors to what ``berth metrics serve`` and ``berth metrics show``
+    expose (a storage driver reporting its usage, say). Called when the
+    metrics command builds its registry, only there: import
+    prometheus_client inside the hook.
+
+    :param register: ``register(collector)``: a prometheus_client collector,
+        an object whose ``collect()`` yields metric families. A collector
+        that raises is left out of that scrape and logged; the others are
+        served.
+    """
+

@@ -108,11 +108,32 @@ def _cgroup_stats(pid: int):
         return None  # it exited between the query and the read
 
 
+class PluginCollector:
+    """A collector a plugin registered (hook register_metrics): one that
+    raises is left out of that scrape, logged, and the others are served."""
+
+    def __init__(self, collector):
+        self.collector = collector
+
+    def collect(self):
+        try:
+            families = list(self.collector.collect())
+        except Exception as exc:  # a plugin must not break the scrape
+            from berth.core.plumbing.log import get_logger
+
+            get_logger("berth.metrics").warning("plugin collector failed", collector=repr(self.collector),
+                                                error=str(exc))
+            return []
+        return families
+
+
 def registry(engine):
+    """berth's own collector and those the plugins register (hook register_metrics)."""
     from prometheus_client import CollectorRegistry
 
     reg = CollectorRegistry(auto_describe=False)
     reg.register(BerthCollector(engine))
+    engine.hook("register_metrics", register=lambda collector: reg.register(PluginCollector(collector)))
     return reg
 
 

@@ -283,7 +283,13 @@ def _current_registrations() -> dict | None:
         return None
     if any(_mtime(path) != mtime for path, mtime in found["files"].items()):
         return None
+    if set(found["hooks"]) != set(_hook_names()):  # recorded by a berth with other hooks
+        return None
     return found
+
+
+def _hook_names() -> list[str]:
+    return [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "berth_hookspec")]
 
 
 def _remember(pm, loaded: list) -> None:
@@ -300,8 +306,7 @@ def _remember(pm, loaded: list) -> None:
         drivers[kind] = {name: [_target(driver), plugin] for name, (driver, plugin) in registry._entries.items()}
         if any(target is None for target, _ in drivers[kind].values()):
             drivers[kind] = None  # a driver no "module:Class" names: always through pluggy
-    hooks = {name: len(getattr(pm.hook, name).get_hookimpls()) for name in dir(hookspecs)
-             if hasattr(getattr(hookspecs, name), "berth_hookspec")}
+    hooks = {name: len(getattr(pm.hook, name).get_hookimpls()) for name in _hook_names()}
     record = dict(record, registrations={"only": os.environ.get("BERTH_PLUGINS"), "files": dict(_files),
                                          "drivers": drivers, "hooks": hooks})
     _save(record)
