@@ -146,11 +146,11 @@ def security_opts(values) -> list[str]:
     out = []
     for opt in values:
         key, sep, value = opt.partition("=")
-        if not sep and key != "no-new-privileges":
+        if not sep and key not in ("no-new-privileges", "writable-cgroups"):
             key, sep, value = opt.partition(":")
-        if (not sep or not value) and key != "no-new-privileges":
+        if (not sep or not value) and key not in ("no-new-privileges", "writable-cgroups"):
             raise InvalidArgument(f"Invalid --security-opt: {json.dumps(opt)}")
-        if key == "no-new-privileges" and sep and value.lower() not in _BOOLS:
+        if key in ("no-new-privileges", "writable-cgroups") and sep and value.lower() not in _BOOLS:
             raise InvalidArgument(f"invalid --security-opt 2: {json.dumps(opt)}")
         if key not in ("no-new-privileges", "seccomp", "apparmor", "label", "systempaths", "writable-cgroups"):
             raise InvalidArgument(f"invalid --security-opt 2: {json.dumps(opt)}")
@@ -180,11 +180,13 @@ _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": F
 def security_settings(opts: list[str]) -> dict:
     """What the runtime makes of HostConfig.SecurityOpt: no_new_privs (bool),
     seccomp ("default", "unconfined" or a profile's JSON text),
-    systempaths_unconfined, and the label/apparmor options that cannot apply."""
-    out = {"no_new_privs": False, "seccomp": "default", "systempaths_unconfined": False, "ignored": []}
+    systempaths_unconfined, writable_cgroups, and the label/apparmor options
+    that cannot apply."""
+    out = {"no_new_privs": False, "seccomp": "default", "systempaths_unconfined": False, "writable_cgroups": False,
+           "ignored": []}
     for opt in opts or []:
         key, sep, value = opt.partition("=")
-        if not sep and key != "no-new-privileges":
+        if not sep and key not in ("no-new-privileges", "writable-cgroups"):
             key, sep, value = opt.partition(":")
         if key == "no-new-privileges":
             out["no_new_privs"] = _BOOLS[value.lower()] if sep else True
@@ -192,6 +194,8 @@ def security_settings(opts: list[str]) -> dict:
             out["seccomp"] = "default" if value == "builtin" else value
         elif key == "systempaths":
             out["systempaths_unconfined"] = value == "unconfined"
+        elif key == "writable-cgroups":
+            out["writable_cgroups"] = _BOOLS[value.lower()] if sep else True
         elif key in ("label", "apparmor"):
             out["ignored"].append(key)
     return out
@@ -273,6 +277,11 @@ def check_combinations(config: dict, host_config: dict, *, hostname_given: bool)
             raise InvalidArgument("conflicting options: mac-address and the network mode")
     if host_config.get("UTSMode") == "host" and hostname_given:
         raise InvalidArgument("conflicting options: hostname and the UTS mode")
+    for key in host_config.get("Sysctls") or {}:  # never the host's own settings (runc's checks)
+        if key.startswith("net.") and mode == "host":
+            raise InvalidArgument(f'sysctl "{key}" not allowed in host network namespace')
+        if not key.startswith("net.") and host_config.get("IpcMode") == "host":
+            raise InvalidArgument(f'sysctl "{key}" is not allowed in the hosts ipc namespace')
     if mode in ("host", "none") and config.get("MacAddress"):
         raise InvalidArgument("conflicting options: mac-address and the network mode")
     score = host_config.get("OomScoreAdj") or 0
@@ -288,6 +297,9 @@ def check_combinations(config: dict, host_config: dict, *, hostname_given: bool)
     warnings = []
     if mode == "host" and host_config.get("PortBindings"):
         warnings.append("Published ports are discarded when using host network mode")
+    if host_config.get("OomKillDisable") and cgroup_v2():
+        warnings.append("Your kernel does not support OomKillDisable. OomKillDisable discarded.")
+        host_config["OomKillDisable"] = False
     if host_config.get("OomKillDisable") and not memory:
         warnings.append("OOM killer is disabled for the container, but no memory limit is set, this can result "
                         "in the system running out of resources.")
@@ -358,6 +370,12 @@ def _ranges(numbers: list[int]) -> str:
             out.append(str(start) if start == n else f"{start}-{n}")
             start = None
     return ",".join(out)
+
+
+def cgroup_v2() -> bool:
+    from berth.core.runtime.cgroups import is_v2
+
+    return is_v2()
 
 
 def discarded_security_opts(opts) -> list[str]:

@@ -856,6 +856,7 @@ def host_spec(service, container) -> tuple[dict, dict]:
         "cgroupns": "host" if hc.get("CgroupnsMode") == "host" else None,
         "privileged": privileged, "devices": nodes, "sysctls": dict(hc.get("Sysctls") or {}),
         "oom_score_adj": hc.get("OomScoreAdj") or None, "init": init,
+        "writable_cgroups": security["writable_cgroups"],
         "masked_paths": () if unconfined_paths else DEFAULT_MASKED_PATHS,
         "readonly_paths": () if unconfined_paths else DEFAULT_READONLY_PATHS,
         **process_settings(hc),

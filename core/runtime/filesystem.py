@@ -145,7 +145,7 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
         _mount_at(root, sys_dir, "/sys", None, sc.MS_BIND | sc.MS_REC)
         _remount_at(root, sys_dir, sys_flags)
     if cgroup is not None:
-        _mount_cgroup(root, cgroup, readonly=not spec.privileged)
+        _mount_cgroup(root, cgroup, readonly=not (spec.privileged or spec.writable_cgroups))
 
     mounts = list(spec.mounts)
     from berth.core.runtime.spec import Mount

@@ -86,6 +86,7 @@ class ContainerSpec(ProcessSpec):
     None or "host"). A joined or host UTS namespace keeps its hostname.
     privileged: /sys and the cgroup mount writable (the caller also passes
     every capability, every host device, no masked paths, no seccomp).
+    writable_cgroups: the cgroup mount writable (--security-opt writable-cgroups).
     devices: devices.Device nodes made in the container's /dev.
     sysctls: {"net.ipv4.ip_forward": "1"} written in the container's
     namespaces before its /proc/sys turns read-only.
@@ -101,7 +102,7 @@ class ContainerSpec(ProcessSpec):
               "netns": None, "masked_paths": DEFAULT_MASKED_PATHS, "readonly_paths": DEFAULT_READONLY_PATHS,
               "shm_size": 64 * 1024 * 1024, "limits": None, "cgroup_parent": "berth", "cgroup_name": None,
               "pidns": None, "ipcns": None, "utsns": None, "cgroupns": None, "privileged": False, "devices": [],
-              "sysctls": {}, "oom_score_adj": None, "init": None, "shm_source": None}
+              "sysctls": {}, "oom_score_adj": None, "init": None, "shm_source": None, "writable_cgroups": False}
 
     def __init__(self, **values):
         super().__init__(**values)

@@ -83,6 +83,11 @@ def test_bad_values_are_refused_with_docker_s_message(berth):
         (["--network", "container:nothere", "-h", "x"], "conflicting options: hostname and the network mode"),
         (["--uts", "host", "-h", "x"], "conflicting options: hostname and the UTS mode"),
         (["--memory-reservation", "1k"], "Minimum memory reservation allowed is 6MB"),
+        (["--cpuset-cpus", "99"], "Requested CPUs are not available - requested 99, available: "),
+        (["--network", "host", "--sysctl", "net.ipv4.ip_forward=1"],
+         'sysctl "net.ipv4.ip_forward" not allowed in host network namespace'),
+        (["--ipc", "host", "--sysctl", "kernel.shmmax=1"], 'sysctl "kernel.shmmax" is not allowed in the hosts ipc '
+                                                          'namespace'),
     ]:
         res = berth("create", *argv, berth.image, "true")
         assert res.returncode == 125 and message in res.stderr, (argv, res.stderr)
@@ -248,6 +253,9 @@ def test_cgroup_flags_and_the_read_only_cgroup_mount(berth):
     assert (shares, cpus, soft, oom) == ("512", "0", str(64 << 20), "oom_kill_disable 1")
     assert writable == "read-only"
     assert cgroup.endswith(":memory:/")  # its own cgroup namespace
+    out = inside(berth, "--security-opt", "writable-cgroups", berth.image, "sh", "-c",
+                 "echo 1 > /sys/fs/cgroup/memory/memory.oom_control && echo writable")
+    assert out == "writable\n"
 
 
 # -- namespaces and init --------------------------------------------------------------
