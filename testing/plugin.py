@@ -73,16 +73,34 @@ def _parse(config) -> tuple[dict[str, list[str]], dict[str, str]]:
 
 
 def _check_drivers(selected: dict[str, list[str]]) -> None:
-    """An unknown or unsupported driver is one usage error, before anything runs."""
+    """An unknown or unsupported driver, or a host tool the suite needs that is
+    missing, is one usage error before anything runs."""
+    import shutil
+
     from berth.core import plugins
     from berth.core.errors import BerthError
 
     for kind, names in selected.items():
         for name in names:
             try:
-                plugins.drivers(KINDS[kind]).supported(name)
+                cls = plugins.drivers(KINDS[kind]).supported(name)
             except BerthError as exc:
                 raise pytest.UsageError(f"--berth-conformance {kind}:{name}: {exc}") from None
+            for tool in _tools(kind, cls):
+                if shutil.which(tool) is None:
+                    raise pytest.UsageError(f"--berth-conformance {kind}:{name}: the {kind} suite needs {tool}, "
+                                            "which is not on PATH")
+
+
+def _tools(kind: str, cls) -> list[str]:
+    """The host commands the suite of `kind` runs for driver class `cls`."""
+    if kind == "network":
+        return ["ip", "nsenter", "busybox"]
+    if kind == "storage" and cls.home_filesystem:
+        return [f"mkfs.{cls.home_filesystem}", "losetup", "mount"]
+    if kind == "registry" and cls.location_kind == "host":
+        return ["docker-registry"]
+    return []
 
 
 def pytest_configure(config):

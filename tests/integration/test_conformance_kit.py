@@ -53,10 +53,15 @@ def test_the_kit_runs_every_kind_from_a_directory_of_ones_own(tmp_path):
     assert not mounts_under(own)
 
 
-def test_a_wrong_driver_or_kind_is_one_usage_error(tmp_path):
+def test_a_wrong_driver_or_kind_or_a_missing_tool_is_one_usage_error(tmp_path):
     done = kit(tmp_path, "--berth-conformance", "volume:btnosuch")
     assert done.returncode == 4
     assert "ERROR: --berth-conformance volume:btnosuch: unknown volume driver 'btnosuch' (available: " in done.stderr
     done = kit(tmp_path, "--berth-conformance", "floppy:x")
     assert done.returncode == 4
     assert "unknown kind 'floppy'" in done.stderr
+    empty = tmp_path / "empty-path"
+    empty.mkdir()
+    done = kit(tmp_path, "--berth-conformance", "network:none", env=dict(os.environ, PATH=str(empty)))
+    assert done.returncode == 4
+    assert "ERROR: --berth-conformance network:none: the network suite needs ip, which is not on PATH" in done.stderr
