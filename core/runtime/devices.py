@@ -130,13 +130,31 @@ def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=(),
         sc.mount(os.ttyname(console_fd), f"{dev}/console", None, sc.MS_BIND)
 
 
+def under_dev(device: Device) -> bool:
+    """Whether the node goes in the container's /dev tmpfs (else in its root filesystem)."""
+    return os.path.normpath(device.path).startswith("/dev/")
+
+
 def _make_node(dev: str, device: Device) -> None:
     """mknod `device` under the container's /dev (resolved: `dev` is the host path of it)."""
-    rel = os.path.normpath(device.path).removeprefix("/dev/").lstrip("/")
-    if rel.startswith("..") or not rel or rel == "dev":
-        raise StartError(f"device {device.path} is not under /dev", "devices")
+    if not under_dev(device):
+        return  # made in the root filesystem by filesystem.prepare
+    rel = os.path.normpath(device.path).removeprefix("/dev/")
     target = f"{dev}/{rel}"
     os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+    make_node_at(target, device)
+
+
+def make_node_at(target: str, device: Device) -> None:
+    """mknod `device` at the host path `target` (already resolved inside the container), replacing what is there."""
+    old_umask = os.umask(0)
+    try:
+        _replace_with_node(target, device)
+    finally:
+        os.umask(old_umask)
+
+
+def _replace_with_node(target: str, device: Device) -> None:
     if os.path.lexists(target):
         os.unlink(target)
     kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK

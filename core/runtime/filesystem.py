@@ -156,6 +156,12 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
     for m in mounts:
         _user_mount(root, m)
 
+    for node in spec.devices:
+        if not devices.under_dev(node):  # --device /dev/x:/elsewhere: in the root filesystem, as runc
+            step.current = f"device {node.path}"
+            parent = make_inside(root, os.path.dirname(os.path.normpath(node.path)))
+            devices.make_node_at(f"{parent}/{os.path.basename(node.path)}", node)
+
     for path in spec.masked_paths:
         step.current = f"mask {path}"
         host = resolve_in_root(root, path)

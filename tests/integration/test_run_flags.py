@@ -233,6 +233,9 @@ def test_device_and_device_cgroup_rule(berth):
     out = inside(berth, "--device", "/dev/fuse:/dev/myfuse", berth.image, "sh", "-c",
                  "ls -l /dev/myfuse; exec 3<>/dev/myfuse && echo opened")
     assert out.startswith("crw") and re.search(r"10, +229", out) and out.endswith("opened\n")
+    out = inside(berth, "--device", "/dev/fuse:/opt/fuse:rw", berth.image, "sh", "-c",
+                 "test -c /opt/fuse && exec 3<>/opt/fuse && echo opened")
+    assert out == "opened\n"  # a node outside /dev lands in the root filesystem, as runc's
     script = "mknod /tmp/f c 10 229 && (exec 3<>/tmp/f) 2>/dev/null && echo opened || echo refused"
     assert inside(berth, berth.image, "sh", "-c", script) == "refused\n"
     assert inside(berth, "--device-cgroup-rule", "c 10:229 rwm", berth.image, "sh", "-c", script) == "opened\n"
