@@ -50,7 +50,7 @@ _LIVE = ("running", "paused", "restarting")  # Docker's Running: restarting coun
 
 # Made in the writable layer as mount points for the files berth binds (Docker
 # keeps them in a hidden "init" layer): not part of diff or commit.
-_MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
+_MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/sbin/docker-init")
 
 # Bookkeeping kept in the state column but not shown by inspect.
 _PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart", "RestartCount", "ManuallyStopped", "ExitOnNext")

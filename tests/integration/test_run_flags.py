@@ -310,6 +310,7 @@ def test_init_is_pid_1_reaps_and_forwards_signals(berth, ids):
     berth("stop", cid, check=True)
     assert time.monotonic() - started < 5
     assert inspect(berth, cid)["State"]["ExitCode"] == 143
+    assert "docker-init" not in berth("diff", cid, check=True).stdout  # its mount point is not the container's change
 
 
 # -- the primary network's endpoint: --ip, --network-alias, --mac-address ----------------
