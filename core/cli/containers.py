@@ -593,13 +593,13 @@ def cp(archive, follow_link, quiet, src, dest):
     if (src_ctr is None) == (dst_ctr is None):
         raise InvalidArgument("must specify at least one container source" if src_ctr is None
                               else "copying between containers is not supported")
-    if src_path == "-" or dst_path == "-":
-        raise InvalidArgument("berth cp: '-' (tar streams) is not supported yet")
+    if not src_path or not dst_path:
+        raise InvalidArgument(f"{'source' if not src_path else 'destination'} can not be empty")
     service = get_engine().containers
     if src_ctr is not None:
-        service.copy_from(src_ctr, src_path, dst_path)
+        service.copy_from(src_ctr, src_path, dst_path, follow=follow_link)
     else:
-        service.copy_to(dst_ctr, src_path, dst_path)
+        service.copy_to(dst_ctr, src_path, dst_path, follow=follow_link, archive=archive)
 
 
 def _split_cp(arg: str):

@@ -1111,46 +1111,17 @@ class ContainerService:
         self.engine.emit("container", "commit", container.id, container.attrs(comment=message))
         return image
 
-    def copy_from(self, ref: str, path: str, dest: str) -> None:
-        """`cp CTR:path dest`: never follows a link out of the container's root."""
-        import shutil
+    def copy_from(self, ref: str, path: str, dest: str, *, follow: bool = False) -> None:
+        """`cp CTR:path dest` through the container's mounts (containers.copying); dest "-": a tar on stdout."""
+        from berth.core.containers import copying
 
-        container = self.get(ref)
-        with self.mounted(container) as root:
-            root = os.path.realpath(root)
-            src = _resolve_keep_last(root, path)
-            if not os.path.lexists(src):
-                raise NotFound(f"Could not find the file {path} in container {ref}")
-            target = Path(dest)
-            if target.is_dir():
-                target = target / (os.path.basename(src.rstrip("/")) or "root")
-            elif not target.parent.is_dir():
-                raise NotFound(f"destination directory {target.parent} does not exist")
-            if os.path.isdir(src) and not os.path.islink(src):
-                shutil.copytree(src, target, symlinks=True, dirs_exist_ok=True)
-            else:
-                shutil.copy2(src, target, follow_symlinks=False)
+        copying.copy_from(self, ref, path, dest, follow=follow)
 
-    def copy_to(self, ref: str, src: str, path: str) -> None:
-        """`cp src CTR:path`: every entry is placed by resolving inside the root."""
-        import posixpath
+    def copy_to(self, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False) -> None:
+        """`cp src CTR:path` through the container's mounts (containers.copying); src "-": a tar on stdin."""
+        from berth.core.containers import copying
 
-        from berth.core.runtime.paths import resolve_in_root
-
-        container = self.get(ref)
-        if not os.path.lexists(src):
-            raise NotFound(f"lstat {src}: no such file or directory")
-        with self.mounted(container) as root:
-            root = os.path.realpath(root)
-            if container.host_config.get("ReadonlyRootfs"):
-                raise FailedPrecondition("container rootfs is marked read-only")
-            cpath = posixpath.normpath("/" + path)
-            host = resolve_in_root(root, cpath)
-            if os.path.isdir(host):
-                cpath = posixpath.join(cpath, os.path.basename(os.path.normpath(src)))
-            elif not os.path.isdir(resolve_in_root(root, posixpath.dirname(cpath))):
-                raise NotFound(f"Could not find the file {posixpath.dirname(cpath)} in container {ref}")
-            _copy_into(Path(src), root, cpath)
+        copying.copy_to(self, ref, src, path, follow=follow, archive=archive)
 
     def mounted(self, container: Container):
         """Context manager: the container's root filesystem mounted (nested counts)."""
@@ -1244,44 +1215,3 @@ def _without_mount_points(src, dst, discard_under: tuple[str, ...] = ()) -> None
             if prefixes and posixpath.normpath(member.name).lstrip("/").startswith(prefixes):
                 continue
             tout.addfile(member, tin.extractfile(member) if member.isfile() else None)
-
-
-def _resolve_keep_last(root: str, path: str) -> str:
-    """Host path of `path`: parents resolved inside root, the last component itself (a link stays a link)."""
-    import posixpath
-
-    from berth.core.runtime.paths import resolve_in_root
-
-    clean = posixpath.normpath("/" + path)
-    if clean == "/":
-        return root
-    parent = resolve_in_root(root, posixpath.dirname(clean))
-    return os.path.join(parent, posixpath.basename(clean))
-
-
-def _copy_into(src: Path, root: str, cpath: str) -> None:
-    """Copy host `src` to container path `cpath`, replacing a link rather than writing through it."""
-    import posixpath
-    import shutil
-    import stat
-
-    host = _resolve_keep_last(root, cpath)
-    st = os.lstat(src)
-    if stat.S_ISDIR(st.st_mode):
-        if os.path.islink(host) or (os.path.lexists(host) and not os.path.isdir(host)):
-            os.unlink(host)
-        if not os.path.isdir(host):
-            os.mkdir(host, stat.S_IMODE(st.st_mode))
-        for entry in os.scandir(src):
-            _copy_into(Path(entry.path), root, posixpath.join(cpath, entry.name))
-        return
-    if os.path.lexists(host) and (os.path.islink(host) or not os.path.isdir(host)):
-        os.unlink(host)
-    if stat.S_ISLNK(st.st_mode):
-        os.symlink(os.readlink(src), host)
-    elif stat.S_ISREG(st.st_mode):
-        fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        with open(src, "rb") as fin, os.fdopen(fd, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        os.chmod(host, stat.S_IMODE(st.st_mode), follow_symlinks=False)
-    # devices, fifos and sockets are not copied

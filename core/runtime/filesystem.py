@@ -86,7 +86,8 @@ def _remount_at(root: str, host_path: str, flags: int) -> None:
         os.close(fd)
 
 
-def _user_mount(root: str, m) -> None:
+def mount_one(root: str, m) -> None:
+    """Mount runtime.spec.Mount `m` inside `root` (resolved there, its mount point made)."""
     step.current = f"mount {m.destination}"
     flags, propagation, data, recursive = parse_options(m.options)
     if m.type == "bind":
@@ -154,7 +155,7 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
     # Parents before children, as Docker sorts them.
     mounts.sort(key=lambda m: len([p for p in m.destination.split("/") if p]))
     for m in mounts:
-        _user_mount(root, m)
+        mount_one(root, m)
 
     for node in spec.devices:
         if not devices.under_dev(node):  # --device /dev/x:/elsewhere: in the root filesystem, as runc
