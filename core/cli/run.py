@@ -174,17 +174,32 @@ def run(make, image: str, command, values: dict) -> int:
             container = create_container(engine, image, command, values, detach=detach)
             write_id(container.id)
         service = engine.containers
-        if detach:
-            service.start(container, standby=standby)
-            print(container.id)
-            return 0
         try:
+            if detach:
+                service.start(container, standby=standby)
+                print(container.id)
+                return 0
             container = service.start(container, attach_wait=True, standby=standby)
         except BerthError as exc:
-            raise _as_run_error(exc) from None
+            _auto_remove(engine, container)
+            raise exc if detach else _as_run_error(exc) from None
+        except BaseException:
+            _auto_remove(engine, container)
+            raise
     finally:
         standby.cancel()  # unless the container was handed to it
     return attach_foreground(engine, container, sig_proxy=sig_proxy, detach_keys=detach_keys)
+
+
+def _auto_remove(engine, container) -> None:
+    """`run --rm` whose start failed (a hook refused it, the runtime could not
+    start it): the container goes, as it would have on exit."""
+    if not container.host_config.get("AutoRemove"):
+        return
+    try:
+        engine.containers.remove(container.id, force=True)
+    except BerthError:
+        pass
 
 
 def create_container(engine, image_name, command, kw, detach=False):
