@@ -16,6 +16,9 @@ module is imported on every container start): the layer-tar code
 - across processes: ``locked`` (an flock'd file), ``locked_counter`` (a
   mount count several berth processes share), ``write_atomic``,
   ``fsync_dir``;
+- trees of any depth: ``remove_tree`` (fd-based, never follows a symlink,
+  no recursion on the Python stack: an image may hold a directory
+  thousands of levels deep);
 - layers: ``decompressed``, ``extract_layer``, ``tree_changes``,
   ``overlay_changes``, ``overlay_upper_entries``, ``write_layer``,
   ``tree_size``, ``changes_size``; and
@@ -41,6 +44,7 @@ from pathlib import Path
 from berth.core.drivers import Change, StorageDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from berth.core.plumbing import atomic
+from berth.core.plumbing.trees import remove_tree  # noqa: F401 - public here, for drivers
 
 TYPE_CHECKING = False  # typing costs a command ~3 ms to import: annotations only
 if TYPE_CHECKING:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import errno
 import io
 import os
-import shutil
 import stat
 import tarfile
 import zlib
@@ -31,6 +30,7 @@ from typing import BinaryIO, Iterable
 from berth.core.drivers import Change
 from berth.core.errors import Corrupt
 from berth.core.plumbing.records import Record
+from berth.core.plumbing.trees import iterate, remove_tree, walk_files
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -266,7 +266,7 @@ def _remove(dir_fd: int, name: str) -> None:
     if st is None:
         return
     if stat.S_ISDIR(st.st_mode):
-        shutil.rmtree(name, dir_fd=dir_fd)  # fd-based: safe against symlinks
+        remove_tree(name, dir_fd=dir_fd)  # fd-based: safe against symlinks, any depth
     else:
         os.unlink(name, dir_fd=dir_fd)
 
@@ -582,7 +582,7 @@ def tree_changes(old: Path | None, new: Path) -> list[Change]:
     """
     changes: list[Change] = []
 
-    def walk(rel: str, old_dir: Path | None, new_dir: Path) -> bool:
+    def walk(rel: str, old_dir: Path | None, new_dir: Path):  # a generator: see iterate
         changed = False
         new_names = _children(new_dir)
         old_names = set(_children(old_dir)) if old_dir is not None else set()
@@ -596,25 +596,25 @@ def tree_changes(old: Path | None, new: Path) -> list[Change]:
             if ost is None:
                 changes.append(Change("A", path))
                 if stat.S_ISDIR(nst.st_mode):
-                    walk(path, None, new_dir / name)
+                    yield walk(path, None, new_dir / name)
                 changed = True
                 continue
             both_dirs = stat.S_ISDIR(nst.st_mode) and stat.S_ISDIR(ost.st_mode)
             differs = _stat_differs(ost, nst) or _xattrs(old_dir / name) != _xattrs(new_dir / name)
             if both_dirs:
                 index = len(changes)
-                inner = walk(path, old_dir / name, new_dir / name)
+                inner = yield walk(path, old_dir / name, new_dir / name)
                 if differs or inner:
                     changes.insert(index, Change("C", path))
                     changed = True
             elif differs:
                 changes.append(Change("C", path))
                 if stat.S_ISDIR(nst.st_mode):  # a file became a directory
-                    walk(path, None, new_dir / name)
+                    yield walk(path, None, new_dir / name)
                 changed = True
         return changed
 
-    walk("", old, new)
+    iterate(walk("", old, new))  # no recursion on the Python stack: trees may be thousands deep
     return sorted(changes, key=lambda c: c.path.split("/"))
 
 
@@ -656,7 +656,7 @@ def overlay_changes(upper: Path, lowers: list[Path]) -> list[Change]:
     """
     changes: list[Change] = []
 
-    def walk(rel: str, directory: Path, below_new: bool) -> None:
+    def walk(rel: str, directory: Path, below_new: bool):  # a generator: see iterate
         names = _children(directory)
         if rel and is_opaque_dir(directory) and not below_new:
             for name in _children_of_lowers(lowers, rel):
@@ -672,9 +672,9 @@ def overlay_changes(upper: Path, lowers: list[Path]) -> list[Change]:
             new = below_new or lower_lookup(lowers, path) is None
             changes.append(Change("A" if new else "C", path))
             if stat.S_ISDIR(st.st_mode):
-                walk(path, directory / name, new)
+                yield walk(path, directory / name, new)
 
-    walk("", upper, False)
+    iterate(walk("", upper, False))
     return sorted(changes, key=lambda c: c.path.split("/"))
 
 
@@ -698,7 +698,7 @@ def overlay_upper_entries(upper: Path) -> tuple[list[Change], set[str]]:
     entries: list[Change] = []
     opaque: set[str] = set()
 
-    def walk(rel: str, directory: Path) -> None:
+    def walk(rel: str, directory: Path):  # a generator: see iterate
         for name in _children(directory):
             path = f"{rel}/{name}"
             st = os.lstat(directory / name)
@@ -709,9 +709,9 @@ def overlay_upper_entries(upper: Path) -> tuple[list[Change], set[str]]:
             if stat.S_ISDIR(st.st_mode):
                 if is_opaque_dir(directory / name):
                     opaque.add(path)
-                walk(path, directory / name)
+                yield walk(path, directory / name)
 
-    walk("", upper)
+    iterate(walk("", upper))
     return entries, opaque
 
 
@@ -795,7 +795,7 @@ def tree_size(root: Path) -> int:
     """Bytes of regular-file content under `root`, each inode counted once."""
     total = 0
     seen: set[tuple[int, int]] = set()
-    for dirpath, _dirnames, filenames in os.walk(root):
+    for dirpath, filenames in walk_files(root):
         for name in filenames:
             try:
                 st = os.lstat(os.path.join(dirpath, name))

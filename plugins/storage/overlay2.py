@@ -17,7 +17,6 @@ page size limit of mount(2) even with 100+ layers.
 
 from __future__ import annotations
 
-# shutil (it loads bz2 and lzma) is imported where used: a container start needs none of it.
 import os
 import string
 from pathlib import Path
@@ -116,19 +115,15 @@ class Overlay2Driver(StorageDriver):
             os.symlink(f"../{final.name}/diff", self.home / "l" / short)
             os.rename(tmp, final)
         except BaseException:
-            import shutil
-
-            shutil.rmtree(tmp, ignore_errors=True)
+            driverkit.remove_tree(tmp, ignore_errors=True)
             raise
 
     def apply_diff(self, id: str, diff: BinaryIO) -> int:
-        import shutil
-
         upper = self._require(id) / "diff"
         try:
             return driverkit.extract_layer(driverkit.decompressed(diff), upper, "overlay")
         except BaseException:
-            shutil.rmtree(upper)  # back to the state after create
+            driverkit.remove_tree(upper)  # back to the state after create
             upper.mkdir(mode=0o755)
             raise
 
@@ -137,8 +132,6 @@ class Overlay2Driver(StorageDriver):
         return (d / "diff").is_dir() and (d / "link").is_file()
 
     def remove(self, id: str) -> None:
-        import shutil
-
         d = self._dir(id)
         if not os.path.lexists(d):
             return
@@ -148,7 +141,7 @@ class Overlay2Driver(StorageDriver):
             (self.home / "l" / (d / "link").read_text().strip()).unlink(missing_ok=True)
         except (FileNotFoundError, ValueError):
             pass
-        shutil.rmtree(d)
+        driverkit.remove_tree(d)
 
     # ------------------------------------------------------------ mounts
 

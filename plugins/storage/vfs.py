@@ -4,10 +4,9 @@ filesystem (reflinks make the copies cheap where the filesystem has them)."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
-from berth.core.driverkit import FullTreeDriver, run
+from berth.core.driverkit import FullTreeDriver, remove_tree, run
 
 
 class VfsDriver(FullTreeDriver):
@@ -19,7 +18,7 @@ class VfsDriver(FullTreeDriver):
         # build beside, then rename: a crash never leaves a half copy under the real name
         tmp = path.with_name(f".tmp-{path.name}")
         if os.path.lexists(tmp):
-            shutil.rmtree(tmp)
+            remove_tree(tmp)
         if parent is None:
             tmp.mkdir(mode=0o755)
         else:
@@ -29,4 +28,4 @@ class VfsDriver(FullTreeDriver):
 
     def delete(self, path: Path) -> None:
         if os.path.lexists(path):
-            shutil.rmtree(path)
+            remove_tree(path)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -109,7 +108,7 @@ class LocalVolumeDriver(VolumeDriver):
                 return self._same_or_conflict(name, opts)
             driverkit.fsync_dir(self.home)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            driverkit.remove_tree(tmp, ignore_errors=True)
 
     def _same_or_conflict(self, name: str, opts: dict) -> None:
         if self._opts(name) != opts:
@@ -127,7 +126,7 @@ class LocalVolumeDriver(VolumeDriver):
                 raise FailedPrecondition(f"remove {name}: volume has mounts under {target}")
             os.rename(target, trash)
         driverkit.fsync_dir(self.home)
-        shutil.rmtree(trash, ignore_errors=True)
+        driverkit.remove_tree(trash, ignore_errors=True)
 
     def mount(self, name: str, container_id: str) -> Path:
         target = self._dir(name)
@@ -187,7 +186,7 @@ class LocalVolumeDriver(VolumeDriver):
             if e.name.startswith(".trash-") or (
                     e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > _STALE_TMP_SECONDS):
                 if not driverkit.mounts_under(e.path):
-                    shutil.rmtree(e.path, ignore_errors=True)
+                    driverkit.remove_tree(e.path, ignore_errors=True)
 
 
 def _hide_password(text: str) -> str:
