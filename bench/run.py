@@ -9,7 +9,7 @@ is installed (not editable, for honest start-up times):
     python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install .
     BERTH=/tmp/bench-venv/bin/berth /tmp/bench-venv/bin/python bench/run.py [SCENARIO ...]
 
-Scenarios: help, import, run, many, bridge, pull, build. Results: bench/results/latest.md.
+Scenarios: help, import, run, run-flags, many, bridge, pull, build. Results: bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -133,6 +133,24 @@ def bench_run(tmp: Path, rootfs: Path) -> list[dict]:
         return [compare("run --rm --network none IMAGE true", 20,
                         lambda: timed([b.cmd("run", "--rm", "--network", "none", "bench/busybox", "true")]),
                         lambda: timed([p.cmd("run", "--rm", "--network", "none", "bench/busybox", "true")]))]
+
+
+# Everyday run flags of issue 12, each with work at start (files, rlimits, sysctls, namespaces, an init).
+# (podman refuses --dns with --network none and --init with --pid host, Docker and berth take them: not here)
+RUN_FLAGS = ("--add-host", "db:10.0.0.2", "--ulimit", "nofile=1024:2048", "--sysctl", "net.ipv4.ip_forward=1",
+             "--security-opt", "no-new-privileges", "--cap-add", "NET_ADMIN", "--group-add", "10",
+             "--oom-score-adj", "100", "--init")
+
+
+def bench_run_flags(tmp: Path, rootfs: Path) -> list[dict]:
+    with engines(tmp, "runflags") as (b, p):
+        b.run("import", str(rootfs), "bench/busybox")
+        p.run("import", str(rootfs), "bench/busybox")
+        return [compare("run --rm --network none + 8 flags IMAGE true", 20,
+                        lambda: timed([b.cmd("run", "--rm", "--network", "none", *RUN_FLAGS, "bench/busybox",
+                                             "true")]),
+                        lambda: timed([p.cmd("run", "--rm", "--network", "none", *RUN_FLAGS, "bench/busybox",
+                                             "true")]))]
 
 
 def bench_many(tmp: Path, rootfs: Path) -> list[dict]:
@@ -304,7 +322,8 @@ def bench_build(tmp: Path, rootfs: Path) -> list[dict]:
         return rows
 
 
-SCENARIOS = {"help": bench_help, "import": bench_import, "run": bench_run, "many": bench_many,
+SCENARIOS = {"help": bench_help, "import": bench_import, "run": bench_run, "run-flags": bench_run_flags,
+             "many": bench_many,
              "bridge": bench_bridge, "pull": bench_pull, "build": bench_build}
 
 
