@@ -622,7 +622,9 @@ class ContainerService:
         icfg = image.config.get("config") or {}
         env = merge_env(list(icfg.get("Env") or []), [e for f in opts.env_files for e in parse_env_file(f)] + opts.env)
         if opts.entrypoint is not None:  # a string from --entrypoint, a list from the Engine API
-            entrypoint = ([opts.entrypoint] if isinstance(opts.entrypoint, str) else list(opts.entrypoint)) or None
+            given = opts.entrypoint
+            entrypoint = ([given] if given else []) if isinstance(given, str) else list(given)  # "" resets
+            entrypoint = entrypoint or None
             cmd = list(opts.command) or None
         else:
             entrypoint = icfg.get("Entrypoint") or None
