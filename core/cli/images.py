@@ -47,8 +47,7 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
             ref = refs.parse(name) if name else None
             repo = ref.familiar_name if ref else "<none>"
             tag = ref.tag if ref else "<none>"
-            if repository and (not ref or not fnmatch.fnmatch(ref.familiar_name, repository.split(":")[0])
-                               or (":" in repository and repository.rsplit(":", 1)[1] != tag)):
+            if repository and not _matches_repository(ref, repository):
                 continue
             if "reference" in flt and not any(
                     ref and (fnmatch.fnmatch(ref.familiar_name, p) or fnmatch.fnmatch(ref.familiar, p))
@@ -76,6 +75,21 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
         columns.append(("Digest", "DIGEST"))
     columns += [("ID", "IMAGE ID"), ("CreatedSince", "CREATED"), ("Size", "SIZE")]
     output.table(rows, columns, fmt)
+
+
+def _matches_repository(ref, argument: str) -> bool:
+    """`berth images REPOSITORY[:TAG]`: the tag is what follows the last ':' after the last '/'
+    (a registry's port is not a tag); the repository may be a pattern."""
+    import fnmatch
+
+    if ref is None:
+        return False
+    name, tag = argument, None
+    if ":" in argument.rsplit("/", 1)[-1]:
+        name, tag = argument.rsplit(":", 1)
+    if tag is not None and tag != ref.tag:
+        return False
+    return fnmatch.fnmatch(ref.familiar_name, name) or fnmatch.fnmatch(ref.name, name)
 
 
 @click.command("import", context_settings=CONTEXT)

@@ -437,14 +437,10 @@ class ImageService:
         tags = [r["name"] for r in self.store.all("SELECT name FROM tags WHERE image_id = ?", (image_id,))]
         digests = [r["name"] for r in self.store.all("SELECT name FROM repo_digests WHERE image_id = ?", (image_id,))]
         named = self._tag_target(name) == image_id  # by reference, not by ID
-        if named and len(tags) + len(digests) > 1:
-            ref = refs.parse(name)
-            if ref.digest:
-                with self.store.transaction() as db:
-                    db.execute("DELETE FROM repo_digests WHERE name = ?", (f"{ref.name}@{ref.digest}",))
-            else:
-                self.untag(name)
-            return [("Untagged", ref.familiar)]
+        if named:
+            doomed = _references_going_with(refs.parse(name), tags, digests)
+            if [r for r in tags + digests if r not in doomed]:  # other references keep the image
+                return self._drop_references(image_id, doomed)
         user = in_use_by(image_id) if in_use_by else None
         if user and not force:
             if named:
@@ -455,15 +451,21 @@ class ImageService:
             raise Conflict(f"conflict: unable to delete {short} (must be forced) - image is referenced in multiple repositories")
         if self.children(image_id):
             raise Conflict(f"conflict: unable to delete {short} (cannot be forced) - image has dependent child images")
-        out: list[tuple[str, str]] = []
-        for tag in tags:
-            self.untag(tag)
-            out.append(("Untagged", refs.parse(tag).familiar))
-        out.extend(("Untagged", refs.parse(d).familiar) for d in digests)
+        out = self._drop_references(image_id, tags + digests)
         if user:  # forced while a container uses it: as Docker, keep the image, untagged
             return out
         out.extend(("Deleted", d) for d in self.delete(image_id, parents_unless=in_use_by or (lambda _: None)))
         return out
+
+    def _drop_references(self, image_id: str, names: list[str]) -> list[tuple[str, str]]:
+        """Remove tags and repo digests (stored spellings); rmi's "Untagged" lines."""
+        with self.store.transaction() as db:
+            for name in names:
+                db.execute("DELETE FROM tags WHERE name = ?", (name,))
+                db.execute("DELETE FROM repo_digests WHERE name = ?", (name,))
+        for name in names:
+            self.engine.emit("image", "untag", image_id, {"name": refs.parse(name).familiar})
+        return [("Untagged", refs.parse(name).familiar) for name in names]
 
     def delete(self, image_id: str, parents_unless: Callable[[str], object] | None = None) -> list[str]:
         """Delete the image row, then the layers and blobs no other image shares.
@@ -644,6 +646,18 @@ def _docker_config(cfg: dict) -> dict:
 
 def _image_attrs(image: Image) -> dict[str, str]:
     return {"name": image.repo_tags[0]} if image.repo_tags else {}
+
+
+def _references_going_with(ref: refs.Reference, tags: list[str], digests: list[str]) -> list[str]:
+    """What `rmi REF` removes, as Docker: the reference itself and, when it was the last tag
+    of its repository, that repository's digest references (which would keep the image
+    otherwise, untagged and dangling)."""
+    if ref.digest:
+        return [f"{ref.name}@{ref.digest}"]
+    own = str(ref)
+    if any(refs.parse(t).name == ref.name for t in tags if t != own):
+        return [own]
+    return [own] + [d for d in digests if d.split("@", 1)[0] == ref.name]
 
 
 def _familiar_or_raw(name: str) -> str:
