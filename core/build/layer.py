@@ -36,8 +36,7 @@ class ImageRoot:
             self.scratch = tempfile.mkdtemp(prefix=".build-", dir=self.engine.root)
             return self.scratch
         images, driver = self.engine.images, self.engine.storage
-        images.ensure_layers(self.image.diff_ids, [l["digest"] for l in self.image.manifest.get("layers", [])])
-        parent = images.layer_cache_id(self.image.top_layer)
+        parent = images.top_cache_id(self.image)
         self.view_id = "build-" + random_hex(26)
         driver.create_rw(self.view_id, parent)
         try:

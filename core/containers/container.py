@@ -599,7 +599,7 @@ class ContainerService:
         else:
             raise Conflict("could not find a free container name")
         try:
-            parent = engine.images.layer_cache_id(image.top_layer) if image.top_layer else None
+            parent = engine.images.top_cache_id(image)
             self.storage_for(self.load(container_id)).create_rw(container_id, parent)
             engine.volumes.ensure(opts.mounts or [])  # Docker makes named volumes at create
         except BaseException:

@@ -356,6 +356,22 @@ class ImageService:
             raise Corrupt(f"layer {blob}: uncompressed content is {got}, the image config says {diff_id}")
         return size
 
+    def top_cache_id(self, image: Image) -> str | None:
+        """The current storage driver's cache ID of `image`'s top layer (None for an empty image).
+
+        A layer the driver lacks (the image came in under another storage driver) is
+        extracted again from the content store, so switching drivers loses nothing.
+        """
+        if not image.top_layer:
+            return None
+        try:
+            return self.layer_cache_id(image.top_layer)
+        except NotFound:
+            pass
+        with self.engine.lock("gc", shared=True):
+            self.ensure_layers(image.diff_ids, [layer["digest"] for layer in image.manifest.get("layers", [])])
+        return self.layer_cache_id(image.top_layer)
+
     def layer_cache_id(self, chain_id: str) -> str:
         row = self.store.one(
             "SELECT cache_id FROM layers WHERE driver = ? AND chain_id = ?", (self.engine.storage_driver_name, chain_id)

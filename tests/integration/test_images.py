@@ -113,6 +113,25 @@ def test_switching_drivers_keeps_both(berth):
     assert json.loads(berth("image", "inspect", "onvfs", check=True).stdout)[0]["GraphDriver"]["Name"] == "vfs"
 
 
+def test_an_image_from_one_driver_runs_and_builds_on_under_another(berth):
+    """docs/architecture.md: a layer the current driver lacks is extracted again from the
+    content store (issue #11: `layer ... is not in the vfs driver`)."""
+    berth.storage_driver = "overlay2"
+    berth("import", str(berth.rootfs), "base", check=True)
+    berth("run", "--name", "mk", "--network", "none", "base", "sh", "-c", "echo made on overlay2 > /made",
+          check=True)
+    berth("commit", "mk", "made", check=True)
+    berth.storage_driver = "vfs"
+    p = berth("run", "--rm", "--network", "none", "made", "cat", "/made")
+    assert (p.returncode, p.stdout, p.stderr) == (0, "made on overlay2\n", "")
+    berth("run", "--name", "mk2", "--network", "none", "made", "sh", "-c", "echo and on vfs >> /made", check=True)
+    berth("commit", "mk2", "made2", check=True)
+    berth("rm", "mk2", check=True)
+    berth.storage_driver = "overlay2"
+    p = berth("run", "--rm", "--network", "none", "made2", "cat", "/made")
+    assert (p.returncode, p.stdout) == (0, "made on overlay2\nand on vfs\n"), p.stderr
+
+
 def test_unsupported_driver_says_why(berth):
     berth.storage_driver = "aufs"
     proc = berth("import", str(berth.rootfs), "x")
