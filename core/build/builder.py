@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import re
 from collections.abc import Callable
 
 from berth.core.build.context import Context
@@ -507,18 +506,14 @@ def _go_quote(words: list[str]) -> str:
     return "[" + " ".join(json.dumps(w, ensure_ascii=False) for w in words) + "]"
 
 
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
-          "h": 3_600_000_000_000}
-
-
 def _duration(text: str, flag: str) -> int:
     """Go's time.ParseDuration, in nanoseconds."""
-    if text in ("0", ""):
-        return 0
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise DockerfileError(f"time: invalid duration \"{text}\"")
-    total = int(sum(float(n) * _UNITS[u] for n, u in parts))
+    from berth.core.plumbing.units import parse_duration
+
+    try:
+        total = parse_duration(text or "0")
+    except ValueError as exc:
+        raise DockerfileError(str(exc)) from None
     if total < 1_000_000 and total != 0:
         raise DockerfileError(f"Interval \"{flag}\" cannot be less than 1ms")
     return total

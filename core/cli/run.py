@@ -89,6 +89,16 @@ CREATE_FLAGS = [
     Flag("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)."),
     Flag("--memory-reservation", help="Memory soft limit."),
     Flag("--volume-driver", help="Optional volume driver for the container."),
+    # health checks (berth.core.containers.health)
+    Flag("--health-cmd", help="Command to run to check health."),
+    Flag("--health-interval", help="Time between running the check (ms|s|m|h) (default 0s)."),
+    Flag("--health-retries", type=int, help="Consecutive failures needed to report unhealthy."),
+    Flag("--health-start-interval", help="Time between running the check during the start period (ms|s|m|h) "
+                                         "(default 0s)."),
+    Flag("--health-start-period", help="Start period for the container to initialize before starting "
+                                       "health-retries countdown (ms|s|m|h) (default 0s)."),
+    Flag("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)."),
+    Flag("--no-healthcheck", kind="bool", help="Disable any container-specified HEALTHCHECK."),
 ]
 
 RUN_FLAGS = [
@@ -261,8 +271,18 @@ def _build_options(engine, image, command, kw, detach=False):
         mounts=_mounts(engine, kw),
         publish=list(kw["publish"]), publish_all=kw["publish_all"], expose=list(kw["expose"]),
         links=list(kw["links"]), host_config=hostconfig.from_flags(kw), platform=kw["platform"],
-        endpoint=_endpoint(kw),
+        endpoint=_endpoint(kw), healthcheck=_healthcheck(kw),
     )
+
+
+def _healthcheck(kw) -> dict | None:
+    """--health-* and --no-healthcheck: Config.Healthcheck, or None (the image's applies)."""
+    if not any(kw.get(dest) for dest in ("health_cmd", "health_interval", "health_retries", "health_start_interval",
+                                         "health_start_period", "health_timeout", "no_healthcheck")):
+        return None  # the common case imports nothing more
+    from berth.core.containers import health
+
+    return health.from_flags(kw)
 
 
 def _endpoint(kw) -> dict:

@@ -192,6 +192,7 @@ class CreateOptions(Record):
         "host_config": {},  # HostConfig fields of the other flags, checked (berth.core.containers.hostconfig)
         "platform": None,  # --platform os/arch[/variant]: the image must be of it
         "endpoint": {},  # --ip/--network-alias/--mac-address: EndpointSettings on the primary network
+        "healthcheck": None,  # Config.Healthcheck of --health-*/--no-healthcheck (berth.core.containers.health)
         "warnings": [],  # filled by create: what Docker accepts with a warning (the CLI prints them)
     }
 
@@ -309,7 +310,12 @@ def status_text(c) -> str:
     if status in ("running", "paused"):
         started = parse_time(c.state["StartedAt"])
         up = human_duration((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds())
-        return f"Up {up}" + (" (Paused)" if status == "paused" else "")
+        if status == "paused":
+            return f"Up {up} (Paused)"
+        health = (c.state.get("Health") or {}).get("Status")
+        if health:
+            return f"Up {up} ({'health: starting' if health == 'starting' else health})"
+        return f"Up {up}"
     if status == "restarting":
         return f"Restarting ({c.state.get('ExitCode', 0)}) {ago(c.state['FinishedAt'])}"
     if status == "exited":
@@ -344,6 +350,14 @@ def matches(engine, c, filters: dict[str, list[str]]) -> bool:
                 return False
         elif key == "ancestor":
             if not any(_is_ancestor(engine, c, v) for v in values):
+                return False
+        elif key == "health":
+            from berth.core.containers.health import STATUSES, status_of
+
+            for v in values:
+                if v not in STATUSES:
+                    raise InvalidArgument(f"Unrecognised filter value for health: {v}")
+            if status_of(c.state) not in values:
                 return False
         else:
             raise InvalidArgument(f"invalid filter '{key}'")
@@ -653,6 +667,10 @@ class ContainerService:
             "WorkingDir": opts.workdir if opts.workdir is not None else icfg.get("WorkingDir", ""),
             "Entrypoint": entrypoint, "OnBuild": None, "Labels": labels,
         }
+        if opts.healthcheck or icfg.get("Healthcheck"):
+            from berth.core.containers import health
+
+            config["Healthcheck"] = health.merge(opts.healthcheck, icfg.get("Healthcheck"))
         stop_signal = opts.stop_signal or icfg.get("StopSignal")
         if stop_signal:
             signal_number(stop_signal)

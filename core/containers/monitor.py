@@ -258,6 +258,7 @@ class Monitor:
         self.reused: tuple | None = None  # (mounts, files) of the first start, for the restarts
         self.netns_fd: int | None = None  # the network namespace kept across restarts
         self.error = ""  # why a restart failed
+        self.health = None  # a health.Checker when the container has a health check
 
     # -- setup ---------------------------------------------------------------------
 
@@ -276,12 +277,15 @@ class Monitor:
         except BaseException as exc:
             self._start_failed(exc)
             return 0
+        self.health = _checker(self)
         self._running(started, child_fds, RestartCount=0, ManuallyStopped=False, ExitOnNext=False)
         self._announce_start()
         _send_ready(self.ready_w, {"pid": started.pid})
         self._watch()
         while True:
             self.loop()
+            if self.health is not None:
+                self.health.end()
             outcome = self._restart(rootfs, run_dir)
             if outcome is not True:
                 break
@@ -297,11 +301,13 @@ class Monitor:
         self.cgroup = started.cgroup
         self.exit_code = None
         self.restarts.started()
-        self.service.update_state(
+        stored = self.service.update_state(
             c.id, Status="running", Running=True, Paused=False, Restarting=False, Pid=started.pid,
             PidStart=started.start_time, MonitorPid=os.getpid(), MonitorStart=_self_start(), ExitCode=0, Error="",
             StartedAt=_now(), FinishedAt="0001-01-01T00:00:00Z", OOMKilled=False, **state,
         )
+        if self.health is not None:
+            self.health.begin(stored or {})
 
     def _announce_start(self) -> None:
         c = self.container
@@ -533,6 +539,8 @@ class Monitor:
                 timeout = max(self.attach_deadline - time.monotonic(), 0)
             elif drain_deadline:
                 timeout = 0.1
+            if self.health is not None and (wait := self.health.wait()) is not None:
+                timeout = wait if timeout is None else min(timeout, wait)
             for key, _ in self.sel.select(timeout):
                 kind, fd = key.data
                 if kind == "wake":
@@ -544,6 +552,13 @@ class Monitor:
                     self._client_readable(fd)
                 elif kind == "output":
                     self._output_readable(fd)
+                elif kind == "probe":
+                    self.health.readable(fd)
+            if self.health is not None:
+                if self.exit_code is None:
+                    self.health.tick()
+                else:
+                    self.health.end()
             if not self.pumping and time.monotonic() >= self.attach_deadline:
                 self._pump_outputs()
 
@@ -751,6 +766,17 @@ class Monitor:
                 print(f"auto-remove: {exc}", file=sys.stderr)
         self.listener.close()
         self._tell_clients(code)
+
+
+def _checker(monitor):
+    """The container's health monitor, or None without a health check (nothing more is imported)."""
+    check = monitor.container.config.get("Healthcheck")
+    if not check:
+        return None
+    from berth.core.containers import health
+
+    args = health.probe_args(check)
+    return health.Checker(monitor, check, args) if args else None
 
 
 def _self_start() -> int:

@@ -81,6 +81,22 @@ def ago(iso: str) -> str:
     return human_duration(delta.total_seconds()) + " ago"
 
 
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
+                   "h": 3_600_000_000_000}
+
+
+def parse_duration(text: str) -> int:
+    """Go's time.ParseDuration ("1m30s", "500ms", "-2s", "0"), in nanoseconds; ValueError
+    with Go's message (time: invalid duration "x")."""
+    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
+    if body == "0":
+        return 0
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)", body)
+    if not parts or "".join(n + u for n, u in parts) != body:
+        raise ValueError(f'time: invalid duration "{text}"')
+    return sign * int(sum(float(n) * _DURATION_UNITS[u] for n, u in parts))
+
+
 def parse_since(text: str, now: float | None = None) -> float:
     """--since/--until values: a Unix timestamp, RFC 3339, or a Go duration ("10m", "1h30m") before now."""
     import time
@@ -88,11 +104,10 @@ def parse_since(text: str, now: float | None = None) -> float:
     now = time.time() if now is None else now
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    m = re.fullmatch(r"((?:\d+(?:\.\d+)?(?:ns|us|ms|s|m|h))+)", text)
-    if m:
-        scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-        total = sum(float(n) * scale[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", text))
-        return now - total
+    try:
+        return now - parse_duration(text) / 1e9
+    except ValueError:
+        pass
     try:
         return parse_time(text).timestamp()
     except InvalidArgument:
