@@ -20,7 +20,7 @@ from berth.core.api.server import (
     query_int,
     service_of,
 )
-from berth.core.errors import BerthError, NotFound
+from berth.core.errors import BerthError, InvalidArgument, NotFound
 
 
 def _ref(request: web.Request) -> str:
@@ -40,8 +40,8 @@ async def create(request: web.Request) -> web.Response:
 
     body = await json_body(request)
     image, values, endpoints = create_values(body, request.query.get("name"))
-    container = await service_of(request).call(_create, image, values, endpoints)
-    return json_response({"Id": container.id, "Warnings": []}, status=201)
+    container, warnings = await service_of(request).call(_create, image, values, endpoints)
+    return json_response({"Id": container.id, "Warnings": warnings}, status=201)
 
 
 def _create(engine, image_name: str, values: dict, endpoints: dict):
@@ -49,11 +49,19 @@ def _create(engine, image_name: str, values: dict, endpoints: dict):
     from berth.core.containers.mounts import from_flags, with_image_volumes
 
     image = engine.images.get(image_name)
+    from berth.core.containers import hostconfig
+
     specs = {key: values.pop(key, ()) for key in ("volumes", "mounts", "tmpfs", "volumes_from")}
-    values["mounts"] = from_flags(engine, **specs)
+    values["host_config"] = hostconfig.from_flags(values["host_config"])  # checked as the CLI's flags
+    values["mounts"] = from_flags(engine, volume_driver=values["host_config"].get("VolumeDriver"), **specs)
+    if values["endpoint"].get("MacAddress"):
+        values["endpoint"]["MacAddress"] = hostconfig.mac_address(values["endpoint"]["MacAddress"])
     opts = CreateOptions(image=image_name, **values)
     with_image_volumes(engine, opts, image)
-    container = engine.containers.create(opts, image)
+    try:
+        container = engine.containers.create(opts, image)
+    except NotFound as exc:  # a 404 from create means "pull the image" to clients: this is another object
+        raise InvalidArgument(exc.message) from None
     mode = container.network_mode
     for network, settings in endpoints.items():
         if network in (mode, "default") or not isinstance(settings, dict):
@@ -63,7 +71,7 @@ def _create(engine, image_name: str, values: dict, endpoints: dict):
         except BerthError:
             engine.containers.remove(container, force=True)
             raise
-    return container
+    return container, list(opts.warnings)
 
 
 async def list_(request: web.Request) -> web.Response:

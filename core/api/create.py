@@ -209,19 +209,67 @@ def _console_size(values, value, where):
         values["console_size"] = (value[0], value[1])
 
 
+def _flag(dest, render=str):
+    """A field `berth run`'s flag --DEST sets (berth.core.containers.hostconfig checks it as the CLI's):
+    the value goes back to the flag's text form, so both are checked by one parser."""
+    def apply(values, value, where):
+        if value in ZERO:
+            return
+        items = value if isinstance(value, list) else [value]
+        try:
+            values.setdefault("_flags", {})[dest] = [render(item) for item in items] \
+                if isinstance(value, list) or dest in _MULTIPLE else render(value)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where}") from None
+    return apply
+
+
+_MULTIPLE = {"dns", "dns_search", "dns_option", "add_host", "device", "device_cgroup_rule", "ulimit",
+             "security_opt", "group_add", "sysctl"}
+
+
+def _ulimit(item) -> str:
+    return f"{item['Name']}={item['Soft']}:{item['Hard']}"
+
+
+def _device(item) -> str:
+    return f"{item['PathOnHost']}:{item.get('PathInContainer') or item['PathOnHost']}:" \
+           f"{item.get('CgroupPermissions') or 'rwm'}"
+
+
+def _security_opt(item: str) -> str:
+    key, value = (item.split("=", 1) if "=" in item else item.split(":", 1) if ":" in item else (item, ""))
+    if key == "seccomp" and value not in ("unconfined", "builtin"):
+        raise bad_request("berth does not support a seccomp profile through the API yet")
+    return item
+
+
+def _sysctls(values, value, where):
+    for key, item in _string_map(value, where).items():
+        values.setdefault("_flags", {}).setdefault("sysctl", []).append(f"{key}={item}")
+
+
+def _init(values, value, where):
+    if _typed(value, bool, where):
+        values.setdefault("_flags", {})["init"] = True
+
+
+def _bool_flag(dest):
+    def apply(values, value, where):
+        if _typed(value, bool, where):
+            values.setdefault("_flags", {})[dest] = True
+    return apply
+
+
 def _ignored(values, value, where):
     """Carries no behaviour for berth (a name, a file the client writes, what the image has anyway)."""
 
 
 # What berth does anyway: these values of unsupported fields pass.
 HARMLESS = {
-    "HostConfig.IpcMode": ("private", "shareable"),
-    "HostConfig.CgroupnsMode": ("private",),
     "HostConfig.MemorySwappiness": (-1,),
     "HostConfig.Isolation": ("default",),
-    "HostConfig.Runtime": ("berth",),
-    "HostConfig.SecurityOpt": (["no-new-privileges"], ["no-new-privileges:true"], ["no-new-privileges=true"]),
-    "HostConfig.OomKillDisable": (False,),
+    "HostConfig.Runtime": ("berth", "runc"),
     "Config.ArgsEscaped": (True,),
 }
 
@@ -233,28 +281,28 @@ FIELDS = {
         "StdinOnce": _ignored,  # follows OpenStdin and attaching, as `berth run -i`
         "Env": _env, "Cmd": _cmd, "Healthcheck": None, "ArgsEscaped": None, "Image": _ignored,
         "Volumes": _volumes, "WorkingDir": _set("workdir", str), "Entrypoint": _entrypoint,
-        "NetworkDisabled": None, "MacAddress": None, "OnBuild": None, "Labels": _labels,
+        "NetworkDisabled": None, "MacAddress": _flag("mac_address"), "OnBuild": None, "Labels": _labels,
         "StopSignal": _set("stop_signal", str), "StopTimeout": _set("stop_timeout", int), "Shell": _ignored,
     },
     "HostConfig": {
-        "CpuShares": None, "Memory": _positive("memory"), "CgroupParent": None, "BlkioWeight": None,
+        "CpuShares": _flag("cpu_shares", int), "Memory": _positive("memory"), "CgroupParent": None, "BlkioWeight": None,
         "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
         "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": None, "CpuQuota": None,
-        "CpuRealtimePeriod": None, "CpuRealtimeRuntime": None, "CpusetCpus": None, "CpusetMems": None,
-        "Devices": None, "DeviceCgroupRules": None, "DeviceRequests": None, "KernelMemory": None,
-        "KernelMemoryTCP": None, "MemoryReservation": None, "MemorySwap": _positive("memory_swap"),
-        "MemorySwappiness": None, "NanoCpus": _nano_cpus, "OomKillDisable": None, "Init": None,
-        "PidsLimit": _pids_limit, "Ulimits": None, "CpuCount": None, "CpuPercent": None, "IOMaximumIOps": None,
+        "CpuRealtimePeriod": None, "CpuRealtimeRuntime": None, "CpusetCpus": _flag("cpuset_cpus"), "CpusetMems": None,
+        "Devices": _flag("device", _device), "DeviceCgroupRules": _flag("device_cgroup_rule"), "DeviceRequests": None, "KernelMemory": None,
+        "KernelMemoryTCP": None, "MemoryReservation": _flag("memory_reservation"), "MemorySwap": _positive("memory_swap"),
+        "MemorySwappiness": None, "NanoCpus": _nano_cpus, "OomKillDisable": _bool_flag("oom_kill_disable"), "Init": _init,
+        "PidsLimit": _pids_limit, "Ulimits": _flag("ulimit", _ulimit), "CpuCount": None, "CpuPercent": None, "IOMaximumIOps": None,
         "IOMaximumBandwidth": None, "Binds": _binds, "ContainerIDFile": _ignored, "LogConfig": _log_config,
         "NetworkMode": _network_mode, "PortBindings": _port_bindings, "RestartPolicy": _restart,
-        "AutoRemove": _set("auto_remove", bool), "VolumeDriver": None, "VolumesFrom": _volumes_from,
+        "AutoRemove": _set("auto_remove", bool), "VolumeDriver": _flag("volume_driver"), "VolumesFrom": _volumes_from,
         "Mounts": _mounts, "ConsoleSize": _console_size, "Annotations": None, "CapAdd": _set("cap_add", list),
-        "CapDrop": _set("cap_drop", list), "CgroupnsMode": None, "Dns": None, "DnsOptions": None,
-        "DnsSearch": None, "ExtraHosts": None, "GroupAdd": None, "IpcMode": None, "Cgroup": None,
-        "Links": _set("links", list), "OomScoreAdj": None, "PidMode": None, "Privileged": None,
+        "CapDrop": _set("cap_drop", list), "CgroupnsMode": _flag("cgroupns"), "Dns": _flag("dns"), "DnsOptions": _flag("dns_option"),
+        "DnsSearch": _flag("dns_search"), "ExtraHosts": _flag("add_host"), "GroupAdd": _flag("group_add"), "IpcMode": _flag("ipc"), "Cgroup": None,
+        "Links": _set("links", list), "OomScoreAdj": _flag("oom_score_adj", int), "PidMode": _flag("pid"), "Privileged": _bool_flag("privileged"),
         "PublishAllPorts": _set("publish_all", bool), "ReadonlyRootfs": _set("read_only", bool),
-        "SecurityOpt": None, "StorageOpt": None, "Tmpfs": _tmpfs, "UTSMode": None, "UsernsMode": None,
-        "ShmSize": _positive("shm_size"), "Sysctls": None, "Runtime": None, "Isolation": None,
+        "SecurityOpt": _flag("security_opt", _security_opt), "StorageOpt": None, "Tmpfs": _tmpfs, "UTSMode": _flag("uts"), "UsernsMode": _flag("userns"),
+        "ShmSize": _positive("shm_size"), "Sysctls": _sysctls, "Runtime": None, "Isolation": None,
         "MaskedPaths": None, "ReadonlyPaths": None,
     },
 }
@@ -284,7 +332,30 @@ def create_values(body: dict, name: str | None) -> tuple[str, dict, dict]:
                 raise bad_request(f"berth does not support {where} (got {value!r}) yet")
             apply(values, value, where)
     values["detach"] = not values.get("attach")  # nothing attached: what `run -d` creates
-    endpoints = ((body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {})
-    if not isinstance(endpoints, dict):
+    flags = values.pop("_flags", {})
+    mac = flags.pop("mac_address", None)
+    endpoints = ((body.get("NetworkingConfig") or {}) if isinstance(body.get("NetworkingConfig"), dict) else {}) \
+        .get("EndpointsConfig") or {}
+    if not isinstance(endpoints, dict) or not all(isinstance(v, dict) or v is None for v in endpoints.values()):
         raise bad_request("json: cannot unmarshal into Go struct field NetworkingConfig.EndpointsConfig")
+    values["host_config"] = flags
+    values["endpoint"] = _endpoint(endpoints.pop(values.get("network") or "default", None)
+                                   or (endpoints.popitem()[1] if len(endpoints) == 1 and not values.get("network")
+                                       else None), mac)
     return image, values, endpoints
+
+
+def _endpoint(settings: dict | None, mac: str | None) -> dict:
+    """The primary network's EndpointSettings (what --ip, --network-alias, --mac-address set)."""
+    settings = settings or {}
+    out = {}
+    address = (settings.get("IPAMConfig") or {}).get("IPv4Address")
+    if address:
+        out["IPAMConfig"] = {"IPv4Address": address}
+    if settings.get("Aliases"):
+        out["Aliases"] = _strings(settings["Aliases"], "EndpointSettings.Aliases")
+    if mac or settings.get("MacAddress"):
+        out["MacAddress"] = mac or settings["MacAddress"]
+    if settings.get("Links") or settings.get("DriverOpts") or (settings.get("IPAMConfig") or {}).get("IPv6Address"):
+        raise bad_request("berth does not support EndpointSettings Links, DriverOpts or IPv6Address yet")
+    return out

@@ -264,12 +264,12 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def build_app(service: Service) -> web.Application:
-    from berth.core.api import containers, execs, images, networks, system, volumes
+    from berth.core.api import archive, containers, execs, images, networks, system, volumes
 
     app = web.Application(middlewares=[_middleware], client_max_size=MAX_BODY)
     app["service"] = service
     app.on_response_prepare.append(_headers)
-    for module in (system, containers, execs, images, networks, volumes):
+    for module in (system, containers, archive, execs, images, networks, volumes):
         for method, path, handler in module.ROUTES:
             app.router.add_route(method, path, handler)
             app.router.add_route(method, r"/v{version:[0-9]+(\.[0-9]+)?}" + path, handler)
@@ -391,6 +391,19 @@ def _listen_tcp(uri: str, parts) -> socket.socket:
     return sock
 
 
+def _warm(engine) -> None:
+    """Import what the handlers use and load the plugins, on a pool thread, once."""
+    from berth.core import plugins
+    from berth.core.api import create  # noqa: F401
+
+    try:
+        engine.containers, engine.images, engine.networks, engine.volumes  # noqa: B018
+        plugins.drivers("storage").get(engine.storage_driver_name)
+        plugins.drivers("log").get(engine.config.get("logging.driver"))
+    except Exception:  # whatever fails here fails again where it is used, and is reported there
+        pass
+
+
 def serve(make_engine, uri: str, idle_timeout: float) -> int:
     """Serve until SIGTERM/SIGINT or `idle_timeout` seconds without a request (0: never)."""
     sock, path = listen(uri)
@@ -418,11 +431,18 @@ async def _serve(make_engine, sock: socket.socket, idle_timeout: float, starters
     service = Service(make_engine, idle_timeout)
     service.starters = starters
     app = build_app(service)
-    runner = _Runner(app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS)
+    access = {"access_log": None}
+    if os.environ.get("BERTH_API_ACCESS_LOG"):  # one line per request on stderr, for debugging clients
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        access = {"access_log_format": '%r %s %Tf'}
+    runner = _Runner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_SECONDS, **access)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.stopping.set)
+    warm = asyncio.ensure_future(service.call(_warm))  # the first request does not pay for the imports
     try:
         while not service.stopping.is_set():
             try:
@@ -433,5 +453,6 @@ async def _serve(make_engine, sock: socket.socket, idle_timeout: float, starters
                     and time.monotonic() - service.last_active > idle_timeout:
                 break
     finally:
+        warm.cancel()
         await runner.cleanup()  # stops accepting, lets what is in flight finish
         service.pool.shutdown(wait=True, cancel_futures=True)

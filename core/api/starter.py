@@ -95,12 +95,13 @@ def _serve(make_engine, sock: socket.socket) -> None:  # pragma: no cover - runs
 
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the service ends us by closing the socket
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from berth.core.containers import monitor
+
     stream = sock.makefile("rwb", buffering=0)
-    engine = None
+    engine = make_engine()
+    monitor._preload(engine, store=False)  # each monitor forked from here starts with its modules loaded
     for line in stream:
         request = json.loads(line)
-        if engine is None:
-            engine = make_engine()
         try:
             engine.containers.start(request["id"], attach_wait=request["attach_wait"])
             answer = {"ok": True}

@@ -1131,17 +1131,28 @@ class ContainerService:
         self.engine.emit("container", "commit", container.id, container.attrs(comment=message))
         return image
 
-    def copy_from(self, ref: str, path: str, dest: str, *, follow: bool = False) -> None:
-        """`cp CTR:path dest` through the container's mounts (containers.copying); dest "-": a tar on stdout."""
+    def copy_from(self, ref: str, path: str, dest: str, *, follow: bool = False, stream_fd: int = 1,
+                  other_end: int | None = None) -> None:
+        """`cp CTR:path dest` through the container's mounts (containers.copying); dest "-": a tar on
+        `stream_fd` (stdout)."""
         from berth.core.containers import copying
 
-        copying.copy_from(self, ref, path, dest, follow=follow)
+        copying.copy_from(self, ref, path, dest, follow=follow, stream_fd=stream_fd, other_end=other_end)
 
-    def copy_to(self, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False) -> None:
-        """`cp src CTR:path` through the container's mounts (containers.copying); src "-": a tar on stdin."""
+    def stat_path(self, ref: str, path: str) -> dict:
+        """What `cp` learns of a path in the container first: Docker's PathStat (containers.copying)."""
         from berth.core.containers import copying
 
-        copying.copy_to(self, ref, src, path, follow=follow, archive=archive)
+        return copying.stat_path(self, ref, path)
+
+    def copy_to(self, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False,
+                stream_fd: int = 0, other_end: int | None = None) -> None:
+        """`cp src CTR:path` through the container's mounts (containers.copying); src "-": a tar on
+        `stream_fd` (stdin)."""
+        from berth.core.containers import copying
+
+        copying.copy_to(self, ref, src, path, follow=follow, archive=archive, stream_fd=stream_fd,
+                        other_end=other_end)
 
     def mounted(self, container: Container):
         """Context manager: the container's root filesystem mounted (nested counts)."""

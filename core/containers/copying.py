@@ -314,8 +314,10 @@ def _os_error(exc: OSError, path: str, ref: str, read_only: str = "") -> BerthEr
 # -- the two directions -----------------------------------------------------------------------
 
 
-def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False) -> None:
-    """`cp CTR:path dest`; dest "-" writes the tar stream to stdout."""
+def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False, stream_fd: int = 1,
+              other_end: int | None = None) -> None:
+    """`cp CTR:path dest`; dest "-" writes the tar stream to `stream_fd` (stdout). `other_end`:
+    the reading end of that pipe, closed in the child (so a reader that goes stops it)."""
     import threading
 
     container = service.get(ref)
@@ -323,7 +325,7 @@ def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False) 
     to_stdout = dest == "-"
     if not to_stdout:
         dst = destination_info(dest)  # on the host: errors before any work
-    read_fd, write_fd = (None, 1) if to_stdout else os.pipe2(os.O_CLOEXEC)
+    read_fd, write_fd = (None, stream_fd) if to_stdout else os.pipe2(os.O_CLOEXEC)
 
     def work(_):  # in the container's files
         try:
@@ -336,7 +338,7 @@ def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False) 
 
     with ContainerFiles(service, container) as view:
         if to_stdout:
-            view.fork(work).send()
+            view.fork(work, child_closes=[] if other_end is None else [other_end]).send()
             return
         worker = view.fork(work, child_closes=[read_fd], parent_closes=[write_fd])
         outcome: dict = {}
@@ -354,9 +356,11 @@ def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False) 
             raise outcome["error"]
 
 
-def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False) -> None:
-    """`cp src CTR:path`; src "-" reads a tar stream from stdin and extracts it into path,
-    which must be a directory."""
+def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False,
+            stream_fd: int = 0, other_end: int | None = None) -> None:
+    """`cp src CTR:path`; src "-" reads a tar stream from `stream_fd` (stdin) and extracts it
+    into path, which must be a directory. `other_end`: the writing end of that pipe, closed in
+    the child (so it sees the end of the stream)."""
     import threading
 
     container = service.get(ref)
@@ -369,7 +373,7 @@ def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, arc
             raise NotFound(f"lstat {src}: {exc.strerror.lower() if exc.strerror else exc}") from None
     owner = None if archive else (0, 0)
     read_only = read_only_message(container, cpath)
-    read_fd, write_fd = (0, None) if from_stdin else os.pipe2(os.O_CLOEXEC)
+    read_fd, write_fd = (stream_fd, None) if from_stdin else os.pipe2(os.O_CLOEXEC)
 
     def work(_):  # in the container's files
         try:
@@ -389,7 +393,7 @@ def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, arc
 
     with ContainerFiles(service, container) as view:
         if from_stdin:
-            view.fork(work).send()
+            view.fork(work, child_closes=[] if other_end is None else [other_end]).send()
             return
         worker = view.fork(work, child_closes=[write_fd], parent_closes=[read_fd])
         thread = threading.Thread(target=_send_tar, args=(info, write_fd), daemon=True)
@@ -398,6 +402,45 @@ def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, arc
             worker.send()
         finally:
             thread.join()
+
+
+def stat_path(service, ref: str, path: str) -> dict:
+    """Docker's PathStat of `path` in the container (name, size, Go's FileMode bits, mtime,
+    linkTarget), looked at from inside its files as a copy would; the last link is not followed."""
+    container = service.get(ref)
+    cpath = container_path(path)
+
+    def work(_):  # in the container's files
+        try:
+            st = os.lstat(cpath)
+            link = os.readlink(cpath) if stat.S_ISLNK(st.st_mode) else ""
+        except OSError as exc:
+            raise _os_error(exc, path, ref) from None
+        return {"mode": st.st_mode, "size": st.st_size, "mtime": st.st_mtime, "link": link}
+
+    with ContainerFiles(service, container) as view:
+        found = view.fork(work).send()
+    return {"name": posixpath.basename(cpath.rstrip("/")) or "/", "size": found["size"],
+            "mode": go_file_mode(found["mode"]), "mtime": _rfc3339(found["mtime"]), "linkTarget": found["link"]}
+
+
+def go_file_mode(mode: int) -> int:
+    """An st_mode as Go's os.FileMode (what Docker's API carries)."""
+    out = mode & 0o777
+    for test, bit in ((stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISFIFO, 1 << 25),
+                      (stat.S_ISSOCK, 1 << 24), (stat.S_ISBLK, 1 << 26), (stat.S_ISCHR, (1 << 26) | (1 << 21))):
+        if test(mode):
+            out |= bit
+    for flag, bit in ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22), (stat.S_ISVTX, 1 << 20)):
+        if mode & flag:
+            out |= bit
+    return out
+
+
+def _rfc3339(seconds: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _arcname(info: CopyInfo) -> str:

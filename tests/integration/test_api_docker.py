@@ -1,0 +1,140 @@
+"""The docker CLI through `berth system service`, beyond run/ps/logs/exec:
+cp, a TTY, networks with published ports and names, volumes, events,
+stats, the HostConfig fields berth's run flags set, pull and push against a
+docker-registry on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from api_service import ApiService, wait_for
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def api(berth):
+    berth.image  # noqa: B018 (busybox:latest, imported once)
+    service = ApiService(berth)
+    yield service
+    service.stop()
+
+
+def test_cp_both_ways(api, berth, tmp_path):
+    cid = api.docker("run", "-d", "--network", "none", "busybox", "sh", "-c",
+                     "mkdir -p /data/sub && echo inner > /data/sub/f && echo top > /data/top && exec sleep 60"
+                     ).stdout.strip()
+    wait_for(lambda: api.docker("exec", cid, "test", "-f", "/data/top").returncode == 0)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert api.docker("cp", f"{cid}:/data", str(out)).returncode == 0
+    assert (out / "data" / "sub" / "f").read_text() == "inner\n"
+    assert api.docker("cp", f"{cid}:/data/top", str(out / "top2")).returncode == 0
+    assert (out / "top2").read_text() == "top\n"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "deep.txt").write_text("deep\n")
+    assert api.docker("cp", str(tmp_path / "in"), f"{cid}:/tmp/").returncode == 0
+    assert api.docker("exec", cid, "cat", "/tmp/in/deep.txt").stdout == "deep\n"
+    missing = api.docker("cp", f"{cid}:/nope", str(out))
+    assert missing.returncode == 1 and "Could not find the file /nope in container" in missing.stderr
+    assert not [p for p in berth.root.iterdir() if p.name.startswith(".api-cp-")]  # scratch removed
+    api.docker("rm", "-f", cid)
+
+
+def test_tty(api):
+    """-t: the raw stream (no multiplexing headers), the container's own terminal size."""
+    proc = subprocess.run(["script", "-qec", "docker run --rm -t --network none busybox sh -c 'stty size'",
+                           "/dev/null"], env={**api.env, "COLUMNS": "80", "LINES": "24"}, stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.replace(b"\r", b"").strip().splitlines()[-1] == b"24 80"
+
+
+def test_network_names_ports_and_volumes(api, berth):
+    assert api.docker("network", "create", "--label", "team=a", "apinet").returncode == 0
+    assert "apinet" in api.docker("network", "ls", "--filter", "label=team=a", "--format", "{{.Name}}").stdout
+    web = api.docker("run", "-d", "--name", "web", "--network", "apinet", "-p", "127.0.0.1::80",
+                     "busybox", "sh", "-c", "echo hi > /www; exec httpd -f -p 80 -h /")
+    assert web.returncode == 0, web.stderr
+    port = api.docker("port", "web", "80").stdout.strip()
+    assert port.startswith("127.0.0.1:")
+    body = wait_for(lambda: _get(f"http://{port}/www"))
+    assert body == "hi\n"
+    peer = api.docker("run", "--rm", "--network", "apinet", "busybox", "wget", "-qO-", "http://web/www")
+    assert peer.stdout == "hi\n", peer.stderr
+    assert api.docker("volume", "create", "--label", "k=v", "vol1").stdout.strip() == "vol1"
+    assert api.docker("volume", "ls", "-q", "--filter", "label=k=v").stdout.split() == ["vol1"]
+    assert api.docker("run", "--rm", "-v", "vol1:/v", "--network", "none", "busybox", "sh", "-c",
+                      "echo kept > /v/f").returncode == 0
+    assert api.docker("run", "--rm", "-v", "vol1:/v", "--network", "none", "busybox", "cat", "/v/f").stdout == "kept\n"
+    busy = api.docker("network", "rm", "apinet")
+    assert busy.returncode == 1 and "has active endpoints" in busy.stderr
+    assert api.docker("rm", "-f", "web").returncode == 0
+    assert api.docker("network", "rm", "apinet").returncode == 0
+    assert api.docker("volume", "rm", "vol1").returncode == 0
+    assert berth("volume", "ls", "-q").stdout == ""
+
+
+def _get(url):
+    try:
+        return urllib.request.urlopen(url, timeout=2).read().decode()
+    except OSError:
+        return None
+
+
+def test_events_stats_and_inspect(api, berth):
+    events = subprocess.Popen(["docker", "events", "--filter", "type=container", "--format", "{{.Action}}"],
+                              env=api.env, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.5)
+        cid = api.docker("run", "-d", "--network", "none", "busybox", "sleep", "60").stdout.strip()
+        stats = api.docker("stats", "--no-stream", "--format", "{{.ID}} {{.PIDs}}", cid)
+        assert stats.stdout.split() == [cid[:12], "1"], stats.stderr
+        berth("rm", "-f", cid, check=True)  # the CLI's events reach the API's clients too
+        seen = []
+        deadline = time.monotonic() + 15
+        while "destroy" not in seen and time.monotonic() < deadline:
+            seen.append(events.stdout.readline().strip())
+        assert seen[:2] == ["create", "start"] and "kill" in seen and "destroy" in seen
+    finally:
+        events.kill()
+        events.wait()
+        events.stdout.close()
+
+
+def test_hostconfig_fields_of_the_run_flags(api):
+    run = api.docker("run", "--rm", "--network", "none", "--add-host", "foo:1.2.3.4", "--ulimit", "nofile=100:200",
+                     "--init", "--cap-add", "NET_ADMIN", "-e", "A=1", "-w", "/tmp", "-u", "1:1", "busybox",
+                     "sh", "-c", "grep foo /etc/hosts; ulimit -n; echo $A; pwd; id -u")
+    assert run.stdout.split() == ["1.2.3.4", "foo", "100", "1", "/tmp", "1"], run.stderr
+    refused = api.docker("run", "--rm", "--network", "none", "--health-cmd", "true", "busybox", "true")
+    assert refused.returncode == 125 and "berth does not support Config.Healthcheck" in refused.stderr
+    bad = api.docker("run", "--rm", "--network", "none", "--pid", "container:nope", "busybox", "true")
+    assert bad.returncode == 125 and "No such container: nope" in bad.stderr
+    labelled = api.docker("create", "--label", "a=b", "--stop-signal", "SIGUSR1", "--restart", "on-failure:3",
+                          "busybox", "true")
+    info = json.loads(api.docker("inspect", labelled.stdout.strip()).stdout)[0]
+    assert info["Config"]["Labels"]["a"] == "b" and info["Config"]["StopSignal"] == "SIGUSR1"
+    assert info["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    api.docker("rm", labelled.stdout.strip())
+
+
+def test_pull_and_push_with_a_local_registry(api, berth, registry_open):
+    target = f"{registry_open.location}/team/busybox:v1"
+    assert api.docker("tag", "busybox", target).returncode == 0
+    push = api.docker("push", target)
+    assert push.returncode == 0, push.stderr
+    assert "v1: digest: sha256:" in push.stdout
+    assert api.docker("rmi", target).returncode == 0
+    pull = api.docker("pull", target)
+    assert pull.returncode == 0, pull.stderr
+    assert f"Status: Downloaded newer image for {target}" in pull.stdout or "Image is up to date" in pull.stdout
+    assert target in api.docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    missing = api.docker("pull", f"{registry_open.location}/team/nothing:v1")
+    assert missing.returncode == 1 and "manifest unknown" in missing.stderr
+    run = api.docker("run", "--rm", "--network", "none", f"{registry_open.location}/team/busybox:v1", "echo", "ok")
+    assert run.stdout == "ok\n"
