@@ -85,7 +85,8 @@ async def put(request: web.Request) -> web.Response:
     copy = asyncio.ensure_future(service.call(_closing(read_fd, lambda e: e.containers.copy_to(
         ref, "-", path, archive=archive, stream_fd=read_fd, other_end=write_fd))))
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(write_fd, "wb", buffering=0))
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                        os.fdopen(write_fd, "wb", buffering=0))
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
     sent = 0
     try:
