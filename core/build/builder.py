@@ -107,23 +107,25 @@ class Builder:
 
         tags = []
         for tag in self.options.tags:
-            ref = refs.parse(tag)
-            if ref.digest:
-                raise InvalidArgument(f"invalid argument \"{tag}\" for \"-t, --tag\" flag: "
-                                      "refusing to create a tag with a digest reference")
+            try:
+                ref = refs.parse(tag)
+                if ref.digest:
+                    raise InvalidArgument("refusing to create a tag with a digest reference")
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"invalid argument \"{tag}\" for \"-t, --tag\" flag: {exc}") from None
             tags.append(ref)
         dockerfile = parse(self.context.dockerfile)
         self.lexer = Lexer(dockerfile.escape)
         stages = dockerfile.stages()
-        if self.options.labels:
-            text = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in self.options.labels.items())
-            stages[-1].instructions.append(parse_instruction(text, 0))
         if self.options.target:
             names = [s.name for s in stages]
             target = self.options.target.lower()
             if target not in names:
                 raise DockerfileError(f"failed to reach build target {self.options.target} in Dockerfile")
             stages = stages[:names.index(target) + 1]
+        if self.options.labels:  # --label: a LABEL step at the end of the stage built
+            text = "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in self.options.labels.items())
+            stages[-1].instructions.append(parse_instruction(text, 0))
         meta = dockerfile.meta_args()
         self.total = len(meta) + sum(1 + len(s.instructions) for s in stages)
         for inst in meta:
@@ -276,7 +278,7 @@ class Builder:
         stage.config["WorkingDir"] = path
         text = f"WORKDIR {path}"
         cache_cmd = stage.shell + [NOP, text]
-        if self.cached(stage, text, cache_cmd):
+        if self.cached(stage, cache_cmd):
             return
         with ImageRoot(self.engine, stage.image) as root:
             entries = dir_entries(root, path)
@@ -382,7 +384,7 @@ class Builder:
         pairs = [f"{k}={v}" for k, v in args]
         cache_cmd = ([f"|{len(pairs)}"] + pairs if pairs else []) + cmd
         created_by = " ".join(cache_cmd)
-        if self.cached(stage, created_by, cache_cmd):
+        if self.cached(stage, cache_cmd):
             return
         from berth.core.build.run import run_step
 
@@ -411,7 +413,7 @@ class Builder:
             created_by = f"/bin/sh -c {NOP}{inst.cmd} {plan.digest} in {dest} "
             cache_cmd = stage.shell + [NOP, f"{inst.cmd} {plan.digest} in {dest} "] + \
                 [f"--{k}={v}" for k, v in sorted(flags.items()) if k != "from"]
-            if self.cached(stage, created_by, cache_cmd):
+            if self.cached(stage, cache_cmd):
                 return
             with ImageRoot(self.engine, stage.image) as root:
                 entries = copying.copy_entries(root, plan)
@@ -424,32 +426,27 @@ class Builder:
     def nop(self, stage: _Stage, text: str, spaces: int = 2) -> str:
         return " ".join(stage.shell) + " " + NOP + " " * (spaces - 1) + text
 
-    def cached(self, stage: _Stage, key: str, cache_cmd: list[str] | None = None) -> bool:
-        """Look for a child of the current image made by the same instruction; take it if found."""
+    def cached(self, stage: _Stage, cache_cmd: list[str]) -> bool:
+        """Look for a child of the current image made by the same instruction (its
+        container_config.Cmd is `cache_cmd`); take it if found."""
         if self.options.no_cache:
             return False
-        cache_cmd = cache_cmd if cache_cmd is not None else stage.shell + [NOP, key]
         parent = stage.image.id if stage.image is not None else None
-        images = self.engine.images
-        if parent is None:
-            rows = images.store.all("SELECT id FROM images WHERE parent IS NULL ORDER BY stored DESC")
-        else:
-            rows = images.store.all("SELECT id FROM images WHERE parent = ? ORDER BY stored DESC", (parent,))
-        for row in rows:
+        for child in self.engine.images.children(parent):
             try:
-                config = json.loads(self.engine.content.read(row["id"]))
-            except (NotFound, ValueError):
+                image = self.engine.images.get(child)
+            except NotFound:
                 continue
-            if (config.get("container_config") or {}).get("Cmd") == cache_cmd:
+            if (image.config.get("container_config") or {}).get("Cmd") == cache_cmd and not image.problems:
                 self.out(" ---> Using cache")
-                self._set_image(stage, images._load(row["id"]))
+                self._set_image(stage, image)
                 return True
         return False
 
     def commit_config(self, stage: _Stage, text: str) -> None:
         """A metadata instruction: the cache, else a new image with the same layers."""
         cache_cmd = stage.shell + [NOP, text]
-        if self.cached(stage, text, cache_cmd):
+        if self.cached(stage, cache_cmd):
             return
         self.commit(stage, None, self.nop(stage, text), cache_cmd, empty=True)
 

@@ -71,17 +71,35 @@ class Context:
         return cls(directory, text, Matcher([]), temporary=True)
 
     @classmethod
+    def from_stream(cls, stream: BinaryIO, scratch: Path, dockerfile: str | None = None) -> "Context":
+        """`berth build -`: a context archive, or else a Dockerfile alone, on `stream`."""
+        head = _read_up_to(stream, 512)
+        rest = _Chained(head, stream)
+        if looks_like_archive(head):
+            return cls.from_tar(rest, scratch, dockerfile or "Dockerfile")
+        return cls.from_text(rest.read().decode("utf-8", "replace"), scratch)
+
+    @classmethod
     def from_tar(cls, stream: BinaryIO, scratch: Path, dockerfile: str = "Dockerfile") -> "Context":
         """A context archive (plain, gzip, bzip2, xz or zstd), extracted under `scratch`;
         `dockerfile` names the Dockerfile inside it."""
+        import bz2
+        import lzma
+
         from berth.core.errors import Corrupt
         from berth.core.oci.archive import decompressed, extract_layer
 
+        head = _read_up_to(stream, 6)
+        stream = _Chained(head, stream)
+        if head.startswith(b"BZh"):
+            stream = bz2.BZ2File(stream)
+        elif head.startswith(b"\xfd7zXZ"):
+            stream = lzma.LZMAFile(stream)
         directory = Path(tempfile.mkdtemp(prefix=".build-", dir=scratch))
         try:
             try:
                 extract_layer(decompressed(stream), directory, "delete")
-            except Corrupt as exc:
+            except (Corrupt, OSError, EOFError, lzma.LZMAError) as exc:
                 raise DockerfileError(f"error processing tar file: {exc}") from None
             name = posixpath.normpath("/" + dockerfile).lstrip("/")
             text = _read_dockerfile(Path(_inside(directory, name)), dockerfile)
@@ -163,6 +181,40 @@ class Context:
 
     def is_dir(self, rel: str) -> bool:
         return stat.S_ISDIR(self.lstat(rel).st_mode)
+
+
+def _read_up_to(stream: BinaryIO, size: int) -> bytes:
+    head = b""
+    while len(head) < size:
+        more = stream.read(size - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
+class _Chained:
+    """`head`, then the rest of `stream` (what was read to tell a tar from a Dockerfile)."""
+
+    def __init__(self, head: bytes, stream: BinaryIO):
+        self.head, self.stream = head, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            if size < 0:
+                data, self.head = self.head + self.stream.read(), b""
+                return data
+            data, self.head = self.head[:size], self.head[size:]
+            return data
+        return self.stream.read(size)
+
+    def readinto(self, buf) -> int:
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
 
 
 def _inside(root, rel: str) -> str:

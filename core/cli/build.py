@@ -66,7 +66,7 @@ def build(path, tags, dockerfile, build_args, target, no_cache, pull, labels, qu
     PATH is the build context: a directory, or - to read a tar archive of it
     (or a Dockerfile alone) from standard input.
     """
-    from berth.core.build import BuildFailed, BuildOptions, Context, looks_like_archive
+    from berth.core.build import BuildFailed, BuildOptions, Context
     from berth.core.build import build as run_build
 
     options = BuildOptions(tags=list(tags), build_args=_pairs(build_args, "--build-arg", from_environment=True),
@@ -76,12 +76,7 @@ def build(path, tags, dockerfile, build_args, target, no_cache, pull, labels, qu
     if path == "-":
         if dockerfile == "-":
             raise InvalidArgument("invalid argument: can't use stdin for both build context and dockerfile")
-        stream = sys.stdin.buffer
-        head = stream.peek(512)[:512] if hasattr(stream, "peek") else b""
-        if looks_like_archive(head):
-            context = Context.from_tar(stream, engine.root, dockerfile or "Dockerfile")
-        else:
-            context = Context.from_text(stream.read().decode("utf-8", "replace"), engine.root)
+        context = Context.from_stream(sys.stdin.buffer, engine.root, dockerfile)
     elif path.startswith(("http://", "https://", "git@", "git://", "github.com/")):
         raise InvalidArgument(f"unable to prepare context: remote contexts ({path}) are not supported by berth")
     else:

@@ -227,8 +227,12 @@ class ImageService:
     def all(self) -> list[Image]:
         return [self._load(r["id"]) for r in self.store.all("SELECT id FROM images ORDER BY stored DESC, id")]
 
-    def children(self, image_id: str) -> list[str]:
-        return [r["id"] for r in self.store.all("SELECT id FROM images WHERE parent = ?", (image_id,))]
+    def children(self, image_id: str | None) -> list[str]:
+        """IDs of the images whose parent is `image_id` (None: those without one), newest first."""
+        if image_id is None:
+            return [r["id"] for r in self.store.all("SELECT id FROM images WHERE parent IS NULL ORDER BY stored DESC")]
+        return [r["id"] for r in self.store.all("SELECT id FROM images WHERE parent = ? ORDER BY stored DESC",
+                                                (image_id,))]
 
     # -- storing -----------------------------------------------------------------
 

@@ -203,8 +203,11 @@ def test_multi_stage_copy_from_and_target(berth, tmp_path):
     out = tmp_path / "final.tar"
     berth("save", "-o", str(out), "final", check=True)
     assert no_containers(berth)
-    proc = build(berth, ctx, "--target", "middle", "-t", "mid")
-    assert proc.stdout.count("Step ") == 4 and run_out(berth, "mid", "cat", "/m") == "middle\n"
+    proc = build(berth, ctx, "--target", "middle", "-t", "mid", "--label", "stage=middle")
+    assert proc.stdout.count("Step ") == 5 and run_out(berth, "mid", "cat", "/m") == "middle\n"
+    assert inspect(berth, "mid")["Config"]["Labels"] == {"stage": "middle"}
+    proc = build(berth, ctx, "-t", "Bad:x", check=False)
+    assert proc.returncode == 125 and proc.stderr.startswith('Error: invalid argument "Bad:x" for "-t, --tag" flag: ')
 
 
 def test_build_args_arg_before_from_and_proxy_args(berth, tmp_path):
@@ -348,6 +351,13 @@ def test_quiet_iidfile_dockerfile_flag_and_stdin(berth, tmp_path):
     proc = berth("build", "--network", "none", "-t", "fromtar", "-", input=tar.getvalue(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert run_out(berth, "fromtar", "cat", "/a") == "from ctx"
+    import bz2
+    import gzip
+    import lzma
+
+    for compress in (gzip.compress, bz2.compress, lzma.compress):  # compressed contexts, as Docker takes them
+        proc = berth("build", "--network", "none", "-q", "-", input=compress(tar.getvalue()), timeout=120)
+        assert proc.returncode == 0 and proc.stdout.startswith(b"sha256:"), (compress, proc.stderr)
     # a Dockerfile alone on stdin
     proc = berth("build", "--network", "none", "-t", "alone", "-", input=b"FROM busybox\nRUN echo alone > /x\n",
                  timeout=120)
