@@ -24,7 +24,7 @@ def run_step(builder, stage, cmd: list[str], env: list[str], created_by: str, ca
     engine = builder.engine
     if stage.image is None:
         raise DockerfileError(f"The command '{' '.join(cmd)}' cannot run in an image without files (FROM scratch)")
-    opts = CreateOptions(image=stage.image.id, command=cmd, entrypoint="", env=env, network=builder.options.network,
+    opts = CreateOptions(image=stage.image.id, command=cmd, entrypoint=[], env=env, network=builder.options.network,
                          log_driver="none", attach=["STDOUT", "STDERR"])
     container = engine.containers.create(opts, stage.image)
     builder.out(f" ---> Running in {container.short_id}")

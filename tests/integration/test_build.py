@@ -549,3 +549,10 @@ def test_what_run_writes_under_a_volume_is_discarded(berth, tmp_path):
                             "RUN echo after > /data/lost && echo elsewhere > /kept\n")
     build(berth, ctx, "-t", "vol")
     assert run_out(berth, "vol", "sh", "-c", "ls /data; cat /kept") == "kept\nelsewhere\n"
+
+
+def test_an_empty_entrypoint_flag_resets_the_image_entrypoint(berth, tmp_path):
+    berth.image  # noqa: B018
+    build(berth, context(tmp_path, "FROM busybox\nENTRYPOINT [\"/bin/false\"]\n"), "-t", "ep")
+    assert berth("run", "--rm", "--network", "none", "--entrypoint", "", "ep", "echo", "reset",
+                 check=True).stdout == "reset\n"
