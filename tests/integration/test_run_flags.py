@@ -203,6 +203,19 @@ def test_seccomp_profile_file(berth, tmp_path):
                 "mkdir", "/tmp/x")
     assert res.returncode == 1 and "Operation not permitted" in res.stderr
     assert inside(berth, "--security-opt", f"seccomp={profile}", berth.image, "echo", "ok") == "ok\n"
+    # conditions on arguments (64-bit compares), errnoRet: kill(2) by the signal number
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
+         "args": [{"index": 1, "value": 10, "op": "SCMP_CMP_EQ"}]},
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+         "args": [{"index": 1, "value": 255, "valueTwo": 15, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 30, "op": "SCMP_CMP_GT"}]}]}))
+    out = inside(berth, "--security-opt", f"seccomp={profile}", berth.image, "sh", "-c",
+                 'trap "echo usr2" USR2; trap "echo hup" HUP; trap "echo term" TERM; kill -USR2 $$; '
+                 "kill -USR1 $$ 2>&1; kill -TERM $$ 2>&1; kill -HUP $$; kill -31 $$ 2>&1; true")
+    assert out.splitlines() == ["usr2", "sh: can't kill pid 1: Permission denied",
+                                "sh: can't kill pid 1: Operation not permitted", "hup",
+                                "sh: can't kill pid 1: Operation not permitted"]
 
 
 def test_setuid_programs_work_with_user(berth):
