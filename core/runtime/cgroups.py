@@ -12,6 +12,7 @@ import signal
 import time
 
 from berth.core.plumbing.records import Record
+from berth.core.runtime.proc import write_file as _write
 
 CGROUP_ROOT = "/sys/fs/cgroup"
 
@@ -62,12 +63,6 @@ def is_v2() -> bool:
     return os.path.exists(CGROUP_ROOT + "/cgroup.controllers")
 
 
-def _write(path: str, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
 
 
 def _makedirs_racing_remove(path: str) -> None:

@@ -12,6 +12,7 @@ import os
 from berth.core.runtime import devices
 from berth.core.runtime import syscalls as sc
 from berth.core.runtime.paths import make_inside, resolve_in_root
+from berth.core.runtime.proc import write_file
 
 _FLAG_WORDS = {
     "ro": (sc.MS_RDONLY, True), "rw": (sc.MS_RDONLY, False),
@@ -193,14 +194,9 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
 
 def write_sysctl(proc: str, key: str, value: str) -> None:
     """Write a (namespaced) sysctl through the container's fresh /proc."""
-    rel = key.replace(".", "/")
     if ".." in key.split(".") or not all(key.split(".")):
         raise OSError(22, "invalid sysctl name", key)
-    fd = os.open(f"{proc}/sys/{rel}", os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        os.write(fd, value.encode())
-    finally:
-        os.close(fd)
+    write_file(f"{proc}/sys/{key.replace('.', '/')}", value)
 
 
 def _mount_cgroup(root: str, cgroup, readonly: bool) -> None:

@@ -38,6 +38,7 @@ from berth.core.runtime import capabilities, cgroups, filesystem, rlimits, secco
 from berth.core.runtime import syscalls as sc
 from berth.core.runtime.cgroups import Cgroup
 from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
+from berth.core.runtime.proc import write_file
 from berth.core.runtime.spec import DEFAULT_PATH, ContainerSpec, ProcessSpec
 from berth.core.runtime.users import resolve_user
 
@@ -350,14 +351,6 @@ def _setup_stdio(spec: ProcessSpec, pipes: _Pipes) -> None:
         fcntl.ioctl(0, _TIOCSCTTY, 0)
 
 
-def _write_file(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 def _loopback_up() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         req = struct.pack("16sH14x", b"lo", 0)
@@ -379,7 +372,7 @@ def _container_child(spec, cgroup, joined, new_netns, cap_mask, last_cap,
             cgroup.add(0)
         if spec.oom_score_adj is not None:
             step.current = "oom_score_adj"
-            _write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
+            write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
         step.current = "create namespaces"
         flags = sc.CLONE_NEWNS
         for value, flag in ((spec.utsns, sc.CLONE_NEWUTS), (spec.ipcns, sc.CLONE_NEWIPC),
