@@ -89,6 +89,15 @@ class NetworkService:
     def table(self) -> str:
         return table_name(self.engine.config.get("network.bridge"))
 
+    @property
+    def resolver(self):
+        """Names through DNS on user-defined networks (berth.core.networks.dns)."""
+        if "_resolver" not in self.__dict__:
+            from berth.core.networks.dns import Resolver
+
+            self._resolver = Resolver(self.engine)
+        return self._resolver
+
     def driver(self, name: str):
         """The driver `name`, built on its own directory <root>/networks/<name>."""
         if name not in self._drivers:
@@ -264,6 +273,7 @@ class NetworkService:
         """
         for row in self.store.all("SELECT * FROM ip_allocations"):
             self._release(row["container_id"])
+        self.resolver.stop()
         with self.engine.lock("network"):
             for row in self.store.all("SELECT * FROM networks"):
                 self._ready_marker(row["id"]).unlink(missing_ok=True)
@@ -580,6 +590,13 @@ class NetworkService:
                 entry = dict(networks.get(net_row["name"]) or {})
                 asked = {k: entry[k] for k in ("IPAMConfig", "Aliases") if entry.get(k)}  # --ip, --network-alias
                 entry.update(_endpoint_settings(net_row, ep), **asked)
+                if net_row["name"] not in PREDEFINED:  # the names its resolver answers (berth.core.networks.dns)
+                    from berth.core.networks.dns import dns_names
+
+                    row = db.execute("SELECT name, config FROM containers WHERE id = ?", (container_id,)).fetchone()
+                    entry["DNSNames"] = dns_names(row["name"], container_id,
+                                                  (loads(row["config"]) or {}).get("Hostname") or "",
+                                                  entry.get("Aliases"))
                 networks[net_row["name"]] = entry
                 if net_row["name"] == "bridge":  # Docker fills the top level for the default bridge only
                     settings.update(Bridge=spec.bridge, Gateway=ep.gateway, IPAddress=ep.address,
@@ -669,7 +686,12 @@ class NetworkService:
                 host_text = f.read()
         except OSError:
             host_text = ""
-        return resolv_text(host_text, loads(row["host_config"]) or {})
+        host_config = loads(row["host_config"]) or {}
+        if not host_config.get("Dns"):  # on a user-defined network, the resolver answers (Docker's 127.0.0.11)
+            server = self.resolver.nameserver(self._member_names(host_config, loads(row["network"]) or {}))
+            if server:
+                return resolv_text(host_text, dict(host_config, Dns=[server]), ndots_zero=True)
+        return resolv_text(host_text, host_config)
 
     @staticmethod
     def _links(host_config: dict) -> list[tuple[str, str]]:
@@ -824,7 +846,15 @@ class NetworkService:
 
     def _refresh_peers(self, container_id: str, network_names: list[str], include_self: bool = False) -> None:
         """Rewrite /etc/hosts of running containers sharing a user network (in
-        place: the file is bind-mounted, its inode must stay)."""
+        place: the file is bind-mounted, its inode must stay), and tell the
+        resolver (berth.core.networks.dns) who is on those networks now."""
+        if any(name not in PREDEFINED for name in network_names):
+            try:
+                self.resolver.sync()
+            except Exception as exc:  # names through DNS are best effort: /etc/hosts has them too
+                from berth.core.plumbing.log import get_logger
+
+                get_logger("berth.dns").warning("resolver update failed", error=str(exc))
         containers = self.engine.containers
         ids = set()
         for name in network_names:
@@ -901,11 +931,12 @@ def _endpoint_id(container_id: str, network_id: str) -> str:
 
 
 
-def resolv_text(host_text: str, host_config: dict, *, keep_loopback: bool = False) -> str:
+def resolv_text(host_text: str, host_config: dict, *, keep_loopback: bool = False, ndots_zero: bool = False) -> str:
     """A container's resolv.conf from the host's text: loopback name servers
     dropped (unreachable from another network namespace) unless
     `keep_loopback`, then HostConfig's Dns, DnsSearch and DnsOptions in place
-    of the host's nameserver, search/domain and options lines (as Docker)."""
+    of the host's nameserver, search/domain and options lines (as Docker).
+    `ndots_zero`: Docker's "options ndots:0" of its internal resolver, unless ndots is set."""
     out = []
     dns, search, options = (host_config.get("Dns") or [], host_config.get("DnsSearch") or [],
                             host_config.get("DnsOptions") or [])
@@ -926,6 +957,8 @@ def resolv_text(host_text: str, host_config: dict, *, keep_loopback: bool = Fals
         out.append("search " + " ".join(search))
     if options:
         out.append("options " + " ".join(options))
+    if ndots_zero and not any(line.split()[0] == "options" and "ndots:" in line for line in out):
+        out.append("options ndots:0")
     return "\n".join(out) + "\n"
 
 def _default_bridge(device: str) -> dict[str, str]:
