@@ -956,11 +956,12 @@ class ContainerService:
         log_path = ""
         if log_type == "json-file":
             log_path = str(self.log_dir(container.id) / f"{container.id}-json.log")
-        try:
-            from berth.core.containers.mounts import public
-            mounts = [public(m) for m in container.mounts]
-        except ImportError:
-            mounts = list(container.mounts)
+        from berth.core.containers.mounts import public
+
+        mounts = [public(m) for m in container.mounts]
+        for m in mounts:
+            if m.get("Type") == "volume" and not m.get("Source"):  # Docker shows the volume's _data
+                m["Source"] = self.engine.volumes.mountpoint(m["Name"])
         network = {"Bridge": "", "SandboxID": "", "HairpinMode": False, "Ports": {}, "SandboxKey": "",
                    "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": "", "Networks": {}}
         network.update(container.network or {})

@@ -80,6 +80,7 @@ class NetworkService:
         self.engine = engine
         self._drivers: dict[str, object] = {}
         self._recovered = False
+        self._warned_subnet = False
 
     @property
     def store(self):
@@ -110,19 +111,63 @@ class NetworkService:
     # -- networks ------------------------------------------------------------------
 
     def _ensure_predefined(self) -> None:
-        if self.store.one("SELECT 1 FROM networks WHERE name = 'bridge'") and \
-                self.store.one("SELECT 1 FROM networks WHERE name = 'none'"):
+        bridge_row = self.store.one("SELECT * FROM networks WHERE name = 'bridge'")
+        if bridge_row and self.store.one("SELECT 1 FROM networks WHERE name = 'none'"):
+            self._follow_configuration(bridge_row)
             return
-        cfg = self.engine.config
-        subnet = str(ipaddress.ip_network(cfg.get("network.subnet"), strict=False))
-        bridge = cfg.get("network.bridge")
-        rows = [("bridge", "bridge", subnet, cfg.get("network.gateway"), {"bridge": bridge, "opts": _default_bridge(bridge)}),
+        subnet, gateway = self._configured_subnet()
+        bridge = self.engine.config.get("network.bridge")
+        rows = [("bridge", "bridge", subnet, gateway, {"bridge": bridge, "opts": _default_bridge(bridge)}),
                 ("host", "host", None, None, {"opts": {}}), ("none", "none", None, None, {"opts": {}})]
         with self.store.transaction() as db:
             for name, driver, sub, gw, options in rows:
                 db.execute("INSERT OR IGNORE INTO networks (id, name, driver, subnet, gateway, options, labels, created)"
                            " VALUES (?,?,?,?,?,?,?,?)",
                            (random_hex(32), name, driver, sub, gw, dumps(options), "{}", now_iso()))
+
+    def _configured_subnet(self) -> tuple[str, str]:
+        """network.subnet and network.gateway of the configuration, checked."""
+        cfg = self.engine.config
+        subnet, gateway = cfg.get("network.subnet"), cfg.get("network.gateway")
+        try:
+            if not isinstance(subnet, str) or not isinstance(gateway, str):
+                raise ValueError("must be strings")
+            net = ipaddress.ip_network(subnet, strict=False)
+            gw = ipaddress.ip_address(gateway)
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid network.subnet {subnet!r} or network.gateway {gateway!r} in the "
+                                  f"configuration: {exc}") from None
+        if net.version != 4 or net.prefixlen > 30:
+            raise InvalidArgument(f"invalid network.subnet {subnet!r} in the configuration: an IPv4 subnet of at "
+                                  "least 4 addresses (a prefix of /30 or shorter) is needed")
+        if gw not in net or gw in (net.network_address, net.broadcast_address):
+            raise InvalidArgument(f"invalid network.gateway {gateway!r} in the configuration: not an address "
+                                  f"of network.subnet {net}")
+        return str(net), str(gw)
+
+    def _follow_configuration(self, row) -> None:
+        """A changed network.subnet or network.gateway applies to the default bridge network
+        while no container is on it; otherwise one WARNING line says why not (once per command)."""
+        subnet, gateway = self._configured_subnet()
+        if (row["subnet"], row["gateway"]) == (subnet, gateway):
+            return
+        with self.store.transaction() as db:
+            users = db.execute("SELECT COUNT(DISTINCT container_id) FROM ip_allocations WHERE network_id = ?",
+                               (row["id"],)).fetchone()[0]
+            if not users:
+                db.execute("UPDATE networks SET subnet = ?, gateway = ? WHERE id = ?", (subnet, gateway, row["id"]))
+        if users:
+            if not self._warned_subnet:
+                self._warned_subnet = True
+                import sys
+
+                sys.stderr.write(f"WARNING: network.subnet {subnet} and network.gateway {gateway} of the "
+                                 f"configuration are not applied yet: {users} running container(s) use the bridge "
+                                 f"network on {row['subnet']}; they apply once none does\n")
+            return
+        with self.engine.lock("network"):  # the old bridge device goes; the next attach makes the new one
+            self._ready_marker(row["id"]).unlink(missing_ok=True)
+            self.driver(row["driver"]).delete_network(self.spec(row))
 
     def _row(self, ref: str):
         self._ensure_predefined()
@@ -756,17 +801,24 @@ class NetworkService:
         row = self._find_container(container_ref)
         host_config = loads(row["host_config"]) or {}
         mode = self._primary_name(host_config)
-        if net_row["name"] in ("host", "none") or mode in ("host", "none") or mode.startswith("container:"):
+        settings = loads(row["network"]) or {}
+        # Disconnected from every network (NetworkMode "none" but a Networks mapping, unlike
+        # --network none): Docker connects it again, the network becoming its primary one.
+        rejoins = mode == "none" and "Networks" in settings and "none" not in settings["Networks"]
+        if net_row["name"] in ("host", "none") or (mode in ("host", "none") and not rejoins) or \
+                mode.startswith("container:"):
             raise FailedPrecondition("container cannot be disconnected from host network or connected to host network"
                                      if "host" in (mode, net_row["name"]) else
                                      "container sharing network namespace with another container or host cannot be "
                                      "connected to any other network")
-        settings = loads(row["network"]) or {}
         if net_row["name"] in self._member_names(host_config, settings):
             raise Conflict(f"endpoint with name {row['name']} already exists in network {net_row['name']}")
         with self.store.transaction() as db:
             current = loads(db.execute("SELECT network FROM containers WHERE id = ?", (row["id"],)).fetchone()[0]) or {}
             networks = current.get("Networks") or {}
+            if rejoins:
+                host_config["NetworkMode"] = net_row["name"]
+                db.execute("UPDATE containers SET host_config = ? WHERE id = ?", (dumps(host_config), row["id"]))
             networks.setdefault(self._primary_name(host_config), {})
             networks[net_row["name"]] = {"NetworkID": net_row["id"]}
             current["Networks"] = networks
@@ -832,7 +884,8 @@ class NetworkService:
                              {"container": row["id"], "name": net_row["name"], "type": net_row["driver"]})
         with self.store.transaction() as db:
             current = loads(db.execute("SELECT network FROM containers WHERE id = ?", (row["id"],)).fetchone()[0]) or {}
-            (current.get("Networks") or {}).pop(net_row["name"], None)
+            current["Networks"] = {name: entry for name, entry in (current.get("Networks") or {}).items()
+                                   if name != net_row["name"]}
             hc = loads(db.execute("SELECT host_config FROM containers WHERE id = ?", (row["id"],)).fetchone()[0])
             if self._primary_name(hc) == net_row["name"]:
                 # Docker: a container disconnected from its primary network keeps the others (or none)

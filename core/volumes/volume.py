@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from berth.core.errors import Conflict, InvalidArgument, NotFound
+from berth.core.errors import BerthError, Conflict, InvalidArgument, NotFound
 from berth.core.plumbing.ids import random_hex
 from berth.core.plumbing.store import dumps, loads
 from berth.core.plumbing.units import now_iso
@@ -77,6 +77,14 @@ class VolumeService:
         if row is None:
             raise NotFound(f"No such volume: {name}")
         return row
+
+    def mountpoint(self, name: str) -> str:
+        """The volume's path on the host (inspect's Mountpoint; "" for a volume gone)."""
+        row = self.engine.store.one("SELECT driver FROM volumes WHERE name = ?", (name,))
+        try:
+            return str(self.driver(row["driver"]).path(name)) if row else ""
+        except BerthError:
+            return ""
 
     def inspect(self, name: str) -> dict:
         row = self._row(name)
