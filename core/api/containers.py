@@ -51,7 +51,7 @@ def _create(engine, image_name: str, values: dict, endpoints: dict):
     image = engine.images.get(image_name)
     from berth.core.containers import hostconfig
 
-    specs = {key: values.pop(key, ()) for key in ("volumes", "mounts", "tmpfs", "volumes_from")}
+    specs = {key: values.pop(key, ()) for key in ("volumes", "mounts", "tmpfs", "volumes_from", "anonymous")}
     values["host_config"] = hostconfig.from_flags(values["host_config"])  # checked as the CLI's flags
     values["mounts"] = from_flags(engine, volume_driver=values["host_config"].get("VolumeDriver"), **specs)
     if values["endpoint"].get("MacAddress"):

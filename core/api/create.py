@@ -95,7 +95,7 @@ def _volumes(values, value, where):
     if not isinstance(value, dict):
         raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type "
                           "map[string]struct {}")
-    values.setdefault("volumes", []).extend(value)  # -v /path: an anonymous volume
+    values["anonymous"] = list(value)  # an anonymous volume unless Binds or Mounts cover the path
 
 
 def _binds(values, value, where):

@@ -176,16 +176,26 @@ async def start(request: web.Request) -> web.StreamResponse:
             close_after.append(w)
             os.set_blocking(r, False)
             ours[r] = stream
+    response = source = None
+    if not detach:  # the client has the 101 before any output comes (docker-py reads it buffered)
+        response, source = await streams.hijack(request, streams.stream_type(request, ex.tty))
     try:
         ex.pid = await service.call(lambda e: e.containers.exec_start(ex.container, spec))
-    except BaseException:
+    except BaseException as exc:
         for fd in list(ours.values()) + list(ours):
             if isinstance(fd, int) and fd > 2:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        raise
+        from berth.core.errors import BerthError
+
+        if response is None or not isinstance(exc, BerthError):
+            raise
+        ex.exit_code = exc.exit_code if exc.exit_code in (126, 127) else 126
+        message = exc.message.encode() + b"\r\n"  # after the hijack, Docker writes the error in the stream
+        await response.write(message if ex.tty else streams.frame(streams.STDERR, message))
+        return response
     finally:
         for fd in close_after:
             os.close(fd)
@@ -194,7 +204,6 @@ async def start(request: web.Request) -> web.StreamResponse:
     if detach:
         engine_wait.add_done_callback(lambda f: _finished(ex, f))
         return web.Response(status=200)
-    response, source = await streams.hijack(request, streams.stream_type(request, ex.tty))
     stdin_fd = ex.master if ex.tty else ours.pop("stdin", None)
     outputs = {fd: stream for fd, stream in ours.items() if isinstance(fd, int)}
     try:

@@ -49,7 +49,10 @@ async def create(request: web.Request) -> web.Response:
     driver = body.get("Driver") or "bridge"
     if not isinstance(driver, str):
         raise bad_request("json: cannot unmarshal into Driver of type string")
-    for key in ("EnableIPv6", "Attachable", "Ingress", "ConfigOnly"):
+    # Attachable matters for swarm only (compose sets it): on a local network it changes nothing.
+    for key in ("EnableIPv6", "Ingress", "ConfigOnly", "ConfigFrom", "Scope"):
+        if key in ("ConfigFrom", "Scope") and body.get(key) in (None, "", "local", {}, {"Network": ""}):
+            continue
         if body.get(key):
             raise bad_request(f"berth does not support {key} networks yet")
     if body.get("Options"):

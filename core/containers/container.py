@@ -595,7 +595,7 @@ class ContainerService:
             "id": container_id, "image_id": image.id, "image": opts.image, "created": now_iso(),
             "driver": engine.storage_driver_name, "config": dumps(config), "host_config": dumps(host_config),
             "state": dumps(initial_state()), "mounts": dumps(opts.mounts or []),
-            "network": dumps(engine.networks.endpoint_settings(host_config, opts.endpoint)),
+            "network": dumps(engine.networks.endpoint_settings(host_config, opts.endpoint, container_id)),
         }
         for attempt in range(20):
             row["name"] = name or random_name() + ("" if attempt < 10 else str(random_choice(range(100))))

@@ -213,16 +213,19 @@ def public(mount: dict) -> dict:
     return {k: mount[k] for k in keys if k in mount}
 
 
-def from_flags(engine, *, volumes=(), mounts=(), tmpfs=(), volumes_from=(), volume_driver=None) -> list[dict]:
+def from_flags(engine, *, volumes=(), mounts=(), tmpfs=(), volumes_from=(), volume_driver=None,
+               anonymous=()) -> list[dict]:
     """A new container's mounts from `-v`, `--mount`, `--tmpfs` and `--volumes-from`
-    specs (the Engine API's Binds, Mounts, Tmpfs and VolumesFrom in the same syntax)."""
-    if not (volumes or mounts or tmpfs or volumes_from):
+    specs (the Engine API's Binds, Mounts, Tmpfs and VolumesFrom in the same syntax);
+    `anonymous`: paths that get an anonymous volume unless mounted otherwise (the API's Config.Volumes)."""
+    if not (volumes or mounts or tmpfs or volumes_from or anonymous):
         return []
     others = []
     for spec in volumes_from:
         ref, _, mode = spec.partition(":")
         others.append((engine.containers.get(ref).mounts, mode))
     return container_mounts(volumes=volumes, mounts=mounts, tmpfs=tmpfs, volumes_from=others,
+                            image_volumes={path: {} for path in anonymous} or None,
                             volume_driver=volume_driver or engine.config.get("volumes.driver"))
 
 

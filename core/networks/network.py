@@ -360,14 +360,19 @@ class NetworkService:
 
     # -- IPAM and ports ------------------------------------------------------------
 
-    def endpoint_settings(self, host_config: dict, endpoint: dict) -> dict:
+    def endpoint_settings(self, host_config: dict, endpoint: dict, container_id: str | None = None) -> dict:
         """The NetworkSettings a new container starts with: its --ip,
         --network-alias and --mac-address (EndpointSettings) on its primary
-        network, checked as Docker checks them."""
+        network, checked as Docker checks them. On a user-defined network the
+        container's short ID is an alias too, as Docker 24 lists it (compose
+        reads it to know the container is connected)."""
+        name = self._primary_name(host_config)
+        user_defined = name not in PREDEFINED and not name.startswith("container:") and name != "default"
+        if user_defined and container_id:
+            endpoint = dict(endpoint)
+            endpoint["Aliases"] = list(dict.fromkeys(list(endpoint.get("Aliases") or []) + [container_id[:12]]))
         if not endpoint:
             return {}
-        name = self._primary_name(host_config)
-        user_defined = name not in PREDEFINED and not name.startswith("container:")
         if endpoint.get("Aliases") and not user_defined:
             raise InvalidArgument("network-scoped aliases are only supported for user-defined networks")
         wanted = (endpoint.get("IPAMConfig") or {}).get("IPv4Address")
