@@ -180,10 +180,9 @@ _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": F
 def security_settings(opts: list[str]) -> dict:
     """What the runtime makes of HostConfig.SecurityOpt: no_new_privs (bool),
     seccomp ("default", "unconfined" or a profile's JSON text),
-    systempaths_unconfined, writable_cgroups, and the label/apparmor options
-    that cannot apply."""
-    out = {"no_new_privs": False, "seccomp": "default", "systempaths_unconfined": False, "writable_cgroups": False,
-           "ignored": []}
+    systempaths_unconfined and writable_cgroups (label and apparmor options
+    are accepted and discarded: discarded_security_opts warns)."""
+    out = {"no_new_privs": False, "seccomp": "default", "systempaths_unconfined": False, "writable_cgroups": False}
     for opt in opts or []:
         key, sep, value = opt.partition("=")
         if not sep and key not in ("no-new-privileges", "writable-cgroups"):
@@ -196,8 +195,6 @@ def security_settings(opts: list[str]) -> dict:
             out["systempaths_unconfined"] = value == "unconfined"
         elif key == "writable-cgroups":
             out["writable_cgroups"] = _BOOLS[value.lower()] if sep else True
-        elif key in ("label", "apparmor"):
-            out["ignored"].append(key)
     return out
 
 

@@ -821,7 +821,7 @@ def _namespace(service, mode: str, kind: str, what: str) -> str | None:
 
 def _shared_shm(service, container) -> str | None:
     """/dev/shm of a shared IPC namespace, as Docker's: the host's for --ipc
-    host; for --ipc shareable a tmpfs mounted in the run directory (so that
+    host, none for --ipc none; for --ipc shareable a tmpfs mounted in the run directory (so that
     others can bind it; unmounted when the container stops); the donor's for
     --ipc container:NAME, which must be shareable."""
     from berth.core.runtime import syscalls as sc
@@ -830,6 +830,8 @@ def _shared_shm(service, container) -> str | None:
     mode = hc.get("IpcMode") or ""
     if mode == "host":
         return "/dev/shm"
+    if mode == "none":
+        return ""  # no /dev/shm at all
     if mode.startswith("container:"):
         other = service.get(mode.split(":", 1)[1])
         shm = service.run_dir(other.id) / "shm"

@@ -96,7 +96,8 @@ def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=(),
     console_fd: the pty slave to bind on /dev/console (tty containers).
     devices: more Device nodes (their paths under /dev); one of the default
     nodes' names is replaced. shm_source: a host directory bound on /dev/shm
-    (a shared IPC namespace's) instead of a tmpfs of its own.
+    (a shared IPC namespace's) instead of a tmpfs of its own; "" leaves
+    /dev/shm empty (--ipc none).
     """
     old_umask = os.umask(0)
     try:
@@ -116,7 +117,7 @@ def populate(dev: str, shm_size: int, console_fd: int | None = None, devices=(),
              "newinstance,ptmxmode=0666,mode=0620,gid=5")
     if shm_source:
         sc.mount(shm_source, f"{dev}/shm", None, sc.MS_BIND)
-    else:
+    elif shm_source is None:
         sc.mount("shm", f"{dev}/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
                  f"mode=1777,size={shm_size}")
     try:

@@ -94,7 +94,7 @@ class ContainerSpec(ProcessSpec):
     init: host path of an init (runtime.init.find()) bound at
     /sbin/docker-init and run as PID 1 with args after "--".
     shm_source: a host directory bound on /dev/shm (None: a tmpfs of
-    shm_size), for a shared IPC namespace.
+    shm_size; "": nothing mounted there), for a shared IPC namespace.
     """
 
     REQUIRED = ("args", "rootfs")

@@ -284,6 +284,8 @@ def test_pid_ipc_uts_cgroupns_host(berth):
     out = inside(berth, berth.image, "sh", "-c", f"{NAMESPACES} pid ipc; echo $$")
     pid_ns, ipc_ns, pid = out.split()
     assert pid_ns != host_ns("pid") and ipc_ns != host_ns("ipc") and pid == "1"
+    out = inside(berth, "--ipc", "none", berth.image, "sh", "-c", "grep -c ' /dev/shm ' /proc/mounts; true")
+    assert out == "0\n"  # --ipc none: no /dev/shm, as Docker's
 
 
 def test_joining_another_container_s_namespaces(berth, ids):

@@ -70,7 +70,8 @@ def test_security_opts(tmp_path):
     assert hc.security_settings(["no-new-privileges=false"])["no_new_privs"] is False
     assert hc.security_settings([])["no_new_privs"] is False
     assert hc.security_settings(["seccomp=unconfined"])["seccomp"] == "unconfined"
-    assert hc.security_settings(["label=disable", "apparmor=x"])["ignored"] == ["label", "apparmor"]
+    assert len(hc.discarded_security_opts(["label=disable", "apparmor=x", "no-new-privileges"])) == 2
+    assert hc.security_settings(["writable-cgroups=true"])["writable_cgroups"] is True
     assert refused(hc.security_opts, ["bogus"]) == 'Invalid --security-opt: "bogus"'
     assert refused(hc.security_opts, ["no-new-privileges=maybe"]) == \
         'invalid --security-opt 2: "no-new-privileges=maybe"'
