@@ -212,7 +212,7 @@ def wait(containers):
 
     def one(ref):
         c = service.get(ref)
-        after = service.wait_exit(c)
+        after = service.wait_exit(c, next_exit=True)  # as Docker's: a restart policy's restart is an exit
         click.echo(int((after or c).state.get("ExitCode") or 0))
 
     output.each(containers, one)

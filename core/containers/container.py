@@ -816,16 +816,22 @@ class ContainerService:
             except (OSError, TimeoutError):
                 pass
 
-    def wait_exit(self, container: Container, timeout: float | None = None) -> Container | None:
-        """Block until the container is no longer running (or `timeout`); None if it was removed."""
+    def wait_exit(self, container: Container, timeout: float | None = None, *,
+                  next_exit: bool = False) -> Container | None:
+        """Block until the container is no longer running (or `timeout`); None if it was removed.
+        `next_exit`: also return when its process exits and its restart policy restarts it
+        (Docker's `wait`: "restarting" after a newer exit than the one it started from)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.005
+        finished = container.state.get("FinishedAt")
         while True:
             current = self.load(container.id)
             if current is None:
                 return None
             current = self.reconcile(current)
             if not current.running:
+                return current
+            if next_exit and current.status == "restarting" and current.state.get("FinishedAt") != finished:
                 return current
             if deadline is not None and time.monotonic() >= deadline:
                 return current

@@ -116,6 +116,15 @@ def test_restarting_shows_in_ps_and_rm_f_ends_it(berth):
     assert berth("ps", "-aq").stdout.strip() == ""
 
 
+def test_wait_returns_at_the_exit_a_restart_follows(berth):
+    """Docker's wait: the next exit, even when the restart policy brings the container back."""
+    berth("run", "-d", "--name", "again", "--network", "none", "--restart", "always", berth.image,
+          "sh", "-c", "sleep 0.5; exit 7", check=True)
+    out = berth("wait", "again", timeout=20, check=True)
+    assert out.stdout.strip() == "7"
+    assert inspect(berth, "again")["State"]["Status"] in ("restarting", "running")
+
+
 def test_kill_with_another_signal_keeps_always(berth):
     """Docker: only the stop signal or SIGKILL cancels the restart; another signal that
     ends the process still restarts an always container, not an unless-stopped one."""
