@@ -130,6 +130,7 @@ class Checker:
         self.started = 0.0
         self.due: float | None = None
         self.probe: dict | None = None  # the running probe: pid, fd (its output), start, deadline, output
+        self.unreaped: list[int] = []  # probes killed and not yet gone
 
     # -- driven by the monitor
 
@@ -157,6 +158,7 @@ class Checker:
         return None
 
     def tick(self) -> None:
+        self._reap_killed()
         now = time.monotonic()
         probe = self.probe
         if probe is not None:
@@ -197,7 +199,8 @@ class Checker:
         from berth.core.plumbing.units import now_iso
 
         monitor = self.monitor
-        service, c = monitor.service, monitor.container
+        service = monitor.service
+        c = service.load(monitor.container.id) or monitor.container  # paused now? exec refuses it, as Docker's
         now = time.monotonic()
         probe = {"pid": 0, "fd": None, "start": now_iso(), "begun": now, "deadline": now + self.timeout,
                  "output": bytearray(), "reaped": True}
@@ -244,12 +247,19 @@ class Checker:
                 self._keep(data)
             self._close_output()
         if not probe["reaped"]:
-            try:
-                os.waitpid(probe["pid"], 0)
-            except ChildProcessError:
-                pass
+            self.unreaped.append(probe["pid"])  # killed: reaped once it is gone, never waited for here
             probe["reaped"] = True
+        self._reap_killed()
         self.probe = None
+
+    def _reap_killed(self) -> None:
+        for pid in list(self.unreaped):
+            try:
+                done = os.waitpid(pid, os.WNOHANG)[0]
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.unreaped.remove(pid)
 
     def _result(self, code: int, message: str | None = None) -> None:
         """Docker's handleProbeResult."""
