@@ -103,7 +103,10 @@ class Builder:
     # -- the build ----------------------------------------------------------------------
 
     def run(self):
+        from berth.core.build.scratch import reap
         from berth.core.oci import reference as refs
+
+        reap(self.engine)  # what killed builds left behind
 
         tags = []
         for tag in self.options.tags:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat
-import tempfile
 from pathlib import Path
 
 from berth.core.build.ignore import Matcher
 from berth.core.build.parser import DockerfileError
+from berth.core.build.scratch import Scratch
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -45,11 +44,11 @@ def looks_like_archive(head: bytes) -> bool:
 class Context:
     """root: the context directory; dockerfile: its text; ignore: the .dockerignore matcher."""
 
-    def __init__(self, root: Path, dockerfile: str, ignore: Matcher, temporary: bool = False):
+    def __init__(self, root: Path, dockerfile: str, ignore: Matcher, scratch: Scratch | None = None):
         self.root = Path(os.path.realpath(root))
         self.dockerfile = dockerfile
         self.ignore = ignore
-        self.temporary = temporary
+        self.scratch = scratch  # the directory is the build's own: removed on close
 
     # -- making one -------------------------------------------------------------------
 
@@ -67,8 +66,8 @@ class Context:
     @classmethod
     def from_text(cls, text: str, scratch: Path) -> "Context":
         """Only a Dockerfile (`berth build - < Dockerfile`): an empty context."""
-        directory = Path(tempfile.mkdtemp(prefix=".build-", dir=scratch))
-        return cls(directory, text, Matcher([]), temporary=True)
+        own = Scratch(scratch)
+        return cls(Path(own.path), text, Matcher([]), own)
 
     @classmethod
     def from_stream(cls, stream: BinaryIO, scratch: Path, dockerfile: str | None = None) -> "Context":
@@ -95,7 +94,8 @@ class Context:
             stream = bz2.BZ2File(stream)
         elif head.startswith(b"\xfd7zXZ"):
             stream = lzma.LZMAFile(stream)
-        directory = Path(tempfile.mkdtemp(prefix=".build-", dir=scratch))
+        own = Scratch(scratch)
+        directory = Path(own.path)
         try:
             try:
                 extract_layer(decompressed(stream), directory, "delete")
@@ -103,14 +103,14 @@ class Context:
                 raise DockerfileError(f"error processing tar file: {exc}") from None
             name = posixpath.normpath("/" + dockerfile).lstrip("/")
             text = _read_dockerfile(Path(_inside(directory, name)), dockerfile)
-            return cls(directory, text, _ignore_of(directory), temporary=True)
+            return cls(directory, text, _ignore_of(directory), own)
         except BaseException:
-            shutil.rmtree(directory, ignore_errors=True)
+            own.close()
             raise
 
     def close(self) -> None:
-        if self.temporary:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self.scratch is not None:
+            self.scratch.close()
 
     def __enter__(self) -> "Context":
         return self

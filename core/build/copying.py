@@ -22,6 +22,7 @@ from berth.core.build.context import Context, SourceError
 from berth.core.build.ignore import Matcher
 from berth.core.build.layer import Entries, ImageRoot, add_dir, add_parents, file_entry, in_root
 from berth.core.build.parser import DockerfileError
+from berth.core.build.scratch import Scratch
 
 WILDCARDS = set("*?[")
 ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ")
@@ -156,7 +157,6 @@ def _download(builder, result: Plan, url: str) -> Item:
     """ADD URL: fetched into a private directory; the file keeps the URL's last path component."""
     import email.utils
     import shutil
-    import tempfile
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -164,8 +164,9 @@ def _download(builder, result: Plan, url: str) -> Item:
     name = posixpath.basename(urllib.parse.urlparse(url).path)
     if result.dest.endswith("/") and not name:
         raise DockerfileError(f"cannot determine filename from url: {url}")
-    directory = tempfile.mkdtemp(prefix=".build-", dir=builder.engine.root)
-    result.closers.append(lambda: shutil.rmtree(directory, ignore_errors=True))
+    own = Scratch(builder.engine.root)
+    result.closers.append(own.close)
+    directory = own.path
     name = name or "download"
     path = os.path.join(directory, name)
     try:

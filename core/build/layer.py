@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-import shutil
 import stat
 import tarfile
-import tempfile
 import time
 
 from berth.core.build.parser import DockerfileError
+from berth.core.build.scratch import VIEW_PREFIX, Scratch, view_name
 
 
 class ImageRoot:
@@ -27,33 +26,38 @@ class ImageRoot:
     def __init__(self, engine, image):
         self.engine, self.image = engine, image
         self.view_id: str | None = None
-        self.scratch: str | None = None
+        self.scratch: Scratch | None = None
 
     def __enter__(self) -> str:
-        from berth.core.plumbing.ids import random_hex
-
         if self.image is None or not self.image.top_layer:
-            self.scratch = tempfile.mkdtemp(prefix=".build-", dir=self.engine.root)
-            return self.scratch
+            self.scratch = Scratch(self.engine.root)
+            return self.scratch.path
         images, driver = self.engine.images, self.engine.storage
-        parent = images.top_cache_id(self.image)
-        self.view_id = "build-" + random_hex(26)
-        driver.create_rw(self.view_id, parent)
+        images.ensure_layers(self.image.diff_ids, [l["digest"] for l in self.image.manifest.get("layers", [])])
+        parent = images.layer_cache_id(self.image.top_layer)
+        self.scratch = Scratch(self.engine.root, VIEW_PREFIX)  # reaped with its layer if this build is killed
+        self.view_id = view_name(self.scratch)
         try:
+            driver.create_rw(self.view_id, parent)
             return os.path.realpath(driver.mount(self.view_id))
         except BaseException:
-            driver.remove(self.view_id)
+            try:
+                driver.remove(self.view_id)
+            finally:
+                self.scratch.close()
             raise
 
     def __exit__(self, *exc) -> None:
-        if self.scratch:
-            shutil.rmtree(self.scratch, ignore_errors=True)
-        if self.view_id:
-            driver = self.engine.storage
-            try:
-                driver.unmount(self.view_id)
-            finally:
-                driver.remove(self.view_id)
+        try:
+            if self.view_id:
+                driver = self.engine.storage
+                try:
+                    driver.unmount(self.view_id)
+                finally:
+                    driver.remove(self.view_id)
+        finally:
+            if self.scratch:
+                self.scratch.close()
 
 
 class Entries:

@@ -556,3 +556,57 @@ def test_an_empty_entrypoint_flag_resets_the_image_entrypoint(berth, tmp_path):
     build(berth, context(tmp_path, "FROM busybox\nENTRYPOINT [\"/bin/false\"]\n"), "-t", "ep")
     assert berth("run", "--rm", "--network", "none", "--entrypoint", "", "ep", "echo", "reset",
                  check=True).stdout == "reset\n"
+
+
+class _Stalls(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "1000000")
+        self.end_headers()
+        self.wfile.write(b"x" * 1000)
+        self.wfile.flush()
+        self.server.stalled.wait(30)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_what_a_killed_build_left_is_reaped_by_the_next(berth, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    berth.image  # noqa: B018
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Stalls)
+    server.stalled = threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # a view of an image (a writable layer in the storage driver) as a killed build leaves it
+    code = ("import sys; from berth.core import config; from berth.core.engine import Engine; "
+            "from berth.core.build.layer import ImageRoot; e = Engine(config.load({'engine': {'root': sys.argv[1], "
+            "'runroot': sys.argv[2]}})); v = ImageRoot(e, e.images.get('busybox')); print(v.__enter__()); "
+            "print(v.view_id, flush=True); import os; os._exit(0)")
+    made = subprocess.run([sys.executable, "-c", code, str(berth.root), str(berth.runroot)], env=berth.env,
+                          capture_output=True, text=True, check=True).stdout.split()
+    view_id = made[1]
+    try:
+        ctx = context(tmp_path, f"FROM busybox\nADD http://127.0.0.1:{server.server_address[1]}/big /big\n")
+        proc = berth.popen("build", "--network", "none", str(ctx), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while not [p for p in os.listdir(berth.root) if p.startswith(".build-") and "view" not in p]:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        server.stalled.set()
+        server.shutdown()
+        server.server_close()
+    left = [p for p in os.listdir(berth.root) if p.startswith(".build-")]
+    assert len(left) == 2 and os.path.isdir(berth.root / "overlay2" / view_id)
+    for name in left:  # older than the grace a new directory gets before its maker locks it
+        os.utime(berth.root / name, (time.time() - 120,) * 2)
+    build(berth, context(tmp_path, "FROM busybox\nRUN true\n", name="next"))
+    assert [p for p in os.listdir(berth.root) if p.startswith(".build-")] == []
+    assert not os.path.exists(berth.root / "overlay2" / view_id)
+    assert view_id not in open("/proc/mounts").read()
