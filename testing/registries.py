@@ -45,17 +45,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from berth.core.oci.mediatypes import (  # one definition of each media type, berth's own
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_MANIFEST,
+    OCI_CONFIG,
+    OCI_LAYER,
+    OCI_MANIFEST,
+)
+
 USER = "berthuser"
 PASSWORD = "s3cret-pass"
 SERVICE = "berth-test-registry"
 ISSUER = "berth-test-issuer"
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_LAYER_GZIP = OCI_LAYER + "+gzip"
 
 
 def sha256(data: bytes) -> str:

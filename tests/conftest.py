@@ -29,6 +29,7 @@ def own_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HOME", str(home))
+        mp.delenv("XDG_CACHE_HOME", raising=False)
         mp.setattr(cache, "DIRECTORY", str(home / ".cache" / "berth"))
         yield home
 

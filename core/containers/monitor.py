@@ -916,7 +916,7 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     to /etc/hosts and `engine.networks.resolv_conf(container)` (text) is the
     resolv.conf, when a network service exists and the mode is not host/none.
     """
-    from berth.core.networks.network import resolv_text
+    from berth.core.networks.network import host_resolv_text, resolv_text
     from berth.core.plumbing import atomic
 
     mode = container.network_mode
@@ -934,7 +934,7 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
             hosts += "".join(line.rstrip("\n") + "\n" for line in networks.hosts_entries(container))
             resolv = networks.resolv_conf(container)
         elif dns_flags:
-            resolv = resolv_text(_read_host("/etc/resolv.conf"), hc)
+            resolv = resolv_text(host_resolv_text(), hc)
         else:
             resolv = "# berth: --network none, no name servers\n"
     files = {"hostname": hostname + "\n", "hosts": hosts, "resolv.conf": resolv}

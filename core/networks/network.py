@@ -731,11 +731,7 @@ class NetworkService:
         the container's --dns/--dns-search/--dns-option. No fallback servers:
         berth never adds a resolver the host does not use."""
         row = self._container_row(container.id)
-        try:
-            with open("/etc/resolv.conf") as f:
-                host_text = f.read()
-        except OSError:
-            host_text = ""
+        host_text = host_resolv_text()
         host_config = loads(row["host_config"]) or {}
         if not host_config.get("Dns"):  # on a user-defined network, the resolver answers (Docker's 127.0.0.11)
             server = self.resolver.nameserver(self._member_names(host_config, loads(row["network"]) or {}))
@@ -987,6 +983,30 @@ def _endpoint_id(container_id: str, network_id: str) -> str:
 
     return sha256_bytes(f"endpoint/{container_id}/{network_id}".encode())[7:]
 
+
+
+SYSTEMD_STUB = "127.0.0.53"
+
+
+def host_resolv_text(path: str = "/etc/resolv.conf",
+                     systemd_path: str = "/run/systemd/resolve/resolv.conf") -> str:
+    """The host's resolv.conf for a container in another network namespace. When it names
+    only systemd-resolved's stub (127.0.0.53, Ubuntu's default), which a container cannot
+    reach, the upstream servers systemd-resolved keeps in `systemd_path` (as Docker)."""
+    text = _read_text(path)
+    servers = [line.split()[1] for line in text.splitlines() if line.split()[:1] == ["nameserver"]
+               and len(line.split()) > 1]
+    if servers == [SYSTEMD_STUB]:
+        return _read_text(systemd_path) or text
+    return text
+
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def resolv_text(host_text: str, host_config: dict, *, keep_loopback: bool = False, ndots_zero: bool = False) -> str:

@@ -1,15 +1,25 @@
 """Small JSON records of what is slow to work out and seldom changes (the
 installed plugins, a parsed configuration file), kept in the caller's own
-~/.cache/berth (mode 0700: they name code to run). Each user of a record
-says when it is stale; a missing, damaged or unwritable record costs only
-the slow way."""
+$XDG_CACHE_HOME/berth, by default ~/.cache/berth (mode 0700: they name code
+to run). Each user of a record says when it is stale; a missing, damaged or
+unwritable record costs only the slow way."""
 
 from __future__ import annotations
 
 import json
 import os
 
-DIRECTORY = os.path.join(os.path.expanduser("~"), ".cache", "berth")
+
+def _directory(env=os.environ) -> str:
+    """$XDG_CACHE_HOME/berth, or ~/.cache/berth (a relative $XDG_CACHE_HOME is ignored, as the
+    XDG base directory specification says)."""
+    base = env.get("XDG_CACHE_HOME") or ""
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "berth")
+
+
+DIRECTORY = _directory()
 
 
 def load(name: str) -> dict:

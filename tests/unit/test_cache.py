@@ -34,3 +34,22 @@ def test_what_is_not_json_is_not_recorded(tmp_path, monkeypatch):
 
     cache.save("x.json", {"when": datetime.datetime(2026, 1, 1)})  # a TOML datetime
     assert cache.load("x.json") == {} and os.listdir(tmp_path / "berth") == []
+
+
+def test_the_records_live_under_xdg_cache_home(tmp_path):
+    """berth's own records follow $XDG_CACHE_HOME (issue #11); a relative one is ignored."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "berth.toml"
+    config.write_text('[network]\nsubnet = "10.1.0.0/16"\n')
+    env = dict(os.environ, HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+               BERTH_CONFIG=str(config))
+    code = "from berth.core import config, plugins; config.load(); print(plugins.__name__)"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
+    assert (tmp_path / "xdg" / "berth" / "config.json").is_file()
+    assert not (tmp_path / "home" / ".cache").exists()
+    env["XDG_CACHE_HOME"] = "relative/dir"
+    out = subprocess.run([sys.executable, "-c", "from berth.core.plumbing import cache; print(cache.DIRECTORY)"],
+                         env=env, check=True, capture_output=True, text=True).stdout.strip()
+    assert out == str(tmp_path / "home" / ".cache" / "berth")
