@@ -8,8 +8,9 @@ import os
 import shlex
 import subprocess
 
-from berth.core.networks.network import host_resolv_text
 from harness import BERTH
+
+from berth.core.networks.network import host_resolv_text
 
 
 def test_host_resolv_text_follows_the_systemd_stub(tmp_path):
