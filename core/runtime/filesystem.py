@@ -115,7 +115,9 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
 
     Runs in the child, in its new mount (and pid) namespace, as root.
     Leaves the process in the new root with cwd "/". `cgroup`: the
-    container's cgroups.Cgroup, mounted at /sys/fs/cgroup.
+    container's cgroups.Cgroup, mounted at /sys/fs/cgroup. Returns None, or
+    an fd on /proc/sys/net (opened before it turned read-only) for
+    write_net_sysctls once the caller has wired the network.
     """
     root = os.path.realpath(spec.rootfs)
     step.current = "make mounts private"
@@ -126,9 +128,13 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
     step.current = "mount /proc"
     proc = make_inside(root, "/proc")
     _mount_at(root, proc, "proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC)
+    net_sysctls = None
     for key, value in spec.sysctls.items():
         step.current = f"sysctl {key}"
-        write_sysctl(proc, key, value)
+        if key.startswith("net."):  # once the interfaces exist: see write_net_sysctls
+            net_sysctls = net_sysctls or os.open(f"{proc}/sys/net", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        else:
+            write_sysctl(proc, key, value)
 
     step.current = "mount /dev"
     dev = make_inside(root, "/dev")
@@ -190,6 +196,7 @@ def prepare(spec, console_fd: int | None, new_netns: bool, cgroup=None) -> None:
     sc.pivot_root(".", ".")
     sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
+    return net_sysctls
 
 
 def write_sysctl(proc: str, key: str, value: str) -> None:
@@ -197,6 +204,25 @@ def write_sysctl(proc: str, key: str, value: str) -> None:
     if ".." in key.split(".") or not all(key.split(".")):
         raise OSError(22, "invalid sysctl name", key)
     write_file(f"{proc}/sys/{key.replace('.', '/')}", value)
+
+
+def write_net_sysctls(net_fd: int, sysctls: dict) -> None:
+    """The net.* sysctls, through the fd prepare() returned (the read-only
+    /proc/sys is a mount above it), once the interfaces (eth0 ...) exist."""
+    try:
+        for key, value in sysctls.items():
+            if key.startswith("net."):
+                step.current = f"sysctl {key}"
+                parts = key.split(".")[1:]
+                if ".." in parts or not all(parts):
+                    raise OSError(22, "invalid sysctl name", key)
+                fd = os.open("/".join(parts), os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=net_fd)
+                try:
+                    os.write(fd, value.encode())
+                finally:
+                    os.close(fd)
+    finally:
+        os.close(net_fd)
 
 
 def _mount_cgroup(root: str, cgroup, readonly: bool) -> None:

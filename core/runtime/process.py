@@ -391,10 +391,12 @@ def _container_child(spec, cgroup, joined, new_netns, cap_mask, last_cap,
         if spec.hostname and spec.utsns is None:
             step.current = "set hostname"
             sc.sethostname(spec.hostname)
-        filesystem.prepare(spec, 0 if spec.tty else None, new_netns or "net" in joined, cgroup)
+        net_sysctls = filesystem.prepare(spec, 0 if spec.tty else None, new_netns or "net" in joined, cgroup)
         step.current = "wait for parent"
         if os.read(pipes.go, 1) != b"G":
             raise StartError("parent went away during setup", "wait for parent")
+        if net_sysctls is not None:  # the network is wired now
+            filesystem.write_net_sysctls(net_sysctls, spec.sysctls)
         _finish(spec, cap_mask, last_cap, pipes.status, spec.readonly_rootfs)
 
     _run_child(pipes, body)

@@ -179,6 +179,10 @@ def test_sysctl_oom_score_and_groups(berth):
     forward, shmmni, score, groups = out.splitlines()
     assert (forward, shmmni, score) == ("1", "1000", "500")
     assert set(groups.split()) == {"1000", "4242"}
+    # an interface's own sysctl: written once the network has given the container its eth0
+    out = inside(berth, "--sysctl", "net.ipv4.conf.eth0.rp_filter=2", berth.image, "cat",
+                 "/proc/sys/net/ipv4/conf/eth0/rp_filter", network="bridge")
+    assert out == "2\n"
 
 
 def test_security_opt_no_new_privileges_and_seccomp(berth):
