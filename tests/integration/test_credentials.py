@@ -70,6 +70,10 @@ def test_authfile_on_login_push_pull(berth, pushed, tmp_path):
     assert berth("pull", "--authfile", str(tmp_path / "login.json"), pushed).returncode == 0
     missing = berth("pull", "--authfile", str(tmp_path / "none.json"), pushed)
     assert missing.returncode == 1 and "unauthorized" in missing.stderr.lower()
+    location = pushed.split("/", 1)[0]
+    out = berth("logout", "--authfile", str(tmp_path / "login.json"), location, check=True).stdout
+    assert out == f"Removing login credentials for {location}\n"
+    assert json.loads((tmp_path / "login.json").read_text())["auths"] == {}
 
 
 def test_auths_of_docker_config(berth, pushed, registry_htpasswd, tmp_path):
