@@ -398,7 +398,7 @@ def process_settings(host_config: dict) -> dict:
     security = security_settings(host_config.get("SecurityOpt"))
     privileged = bool(host_config.get("Privileged"))
     cap_add = ["ALL"] if privileged else list(host_config.get("CapAdd") or [])
-    cap_drop = list(host_config.get("CapDrop") or [])
+    cap_drop = [] if privileged else list(host_config.get("CapDrop") or [])  # privileged: every one, as Docker
     seccomp = security["seccomp"]
     if privileged or seccomp == "unconfined":
         seccomp = False
