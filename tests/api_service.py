@@ -40,6 +40,7 @@ class ApiService:
         self.host = f"unix://{self.socket}"
         self.proc = berth.popen("system", "service", "-t", timeout, *args, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
+        self.stderr_text = ""
         self.env = dict(berth.env, DOCKER_HOST=self.host, DOCKER_CONFIG=str(berth.root.parent / "docker-config"))
         self.env.pop("DOCKER_TLS_VERIFY", None)
         self.env["PATH"] = f"{_no_keychain(berth.root.parent / 'bin')}:{self.env.get('PATH', '/usr/bin:/bin')}"
@@ -82,6 +83,7 @@ class ApiService:
                               timeout=timeout, **kw)
 
     def stop(self) -> int:
+        """SIGTERM and wait; the service's stderr is kept in stderr_text."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -89,6 +91,8 @@ class ApiService:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if not self.proc.stderr.closed:
+            self.stderr_text = self.proc.stderr.read().decode(errors="replace")
         for stream in (self.proc.stdout, self.proc.stderr):
             stream.close()
         return self.proc.returncode

@@ -18,6 +18,7 @@ from berth.core.api.server import (
     query_bool,
     query_filters,
     query_int,
+    request_shape,
     service_of,
 )
 from berth.core.errors import BerthError, InvalidArgument, NotFound
@@ -39,7 +40,8 @@ async def create(request: web.Request) -> web.Response:
     from berth.core.api.create import create_values
 
     body = await json_body(request)
-    image, values, endpoints = create_values(body, request.query.get("name"))
+    with request_shape():
+        image, values, endpoints = create_values(body, request.query.get("name"))
     container, warnings = await service_of(request).call(_create, image, values, endpoints)
     return json_response({"Id": container.id, "Warnings": warnings}, status=201)
 
@@ -83,8 +85,9 @@ async def list_(request: web.Request) -> web.Response:
 
 
 def _list(engine, all_: bool, limit: int, size: bool, filters: dict) -> list[dict]:
-    from berth.core.containers.container import matches
+    from berth.core.containers.container import check_filters, matches
 
+    check_filters(filters)
     containers = engine.containers.list()
     if limit is not None and limit > 0:
         all_ = True
@@ -432,9 +435,12 @@ def stream_in_thread(service, make_iterator, gone: asyncio.Event) -> asyncio.Que
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(maxsize=256)
 
+    def stop() -> bool:
+        return gone.is_set() or service.stopping.is_set()
+
     def put(item) -> None:
         future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
-        while not gone.is_set():
+        while not stop():
             try:
                 future.result(timeout=0.5)
                 return
@@ -445,10 +451,10 @@ def stream_in_thread(service, make_iterator, gone: asyncio.Event) -> asyncio.Que
     def run() -> None:
         engine = service.make_engine()
         try:
-            iterator = make_iterator(engine, gone.is_set)
+            iterator = make_iterator(engine, stop)
             put(_STARTED)
             for item in iterator:
-                if gone.is_set():
+                if stop():
                     break
                 put(item)
             put(None)
@@ -502,7 +508,7 @@ async def stats(request: web.Request) -> web.StreamResponse:
                 await asyncio.sleep(1)
                 current = await service.call(container_stats, c.id, previous)
             await response.write(json.dumps(current).encode() + b"\n")
-            if not stream:
+            if not stream or service.stopping.is_set():
                 break
             previous = current
             await asyncio.sleep(1)

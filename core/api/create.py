@@ -67,6 +67,8 @@ def _entrypoint(values, value, where):
 
 
 def _env(values, value, where):
+    if isinstance(value, str):  # Env is a []string (Cmd and Entrypoint take a string too)
+        raise bad_request(f"json: cannot unmarshal string into Go struct field {where} of type []string")
     values["env"] = _strings(value, where)
 
 
@@ -315,7 +317,8 @@ def create_values(body: dict, name: str | None) -> tuple[str, dict, dict]:
         raise bad_request("No image was specified" if not image else
                           f"json: cannot unmarshal {json_type(image)} into Go struct field Config.Image of type string")
     values: dict = {"name": name or None, "command": [], "env": [], "labels": {}}
-    host_config = body.get("HostConfig") or {}
+    host_config = body.get("HostConfig")
+    host_config = {} if host_config is None else host_config
     if not isinstance(host_config, dict):
         raise bad_request(f"json: cannot unmarshal {json_type(host_config)} into Go struct field "
                           "ContainerConfigWrapper.HostConfig of type container.HostConfig")

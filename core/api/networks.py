@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from berth.core.api.server import bad_request, json_body, json_response, query_filters, service_of
+from berth.core.api.server import bad_request, json_body, json_response, query_filters, request_shape, service_of
 
 
 def _ref(request: web.Request) -> str:
@@ -43,6 +43,18 @@ async def inspect(request: web.Request) -> web.Response:
 
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request)
+    with request_shape():
+        name, driver, subnet, gateway, internal, labels = _create_args(body)
+
+    def job(engine):
+        return engine.networks.create(name, driver=driver, subnet=subnet, gateway=gateway, internal=internal,
+                                      labels=labels)
+
+    info = await service_of(request).call(job)
+    return json_response({"Id": info["Id"], "Warning": ""}, status=201)
+
+
+def _create_args(body: dict):
     name = body.get("Name")
     if not name or not isinstance(name, str):
         raise bad_request("network name is required" if not name else "json: cannot unmarshal into Name of type string")
@@ -71,16 +83,8 @@ async def create(request: web.Request) -> web.Response:
     labels = body.get("Labels") or {}
     if not isinstance(labels, dict):
         raise bad_request("json: cannot unmarshal into Labels of type map[string]string")
-    internal = bool(body.get("Internal"))
-    if body.get("CheckDuplicate") is False:
-        pass  # berth refuses a duplicate name always, as Docker since 1.44
-
-    def job(engine):
-        return engine.networks.create(name, driver=driver, subnet=subnet, gateway=gateway, internal=internal,
-                                      labels=labels)
-
-    info = await service_of(request).call(job)
-    return json_response({"Id": info["Id"], "Warning": ""}, status=201)
+    internal = bool(body.get("Internal"))  # CheckDuplicate: berth refuses a duplicate name always (Docker 1.44)
+    return name, driver, subnet, gateway, internal, labels
 
 
 async def remove(request: web.Request) -> web.Response:
@@ -96,6 +100,8 @@ async def connect(request: web.Request) -> web.Response:
     if not container or not isinstance(container, str):
         raise bad_request("a container is required")
     settings = body.get("EndpointConfig") or {}
+    if not isinstance(settings, dict) or not isinstance(settings.get("IPAMConfig") or {}, dict):
+        raise bad_request("json: cannot unmarshal into EndpointConfig")
     if not isinstance(settings, dict):
         raise bad_request("json: cannot unmarshal into EndpointConfig")
     if settings.get("IPAMConfig") and any((settings["IPAMConfig"] or {}).values()):

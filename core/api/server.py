@@ -65,6 +65,20 @@ def json_response(data, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, headers={"Content-Type": "application/json"})
 
 
+class request_shape:
+    """A context for reading a request's JSON: a value of the wrong shape deep inside it
+    (a string where an object goes ...) is a 400 naming the mistake, not a 500."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, (TypeError, AttributeError, KeyError, ValueError)):
+            raise bad_request(f"invalid request body: a value has the wrong type ({type(exc).__name__}: {exc})") \
+                from None
+        return False
+
+
 def error_response(status: int, message: str) -> web.Response:
     return json_response({"message": message}, status=status)
 

@@ -81,8 +81,9 @@ async def hijack(request: web.Request, content_type: str) -> tuple[Hijacked, Hij
 
 
 def client_gone(request: web.Request) -> bool:
+    """The client closed its connection, or the service is stopping (SIGTERM ends every stream)."""
     transport = request.transport
-    return transport is None or transport.is_closing()
+    return transport is None or transport.is_closing() or request.app["service"].stopping.is_set()
 
 
 async def watch_client(request: web.Request, task: asyncio.Task, every: float = 0.5) -> None:

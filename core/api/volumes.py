@@ -21,7 +21,8 @@ async def inspect(request: web.Request) -> web.Response:
 async def create(request: web.Request) -> web.Response:
     body = await json_body(request, default={})
     name, driver = body.get("Name") or None, body.get("Driver") or None
-    options, labels = body.get("DriverOpts") or {}, body.get("Labels") or {}
+    options = {} if body.get("DriverOpts") is None else body["DriverOpts"]
+    labels = {} if body.get("Labels") is None else body["Labels"]
     for value, what in ((name, "Name"), (driver, "Driver")):
         if value is not None and not isinstance(value, str):
             raise bad_request(f"json: cannot unmarshal into Go struct field {what} of type string")

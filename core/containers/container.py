@@ -325,6 +325,16 @@ def status_text(c) -> str:
     return "Created"
 
 
+PS_FILTERS = ("name", "id", "status", "exited", "label", "ancestor")
+
+
+def check_filters(filters: dict[str, list[str]]) -> None:
+    """InvalidArgument for a `ps --filter` key `matches` does not know (before any container is looked at)."""
+    for key in filters:
+        if key not in PS_FILTERS:
+            raise InvalidArgument(f"invalid filter '{key}'")
+
+
 def matches(engine, c, filters: dict[str, list[str]]) -> bool:
     """Whether container `c` passes `ps --filter` (Docker's keys; InvalidArgument for another)."""
     import re

@@ -251,7 +251,11 @@ class ContainerFiles:
 
         def enter():
             for fd in child_closes:
-                os.close(fd)
+                try:
+                    os.close(fd)
+                except OSError as exc:  # the parent closed it before it forked us: nothing to close here
+                    if exc.errno != errno.EBADF:
+                        raise
             tarfile.pwd = tarfile.grp = None  # no name lookups inside the container
             setup()
 
