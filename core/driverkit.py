@@ -388,6 +388,11 @@ class FullTreeDriver(StorageDriver):
     def metadata(self, id: str) -> dict[str, str]:
         return {"Dir": str(self.tree(id))}
 
+    def layer_ids(self) -> list[str]:
+        names = {e.name for e in os.scandir(self.home / "trees") if not e.name.startswith(".")}
+        names.update(e.name for e in os.scandir(self.home / "parents") if not e.name.startswith("."))
+        return sorted(names)
+
 
 # --------------------------------------------------------------------------
 # host tools and networks

@@ -179,6 +179,12 @@ class StorageDriver(Driver):
     def cleanup(self) -> None:
         """Unmount everything this driver mounted (engine shutdown / reset)."""
 
+    def layer_ids(self) -> list[str] | None:
+        """The IDs of every layer in home, complete or not, as `layer_dir_name`
+        writes them (``berth system check`` compares them with berth's
+        records); None when the driver cannot list them (the check is skipped)."""
+        return None
+
 
 # --------------------------------------------------------------------------
 # logging

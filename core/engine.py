@@ -77,7 +77,11 @@ class Engine:
         self._ensure_dirs()
         home = self.root / name
         home.mkdir(mode=0o700, exist_ok=True)
-        return cls(home, self.config.get("storage.options"))
+        driver = cls(home, self.config.get("storage.options"))
+        from berth.core.images import incomplete
+
+        incomplete.sweep(self, driver)  # layers a killed pull or commit left half made
+        return driver
 
     def driver(self, kind: str, name: str) -> type:
         """The class of driver `name` of `kind`, refused clearly when unsupported."""
@@ -157,6 +161,28 @@ class Engine:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
+
+    def forget_lock(self, name: str, held: bool = True) -> bool:
+        """Delete the file of lock `name` once the thing it guards is gone (a
+        removed container or layer): lock files must not pile up. `held`: the
+        caller holds it; else it is deleted only if nobody holds it now. A
+        process waiting on the old file finds the thing gone, as it would anyway."""
+        path = self.runroot / "locks" / f"{name}.lock"
+        try:
+            if held:
+                os.unlink(path)
+                return True
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+            return True
+        except (BlockingIOError, FileNotFoundError):
+            return False
         finally:
             os.close(fd)
 

@@ -907,37 +907,48 @@ class ContainerService:
 
     def remove(self, ref: str | Container, *, force: bool = False, volumes: bool = False) -> str:
         """`berth rm`: kill (with force), delete the writable layer, then the row."""
-        import shutil
-
         container = self.get(ref) if isinstance(ref, str) else ref
-        if container.running:
-            if not force:
-                if container.status == "paused":
-                    raise Conflict(f"cannot remove container \"/{container.name}\": container is paused and must "
-                                   "be unpaused first")
-                raise Conflict(f"cannot remove container \"/{container.name}\": container is running: stop the "
-                               "container before removing or force remove")
-            self.kill(container, signals.SIGKILL, emit=True)
-            self.wait_exit(container, 30)
-        with self.engine.lock(f"container-{container.id}"):
-            current = self.load(container.id)
-            if current is None:
-                return container.id  # someone else (the monitor of a --rm container) did it
-            if current.running:
+        for attempt in (1, 2, 3):  # with force, a monitor that started it meanwhile is outrun
+            if container.running:
+                if not force:
+                    if container.status == "paused":
+                        raise Conflict(f"cannot remove container \"/{container.name}\": container is paused and "
+                                       "must be unpaused first")
+                    raise Conflict(f"cannot remove container \"/{container.name}\": container is running: stop "
+                                   "the container before removing or force remove")
+                self.kill(container, signals.SIGKILL, emit=True)
+                self.wait_exit(container, 30)
+            lock = self.engine.lock(f"container-{container.id}")
+            with lock:
+                current = self.load(container.id)
+                if current is None:
+                    return container.id  # someone else (the monitor of a --rm container) did it
+                if not current.running:
+                    self._remove_stopped(current, volumes)
+                    break
+            if not force or attempt == 3:
                 raise Conflict(f"cannot remove container \"/{container.name}\": container is running")
-            self.storage_for(current).remove(current.id)
-            if volumes or current.host_config.get("AutoRemove"):
-                try:
-                    self.engine.volumes.remove_anonymous(current.id, current.mounts)
-                except BerthError:
-                    pass
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM containers WHERE id = ?", (current.id,))
-            shutil.rmtree(self.run_dir(current.id), ignore_errors=True)
-            shutil.rmtree(self.log_dir(current.id), ignore_errors=True)
+            container = current
         self.engine.emit("container", "destroy", current.id, current.attrs())
         self.engine.hook("container_removed", container_id=current.id)
         return current.id
+
+    def _remove_stopped(self, current: Container, volumes: bool) -> None:
+        """Delete a stopped container's layer, volumes (anonymous, if asked), row, files
+        and lock file; the caller holds that lock."""
+        import shutil
+
+        self.storage_for(current).remove(current.id)
+        if volumes or current.host_config.get("AutoRemove"):
+            try:
+                self.engine.volumes.remove_anonymous(current.id, current.mounts)
+            except BerthError:
+                pass
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM containers WHERE id = ?", (current.id,))
+        shutil.rmtree(self.run_dir(current.id), ignore_errors=True)
+        shutil.rmtree(self.log_dir(current.id), ignore_errors=True)
+        self.engine.forget_lock(f"container-{current.id}")
 
     def rename(self, ref: str, new_name: str) -> None:
         container = self.get(ref)

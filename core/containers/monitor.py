@@ -271,14 +271,30 @@ class Monitor:
         run_dir = self.service.run_dir(c.id)
         self.listener = self._listen(run_dir / "attach.sock")
         storage = self.service.storage_for(c)
-        rootfs = storage.mount(c.id)
-        try:
-            started, child_fds = self._start(rootfs, run_dir)
-        except BaseException as exc:
-            self._start_failed(exc)
+        failure = None
+        # The start and its record are one step under the container's lock, which
+        # rm takes too: a container removed meanwhile is never started, and one
+        # started is listed as running before anyone else looks (issue #11).
+        with self.engine.lock(f"container-{c.id}"):
+            current = self.service.load(c.id)
+            if current is None or current.running:
+                if current is None:
+                    self.engine.forget_lock(f"container-{c.id}")
+                self._cancel_network_setup()
+                _send_ready(self.ready_w, {"pid": current.pid} if current is not None and current.pid else
+                            {"error": f"No such container: {c.id}", "code": 125})
+                return 1
+            try:
+                rootfs = storage.mount(c.id)
+                started, child_fds = self._start(rootfs, run_dir)
+            except BaseException as exc:
+                failure = exc
+            else:
+                self.health = _checker(self)
+                self._running(started, child_fds, RestartCount=0, ManuallyStopped=False, ExitOnNext=False)
+        if failure is not None:
+            self._start_failed(failure)  # outside the lock: a --rm container's removal takes it
             return 0
-        self.health = _checker(self)
-        self._running(started, child_fds, RestartCount=0, ManuallyStopped=False, ExitOnNext=False)
         self._announce_start()
         _send_ready(self.ready_w, {"pid": started.pid})
         self._watch()

@@ -20,6 +20,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterable
 
 from berth.core.errors import BerthError, Conflict, Corrupt, InvalidArgument, NotFound
+from berth.core.images import incomplete
 from berth.core.oci import reference as refs
 from berth.core.oci.mediatypes import OCI_CONFIG, OCI_MANIFEST, layer_media_type
 from berth.core.oci.platform import arch
@@ -155,6 +156,7 @@ class _LayerFiller:
         """Remove every created layer not recorded yet."""
         for layer in self.created:
             self.driver.remove(layer.cache_id)
+            incomplete.unmark(self.images.engine, layer.cache_id)
         self.created = []
 
 
@@ -311,6 +313,7 @@ class ImageService:
                         cache_id = random_hex(32)
                         if not driver.independent_layers:  # the child's create copies its parent: fill it first
                             filler.fill(workers=1)
+                        incomplete.mark(self.engine, cache_id, chain_id)  # until recorded: a kill leaves it marked
                         driver.create(cache_id, parent_cache)
                         filler.add(_NewLayer(index, chain_id, diff_id, blob, parent_chain, cache_id))
                     parent_chain, parent_cache = chain_id, cache_id
@@ -332,6 +335,7 @@ class ImageService:
                 "INSERT INTO layers (driver, chain_id, cache_id, diff_id, parent, size) VALUES (?,?,?,?,?,?)",
                 (name, layer.chain_id, layer.cache_id, layer.diff_id, layer.parent_chain, size),
             )
+        incomplete.unmark(self.engine, layer.cache_id)
 
     def _fill_in_child(self, driver, cache_id: str, diff_id: str, blob: str) -> int:
         """_fill in a forked child, which has a GIL of its own: in threads, a
@@ -559,12 +563,31 @@ class ImageService:
                 continue
             with self.store.transaction() as db:
                 db.execute("DELETE FROM layers WHERE driver = ? AND cache_id = ?", (row["driver"], row["cache_id"]))
+            if self.store.one("SELECT 1 FROM layers WHERE chain_id = ?", (row["chain_id"],)) is None:
+                self.engine.forget_lock(f"layer-{row['chain_id'].split(':', 1)[1]}", held=False)
             removed.append(row["chain_id"])
         for digest in self.engine.content.digests():
             if digest not in blobs:
                 self.engine.content.delete(digest)
         self.engine.content.clean_temporary()
+        self._forget_layer_locks()
         return removed
+
+    def _forget_layer_locks(self) -> None:
+        """Lock files of layers no row records (a pull or commit killed before its
+        layer was marked, or the layer collected): deleted unless someone holds one."""
+        import os
+
+        try:
+            names = os.listdir(self.engine.runroot / "locks")
+        except FileNotFoundError:
+            return
+        chains = {r["chain_id"] for r in self.store.all("SELECT chain_id FROM layers")}
+        for name in names:
+            if name.startswith("layer-") and name.endswith(".lock"):
+                stem = name[:-len(".lock")]
+                if "sha256:" + stem[len("layer-"):] not in chains:
+                    self.engine.forget_lock(stem, held=False)
 
     def _remove_foreign_layer(self, driver_name: str, cache_id: str) -> bool:
         """A layer of another storage driver: remove it with that driver if it runs here."""

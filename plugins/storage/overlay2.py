@@ -143,6 +143,10 @@ class Overlay2Driver(StorageDriver):
             pass
         driverkit.remove_tree(d)
 
+    def layer_ids(self) -> list[str]:
+        return sorted(e.name for e in os.scandir(self.home)
+                      if e.name != "l" and not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+
     # ------------------------------------------------------------ mounts
 
     def mount(self, id: str) -> Path:
