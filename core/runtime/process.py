@@ -85,6 +85,7 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
     """
     cap_mask = capabilities.resolve(spec.cap_add, spec.cap_drop)
     last_cap = capabilities.last_cap()
+    _seccomp_program(spec, cap_mask)
     new_netns = spec.netns is None
     if spec.init:
         from berth.core.runtime.init import CONTAINER_PATH
@@ -132,6 +133,16 @@ def start(spec: ContainerSpec, before_exec=None) -> Started:
     return Started(pid=pid, start_time=process_start_time(pid), netns_path=f"/proc/{pid}/ns/net", cgroup=cgroup)
 
 
+def _seccomp_program(spec, cap_mask: int) -> None:
+    """spec.seccomp True: the default filter for this architecture, built here in the parent
+    (libseccomp is not loaded in a forked child); False where libseccomp is missing."""
+    if spec.seccomp is True:
+        try:
+            spec.seccomp = seccomp.program(cap_mask) or False
+        except OSError as e:
+            raise StartError(f"cannot build the seccomp filter: {e.strerror}", "seccomp") from None
+
+
 def exec_process(target_pid: int, spec: ProcessSpec, cgroup: Cgroup | None = None) -> int:
     """Run spec.args inside the running container whose PID 1 is target_pid.
 
@@ -142,6 +153,7 @@ def exec_process(target_pid: int, spec: ProcessSpec, cgroup: Cgroup | None = Non
     """
     cap_mask = capabilities.resolve(spec.cap_add, spec.cap_drop)
     last_cap = capabilities.last_cap()
+    _seccomp_program(spec, cap_mask)
     if cgroup is not None:
         procs = [f"{d}/cgroup.procs" for d in cgroup.dirs.values()]
     else:
@@ -465,14 +477,11 @@ def _finish(spec, cap_mask, last_cap, status_w, readonly_root) -> None:
     if spec.rlimits:
         step.current = "rlimits"
         rlimits.apply(spec.rlimits)
-    if isinstance(spec.seccomp, bytes):
-        step.current = "seccomp"
-        sc.seccomp_filter(spec.seccomp)
-    elif spec.seccomp and seccomp.supported():
+    if isinstance(spec.seccomp, bytes):  # made by _seccomp_program() before the fork
         # Installed while still fully privileged (works without
         # no_new_privs); nothing after it uses a denied call.
         step.current = "seccomp"
-        sc.seccomp_filter(seccomp.program(cap_mask))
+        sc.seccomp_filter(spec.seccomp)
     step.current = "capabilities"
     capabilities.drop_bounding(cap_mask, last_cap)
     sc.prctl(sc.PR_SET_KEEPCAPS, 1)

@@ -1,99 +1,153 @@
-"""A seccomp filter in the spirit of Docker's default profile.
+"""A seccomp filter in the spirit of Docker's default profile, per architecture.
 
 Docker allows a long list of syscalls; this is the converse, compact form:
 deny (EPERM) the syscalls Docker's profile blocks by default, each group
 only while the capability that Docker would allow it with is absent (so
 --cap-add SYS_ADMIN re-enables mount, unshare, setns ...). clone() with
 namespace flags is denied without SYS_ADMIN, clone3 returns ENOSYS so libc
-falls back to clone. x86_64 only; on other architectures no filter is
-installed. Calls through another ABI (i386, x32) are refused.
+falls back to clone. Calls through another ABI (i386 or x32 on x86_64) are
+refused.
+
+The program is built by libseccomp (Debian's libseccomp2, through ctypes),
+which knows every architecture's syscall numbers and argument layout: the
+rules name syscalls, never numbers. Without libseccomp no filter is
+installed (as Docker without seccomp support).
 """
 
+import ctypes
+import errno
 import os
 import struct
 
 from berth.core.runtime.capabilities import NUMBERS
 
-_AUDIT_ARCH_X86_64 = 0xC000003E
+_AUDIT_ARCH_X86_64 = 0xC000003E  # (Docker JSON profiles below are compiled for x86_64)
 _RET_ALLOW = 0x7FFF0000
 _RET_ERRNO = 0x00050000
 _EPERM = 1
-_ENOSYS = 38
 _LD_W_ABS = 0x20
 _JEQ_K = 0x15
 _JGE_K = 0x35
-_JSET_K = 0x45
 _RET_K = 0x06
 
-_CLONE_NS_FLAGS = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+_CLONE_NS_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000)
+# NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
 
-# x86_64 syscall numbers.
-_ALWAYS = {
-    "keyctl": 250, "add_key": 248, "request_key": 249, "userfaultfd": 323,
-    "kexec_load": 246, "kexec_file_load": 320, "lookup_dcookie": 212,
-    "uselib": 134, "ustat": 136, "sysfs": 139, "_sysctl": 156,
-    "nfsservctl": 180, "create_module": 174, "get_kernel_syms": 177,
-    "query_module": 178, "vhangup": 153, "open_by_handle_at": 304,
-}
+_ALWAYS = (
+    "keyctl", "add_key", "request_key", "userfaultfd", "kexec_load", "kexec_file_load", "lookup_dcookie",
+    "uselib", "ustat", "sysfs", "_sysctl", "nfsservctl", "create_module", "get_kernel_syms", "query_module",
+    "vhangup", "open_by_handle_at",
+)
 _GATED = {
-    "SYS_ADMIN": {
-        "mount": 165, "umount2": 166, "pivot_root": 155, "unshare": 272,
-        "setns": 308, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
-        "fspick": 433, "move_mount": 429, "open_tree": 428, "mount_setattr": 442,
-        "quotactl": 179, "name_to_handle_at": 303, "bpf": 321,
-        "perf_event_open": 298,
-    },
-    "SYS_MODULE": {"init_module": 175, "finit_module": 313, "delete_module": 176},
-    "SYS_BOOT": {"reboot": 169},
-    "SYS_PACCT": {"acct": 163},
-    "SYS_TIME": {"settimeofday": 164, "clock_settime": 227, "adjtimex": 159,
-                 "clock_adjtime": 305},
-    "SYS_RAWIO": {"iopl": 172, "ioperm": 173},
-    "SYSLOG": {"syslog": 103},
-    "SYS_NICE": {"move_pages": 279, "mbind": 237, "set_mempolicy": 238,
-                 "get_mempolicy": 239},
-    "SYS_PTRACE": {"process_vm_readv": 310, "process_vm_writev": 311},
+    "SYS_ADMIN": ("mount", "umount2", "umount", "pivot_root", "unshare", "setns", "fsopen", "fsconfig", "fsmount",
+                  "fspick", "move_mount", "open_tree", "mount_setattr", "quotactl", "name_to_handle_at", "bpf",
+                  "perf_event_open"),
+    "SYS_MODULE": ("init_module", "finit_module", "delete_module"),
+    "SYS_BOOT": ("reboot",),
+    "SYS_PACCT": ("acct",),
+    "SYS_TIME": ("settimeofday", "clock_settime", "adjtimex", "clock_adjtime", "stime"),
+    "SYS_RAWIO": ("iopl", "ioperm"),
+    "SYSLOG": ("syslog",),
+    "SYS_NICE": ("move_pages", "mbind", "set_mempolicy", "get_mempolicy"),
+    "SYS_PTRACE": ("process_vm_readv", "process_vm_writev"),
 }
-_CLONE = 56
-_CLONE3 = 435
+
+# libseccomp's enums (seccomp.h)
+_FLTATR_ACT_BADARCH = 2
+_CMP_MASKED_EQ = 7
+_NR_SCMP_ERROR = -1
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+_lib = None
+
+
+def _libseccomp():
+    """libseccomp through ctypes, or None where it is not installed."""
+    global _lib
+    if _lib is None:
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        except OSError:
+            _lib = False
+            return None
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
+                                               ctypes.POINTER(_ArgCmp)]
+        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        _lib = lib
+    return _lib or None
+
+
+def supported() -> bool:
+    return _libseccomp() is not None
+
+
+def _check(rc: int, what: str) -> None:
+    if rc < 0:
+        raise OSError(-rc, f"libseccomp: {what}: {os.strerror(-rc)}")
+
+
+def program(cap_mask: int) -> bytes | None:
+    """The BPF program for a container whose capabilities are cap_mask, for this host's
+    architecture (None without libseccomp)."""
+    lib = _libseccomp()
+    if lib is None:
+        return None
+    has = lambda cap: bool(cap_mask & (1 << NUMBERS[cap]))  # noqa: E731
+    eperm = _RET_ERRNO | _EPERM
+    denied = list(_ALWAYS)
+    for cap, calls in _GATED.items():
+        if not has(cap):
+            denied += calls
+    ctx = lib.seccomp_init(_RET_ALLOW)
+    if not ctx:
+        raise OSError(errno.ENOMEM, "libseccomp: seccomp_init failed")
+    try:
+        _check(lib.seccomp_attr_set(ctx, _FLTATR_ACT_BADARCH, eperm), "bad-architecture action")
+        for name in denied:
+            _rule(lib, ctx, eperm, name)
+        if not has("SYS_ADMIN"):
+            _rule(lib, ctx, _RET_ERRNO | errno.ENOSYS, "clone3")
+            flags_arg = 1 if os.uname().machine.startswith("s390") else 0  # clone(stack, flags) there
+            for flag in _CLONE_NS_FLAGS:
+                _rule(lib, ctx, eperm, "clone", _ArgCmp(flags_arg, _CMP_MASKED_EQ, flag, flag))
+        return _export(lib, ctx)
+    finally:
+        lib.seccomp_release(ctx)
+
+
+def _rule(lib, ctx, action: int, name: str, *args: _ArgCmp) -> None:
+    nr = lib.seccomp_syscall_resolve_name(name.encode())
+    if nr == _NR_SCMP_ERROR:
+        return  # no such syscall on this architecture
+    array = (_ArgCmp * len(args))(*args) if args else None
+    _check(lib.seccomp_rule_add_array(ctx, action, nr, len(args), array), f"rule for {name}")
+
+
+def _export(lib, ctx) -> bytes:
+    fd = os.memfd_create("berth-seccomp", os.MFD_CLOEXEC)
+    try:
+        _check(lib.seccomp_export_bpf(ctx, fd), "export")
+        os.lseek(fd, 0, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k)
-
-
-def supported() -> bool:
-    return os.uname().machine == "x86_64"  # (platform.machine() says the same; platform costs ~1.5 ms to import)
-
-
-def program(cap_mask: int) -> bytes:
-    """The BPF program for a container whose capabilities are cap_mask."""
-    has = lambda cap: bool(cap_mask & (1 << NUMBERS[cap]))  # noqa: E731
-    denied = set(_ALWAYS.values())
-    for cap, calls in _GATED.items():
-        if not has(cap):
-            denied.update(calls.values())
-    eperm = _RET_ERRNO | _EPERM
-    out = [
-        _ins(_LD_W_ABS, 4),                       # arch
-        _ins(_JEQ_K, _AUDIT_ARCH_X86_64, 1, 0),
-        _ins(_RET_K, eperm),
-        _ins(_LD_W_ABS, 0),                       # nr
-        _ins(_JGE_K, 0x40000000, 0, 1),           # x32 ABI
-        _ins(_RET_K, eperm),
-    ]
-    for nr in sorted(denied):
-        out += [_ins(_JEQ_K, nr, 0, 1), _ins(_RET_K, eperm)]
-    if not has("SYS_ADMIN"):
-        out += [
-            _ins(_JEQ_K, _CLONE3, 0, 1), _ins(_RET_K, _RET_ERRNO | _ENOSYS),
-            _ins(_JEQ_K, _CLONE, 0, 3),
-            _ins(_LD_W_ABS, 16),                  # args[0], low 32 bits
-            _ins(_JSET_K, _CLONE_NS_FLAGS, 0, 1),
-            _ins(_RET_K, eperm),
-        ]
-    out.append(_ins(_RET_K, _RET_ALLOW))
-    return b"".join(out)
 
 
 # -- Docker's JSON profiles (--security-opt seccomp=PROFILE.json) ------------------------
