@@ -1205,6 +1205,8 @@ class ContainerService:
         container = self.get(ref)
         if not container.running:
             raise FailedPrecondition(f"Container {container.id} is not running")
+        if container.status == "restarting":
+            raise restarting_error(container)
         pids = Cgroup(CGROUP_PARENT, container.id).pids()
         return container, sorted(pids) or [container.pid]
 

@@ -197,12 +197,15 @@ class Restarts:
     FIRST, MAX, RESET_AFTER = 0.1, 60.0, 10.0
 
     def __init__(self, policy: dict | None):
+        self.set_policy(policy)
+        self.delay = 0.0
+        self.since = time.monotonic()
+
+    def set_policy(self, policy: dict | None) -> None:
         policy = policy or {}
         name = policy.get("Name") or "no"  # "" in records made before Docker 25's "no"
         self.policy = "" if name == "no" else name
         self.max_retries = int(policy.get("MaximumRetryCount") or 0)
-        self.delay = 0.0
-        self.since = time.monotonic()
 
     def started(self) -> None:
         self.since = time.monotonic()
@@ -343,6 +346,8 @@ class Monitor:
             return None
         with self.engine.lock(f"container-{c.id}"):  # kill/stop mark the state under this lock
             current = self.service.load(c.id)
+            if current is not None:  # `update --restart` may have changed it
+                self.restarts.set_policy(current.host_config.get("RestartPolicy"))
             delay = self.restarts.next_delay(code, current.state) if current else None
             if delay is None:
                 return None

@@ -965,6 +965,9 @@ class NetworkService:
             state = loads(c["state"]) if c else {}
             if c is not None and state.get("Status") in _LIVE and proc_start(int(state.get("Pid") or 0)):
                 continue
+            if c is not None and state.get("Status") == "restarting" and state.get("MonitorStart") is not None \
+                    and proc_start(int(state.get("MonitorPid") or 0)) == state["MonitorStart"]:
+                continue  # between two processes: its monitor keeps the network for the next one
             if self._owner_alive(cid):
                 continue
             self._release(cid)

@@ -116,6 +116,21 @@ def test_restarting_shows_in_ps_and_rm_f_ends_it(berth):
     assert berth("ps", "-aq").stdout.strip() == ""
 
 
+def test_a_restarting_container_keeps_its_network_while_others_start(berth):
+    """Between two processes (Pid 0) the monitor holds the network: another container's
+    start, which releases what dead containers held, leaves it alone."""
+    berth("run", "-d", "--name", "crashy", "--restart", "always", berth.image, "sh", "-c", "exit 1", check=True)
+    address = inspect(berth, "crashy")["NetworkSettings"]["IPAddress"]
+    assert address
+    # the 5th restart waits 3.2 s: another container starts meanwhile
+    wait_for(lambda: inspect(berth, "crashy")["RestartCount"] >= 5
+             and inspect(berth, "crashy")["State"]["Status"] == "restarting", what="a long back-off")
+    berth("run", "--rm", berth.image, "true", check=True)
+    info = inspect(berth, "crashy")
+    assert info["NetworkSettings"]["IPAddress"] == address
+    berth("rm", "-f", "crashy", check=True)
+
+
 def test_wait_returns_at_the_exit_a_restart_follows(berth):
     """Docker's wait: the next exit, even when the restart policy brings the container back."""
     berth("run", "-d", "--name", "again", "--network", "none", "--restart", "always", berth.image,
