@@ -106,7 +106,8 @@ async def connect(request: web.Request) -> web.Response:
         raise bad_request("json: cannot unmarshal into EndpointConfig")
     if settings.get("IPAMConfig") and any((settings["IPAMConfig"] or {}).values()):
         raise bad_request("berth does not support a static address (IPAMConfig) yet")
-    await service_of(request).call(lambda e: e.networks.connect(ref, container))
+    aliases = [a for a in settings.get("Aliases") or () if isinstance(a, str)]
+    await service_of(request).call(lambda e: e.networks.connect(ref, container, aliases))
     return web.Response(status=200)
 
 

@@ -116,11 +116,12 @@ def rm(names, force):
 
 
 @network.command("connect", context_settings=CONTEXT)
+@click.option("--alias", "aliases", multiple=True, help="Add network-scoped alias for the container.")
 @click.argument("network_name", metavar="NETWORK")
 @click.argument("container", metavar="CONTAINER")
-def connect(network_name, container):
+def connect(aliases, network_name, container):
     """Connect a container to a network."""
-    get_engine().networks.connect(network_name, container)
+    get_engine().networks.connect(network_name, container, list(aliases))
 
 
 @network.command("disconnect", context_settings=CONTEXT)

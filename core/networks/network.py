@@ -640,13 +640,7 @@ class NetworkService:
                 entry = dict(networks.get(net_row["name"]) or {})
                 asked = {k: entry[k] for k in ("IPAMConfig", "Aliases") if entry.get(k)}  # --ip, --network-alias
                 entry.update(_endpoint_settings(net_row, ep), **asked)
-                if net_row["name"] not in PREDEFINED:  # the names its resolver answers (berth.core.networks.dns)
-                    from berth.core.networks.dns import dns_names
-
-                    row = db.execute("SELECT name, config FROM containers WHERE id = ?", (container_id,)).fetchone()
-                    entry["DNSNames"] = dns_names(row["name"], container_id,
-                                                  (loads(row["config"]) or {}).get("Hostname") or "",
-                                                  entry.get("Aliases"))
+                _add_dns_names(db, container_id, net_row["name"], entry)
                 networks[net_row["name"]] = entry
                 if net_row["name"] == "bridge":  # Docker fills the top level for the default bridge only
                     settings.update(Bridge=spec.bridge, Gateway=ep.gateway, IPAddress=ep.address,
@@ -796,9 +790,11 @@ class NetworkService:
 
     # -- connect / disconnect --------------------------------------------------------------
 
-    def connect(self, network_ref: str, container_ref: str) -> None:
-        """`network connect`: join a user network now (running) or at next start."""
+    def connect(self, network_ref: str, container_ref: str, aliases: list[str] = ()) -> None:
+        """`network connect [--alias A]`: join a user network now (running) or at next start."""
         net_row = self._row(network_ref)
+        if aliases and net_row["name"] in PREDEFINED:
+            raise InvalidArgument("network-scoped alias is supported only for containers in user defined networks")
         row = self._find_container(container_ref)
         host_config = loads(row["host_config"]) or {}
         mode = self._primary_name(host_config)
@@ -821,7 +817,7 @@ class NetworkService:
                 host_config["NetworkMode"] = net_row["name"]
                 db.execute("UPDATE containers SET host_config = ? WHERE id = ?", (dumps(host_config), row["id"]))
             networks.setdefault(self._primary_name(host_config), {})
-            networks[net_row["name"]] = {"NetworkID": net_row["id"]}
+            networks[net_row["name"]] = {"NetworkID": net_row["id"], **({"Aliases": list(aliases)} if aliases else {})}
             current["Networks"] = networks
             db.execute("UPDATE containers SET network = ? WHERE id = ?", (dumps(current), row["id"]))
         state = loads(row["state"]) or {}
@@ -849,7 +845,13 @@ class NetworkService:
         with self.store.transaction() as db:
             settings = loads(db.execute("SELECT network FROM containers WHERE id = ?",
                                         (container_id,)).fetchone()[0]) or {}
-            settings.setdefault("Networks", {})[net_row["name"]] = _endpoint_settings(net_row, ep)
+            networks = settings.setdefault("Networks", {})
+            aliases = (networks.get(net_row["name"]) or {}).get("Aliases")  # network connect --alias
+            entry = _endpoint_settings(net_row, ep)
+            if aliases:
+                entry["Aliases"] = aliases
+            _add_dns_names(db, container_id, net_row["name"], entry)
+            networks[net_row["name"]] = entry
             db.execute("UPDATE containers SET network = ? WHERE id = ?", (dumps(settings), container_id))
         self.engine.emit("network", "connect", net_row["id"],
                          {"container": container_id, "name": net_row["name"], "type": net_row["driver"]})
@@ -972,6 +974,17 @@ class NetworkService:
                 continue
             self._release(cid)
             self._clear_settings(cid)
+
+
+def _add_dns_names(db, container_id: str, network_name: str, entry: dict) -> None:
+    """EndpointSettings.DNSNames on a user-defined network: what its resolver answers (berth.core.networks.dns)."""
+    if network_name in PREDEFINED:
+        return
+    from berth.core.networks.dns import dns_names
+
+    row = db.execute("SELECT name, config FROM containers WHERE id = ?", (container_id,)).fetchone()
+    entry["DNSNames"] = dns_names(row["name"], container_id, (loads(row["config"]) or {}).get("Hostname") or "",
+                                  entry.get("Aliases"))
 
 
 def _endpoint_settings(net_row, ep: Endpoint) -> dict:

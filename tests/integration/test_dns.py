@@ -82,9 +82,13 @@ def test_names_and_aliases_resolve_on_a_user_network(berth):
     # the default bridge keeps Docker's behaviour: the host's name servers, not the resolver
     assert f"nameserver {subnet}.1" not in berth("exec", "bystander", "cat", "/etc/resolv.conf", check=True).stdout
     # a running container connected to the network becomes a name there
-    berth("network", "connect", "appnet", "bystander", check=True)
+    bad = berth("network", "connect", "--alias", "x", "bridge", "web")
+    assert bad.returncode != 0 and "network-scoped alias is supported only for containers in user defined " \
+                                   "networks" in bad.stderr
+    berth("network", "connect", "--alias", "watcher", "appnet", "bystander", check=True)
     bystander = inspect(berth, "bystander")["NetworkSettings"]["Networks"]["appnet"]["IPAddress"]
     assert lookup(berth, "web", "bystander") == [bystander]
+    assert lookup(berth, "web", "watcher") == [bystander]
     # the last one to leave stops the resolver; no process is left behind
     pid = resolver_pid(berth)
     berth("rm", "-f", "web", "later", "b1", check=True)
