@@ -9,7 +9,7 @@ is installed (not editable, for honest start-up times):
     python3 -m venv /tmp/bench-venv && /tmp/bench-venv/bin/pip install .
     BERTH=/tmp/bench-venv/bin/berth /tmp/bench-venv/bin/python bench/run.py [SCENARIO ...]
 
-Scenarios: help, import, run, run-flags, many, bridge, pull, build. Results: bench/results/latest.md.
+Scenarios: help, import, run, run-flags, many, bridge, pull, build, api. Results: bench/results/latest.md.
 """
 
 from __future__ import annotations
@@ -322,9 +322,113 @@ def bench_build(tmp: Path, rootfs: Path) -> list[dict]:
         return rows
 
 
+# -- the Engine API: the docker CLI against `berth system service` and `podman system service` ------------
+
+DOCKER = shutil.which("docker") or "/usr/local/bin/docker"
+
+
+class Service:
+    """An engine's Docker API service on a unix socket of its own; `docker(...)` argv for it."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.socket = engine.base / f"{engine.kind}.sock"
+        self.proc = subprocess.Popen(engine.argv + ["system", "service", "-t", "0", f"unix://{self.socket}"],
+                                     env=engine.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.socket}",
+                        DOCKER_CONFIG=str(engine.base / "docker-config"))
+        deadline = time.monotonic() + 30
+        while subprocess.run([DOCKER, "version"], env=self.env, capture_output=True).returncode != 0:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"{engine.kind} system service did not answer")
+            time.sleep(0.1)
+
+    def docker(self, *args: str) -> list[str]:
+        extra = list(PODMAN_ULIMITS) if self.engine.kind == "podman" and args[0] == "run" else []
+        return [DOCKER, args[0], *extra, *args[1:]]
+
+    def timed(self, *args: str) -> float:
+        start = time.perf_counter()
+        subprocess.run(self.docker(*args), check=True, env=self.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+        return time.perf_counter() - start
+
+    def pss_kib(self) -> int:
+        """Proportional set size of the service's processes (berth's starters included)."""
+        total = 0
+        pids = [self.proc.pid] + [int(p) for p in subprocess.run(["pgrep", "-P", str(self.proc.pid)],
+                                                                 capture_output=True, text=True).stdout.split()]
+        for pid in pids:
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as f:
+                total += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        return total
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def bench_api(tmp: Path, rootfs: Path) -> list[dict]:
+    """The docker CLI 28 through each engine's API service: run --rm, ps with 100 containers,
+    20 parallel run -d, and the idle service's memory."""
+    with engines(tmp, "api") as (b, p):
+        b.run("import", str(rootfs), "bench/busybox")
+        p.run("import", str(rootfs), "bench/busybox")
+        services = {"berth": Service(b), "podman": Service(p)}
+        try:
+            rows = []
+            idle = {kind: s.pss_kib() for kind, s in services.items()}
+            for s in services.values():  # one run each to warm both up
+                s.timed("run", "--rm", "bench/busybox", "true")
+            rows.append(compare("API: docker run --rm IMAGE true (bridge)", 20,
+                                lambda: services["berth"].timed("run", "--rm", "bench/busybox", "true"),
+                                lambda: services["podman"].timed("run", "--rm", "bench/busybox", "true")))
+            rows.append(compare("API: docker run --rm --network none IMAGE true", 20,
+                                lambda: services["berth"].timed("run", "--rm", "--network", "none", "bench/busybox",
+                                                                "true"),
+                                lambda: services["podman"].timed("run", "--rm", "--network", "none",
+                                                                 "bench/busybox", "true")))
+
+            def parallel(kind):
+                def go():
+                    s = services[kind]
+                    start = time.perf_counter()
+                    procs = [subprocess.Popen(s.docker("run", "-d", "--network", "none", "bench/busybox",
+                                                       "sleep", "600"), env=s.env, stdout=subprocess.PIPE,
+                                              stderr=subprocess.DEVNULL, text=True) for _ in range(20)]
+                    ids = [proc.communicate()[0].strip() for proc in procs]
+                    took = time.perf_counter() - start
+                    subprocess.run([DOCKER, "rm", "-f", *filter(None, ids)], env=s.env, capture_output=True)
+                    return took
+                return go
+
+            rows.append(compare("API: 20 parallel docker run -d", 3, parallel("berth"), parallel("podman")))
+            for s in services.values():
+                for _ in range(100):
+                    subprocess.run(s.docker("create", "--network", "none", "bench/busybox", "true"), env=s.env,
+                                   check=True, capture_output=True)
+            rows.append(compare("API: docker ps -a with 100 containers", 10,
+                                lambda: services["berth"].timed("ps", "-a"),
+                                lambda: services["podman"].timed("ps", "-a")))
+            row = {"scenario": "API: idle service memory (PSS)", "berth_s": idle["berth"] / 1000,
+                   "peer_s": idle["podman"] / 1000, "ratio": idle["berth"] / idle["podman"], "rounds": 1,
+                   "unit": "MiB"}
+            print(f"{row['scenario']:48s} berth {idle['berth'] / 1024:8.1f} MiB  peer {idle['podman'] / 1024:8.1f} MiB"
+                  f"  ratio {row['ratio']:5.2f}", flush=True)
+            rows.append(row)
+            return rows
+        finally:
+            for s in services.values():
+                s.stop()
+
+
 SCENARIOS = {"help": bench_help, "import": bench_import, "run": bench_run, "run-flags": bench_run_flags,
              "many": bench_many,
-             "bridge": bench_bridge, "pull": bench_pull, "build": bench_build}
+             "bridge": bench_bridge, "pull": bench_pull, "build": bench_build, "api": bench_api}
 
 
 def main() -> None:
@@ -349,11 +453,17 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     lines = ["| scenario | berth | peer | berth/peer |", "| --- | ---: | ---: | ---: |"]
-    lines += [f"| {r['scenario']} | {r['berth_s']*1000:.1f} ms | {r['peer_s']*1000:.1f} ms | {r['ratio']:.2f} |"
+    lines += [f"| {r['scenario']} | {_shown(r['berth_s'], r)} | {_shown(r['peer_s'], r)} | {r['ratio']:.2f} |"
               for r in rows]
     (out / "latest.md").write_text("\n".join(lines) + "\n")
     (out / "latest.json").write_text(json.dumps(rows, indent=2))
     print("\n".join(lines))
+
+
+def _shown(value: float, row: dict) -> str:
+    if row.get("unit") == "MiB":
+        return f"{value * 1000 / 1024:.1f} MiB"
+    return f"{value * 1000:.1f} ms"
 
 
 if __name__ == "__main__":

@@ -476,12 +476,25 @@ async def top(request: web.Request) -> web.Response:
     ref = _ref(request)
 
     def job(engine):
-        from berth.core.containers.container import process_table
+        _, pids = engine.containers.top(ref)
+        return [row for row in map(_process_row, pids) if row]
 
-        return process_table(engine, ref)
+    rows = await service_of(request).call(job)
+    return json_response({"Titles": ["UID", "PID", "PPID", "CMD"], "Processes": rows})
 
-    titles, rows = await service_of(request).call(job)
-    return json_response({"Titles": titles, "Processes": rows})
+
+def _process_row(pid: int) -> list[str] | None:
+    """UID, PID, PPID, CMD of a host process, from /proc (None once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/status") as f:
+            uid = next(line.split()[1] for line in f if line.startswith("Uid:"))
+    except (OSError, StopIteration):
+        return None
+    return [uid, str(pid), fields[1], cmd]
 
 
 async def changes(request: web.Request) -> web.Response:

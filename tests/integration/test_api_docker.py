@@ -92,6 +92,9 @@ def test_events_stats_and_inspect(api, berth):
     try:
         time.sleep(0.5)
         cid = api.docker("run", "-d", "--network", "none", "busybox", "sleep", "60").stdout.strip()
+        top = api.docker("top", cid)
+        assert top.stdout.splitlines()[0].split() == ["UID", "PID", "PPID", "CMD"]
+        assert top.stdout.splitlines()[1].split()[3:] == ["sleep", "60"]
         stats = api.docker("stats", "--no-stream", "--format", "{{.ID}} {{.PIDs}}", cid)
         assert stats.stdout.split() == [cid[:12], "1"], stats.stderr
         berth("rm", "-f", cid, check=True)  # the CLI's events reach the API's clients too
