@@ -36,3 +36,41 @@ def test_an_unknown_user_removes_the_rm_container(berth):
         proc = berth("run", *detach, "--rm", "--network", "none", "--user", "nosuchuser", berth.image, "true")
         assert proc.returncode == 125 and "unable to find user nosuchuser" in proc.stderr, proc.stderr
         assert berth("ps", "-aq").stdout == ""
+
+
+def many_layers_archive(path, count: int) -> None:
+    """A docker-archive of an image with `count` one-file layers (overlay2 mounts at most ~128)."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    def add(out, name, data):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        out.addfile(info, io.BytesIO(data))
+
+    with tarfile.open(path, "w") as out:
+        layers, diff_ids = [], []
+        for i in range(count):
+            raw = io.BytesIO()
+            with tarfile.open(fileobj=raw, mode="w") as layer:
+                add(layer, f"f{i}", b"x")
+            digest = hashlib.sha256(raw.getvalue()).hexdigest()
+            add(out, f"{digest}/layer.tar", raw.getvalue())
+            layers.append(f"{digest}/layer.tar")
+            diff_ids.append(f"sha256:{digest}")
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/f0"]},
+                             "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+        name = hashlib.sha256(config).hexdigest() + ".json"
+        add(out, name, config)
+        add(out, "manifest.json", json.dumps([{"Config": name, "RepoTags": ["many:layers"], "Layers": layers}]).encode())
+
+
+def test_an_image_with_too_many_layers_removes_the_rm_container(berth, tmp_path):
+    many_layers_archive(tmp_path / "many.tar", 200)
+    berth("load", "-i", str(tmp_path / "many.tar"), check=True, timeout=120)
+    for detach in ([], ["-d"]):
+        proc = berth("run", *detach, "--rm", "--network", "none", "many:layers")
+        assert proc.returncode == 125 and "too many ancestors" in proc.stderr, proc.stderr
+        assert berth("ps", "-aq").stdout == ""
