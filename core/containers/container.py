@@ -53,7 +53,8 @@ _LIVE = ("running", "paused", "restarting")  # Docker's Running: restarting coun
 _MOUNT_POINTS = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/sbin/docker-init")
 
 # Bookkeeping kept in the state column but not shown by inspect.
-_PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart", "RestartCount", "ManuallyStopped", "ExitOnNext")
+_PRIVATE_STATE = ("PidStart", "MonitorPid", "MonitorStart", "RestartCount", "ManuallyStopped", "ExitOnNext",
+                  "PausedBy")
 
 
 def alive(pid: int, start: int | None) -> bool:
@@ -500,6 +501,12 @@ class ContainerService:
             return container
         state = container.state
         if alive(state.get("MonitorPid", 0), state.get("MonitorStart")):
+            holder = state.get("PausedBy")
+            if container.status == "paused" and holder and not alive(*holder):
+                try:  # paused by a commit that was killed: nobody will unpause it
+                    return self._set_frozen(container, False)
+                except FailedPrecondition:
+                    pass
             return container  # the monitor watches it and will record the exit
         if alive(container.pid, state.get("PidStart")):
             return self._orphaned(container)
@@ -873,7 +880,9 @@ class ContainerService:
         self.engine.emit("container", "restart", container.id, container.attrs())
         return container
 
-    def pause(self, ref: str) -> Container:
+    def pause(self, ref: str, *, for_this_process: bool = False) -> Container:
+        """`for_this_process`: a pause this command undoes (commit's); if the command
+        dies first, the next command that looks at the container thaws it."""
         container = self.get(ref)
         if container.status == "restarting":
             raise restarting_error(container)
@@ -881,7 +890,8 @@ class ContainerService:
             raise FailedPrecondition(f"Container {container.id} is already paused")
         if not container.running:
             raise FailedPrecondition(f"Container {container.id} is not running")
-        return self._set_frozen(container, True)
+        holder = [os.getpid(), proc_start(os.getpid())] if for_this_process else None
+        return self._set_frozen(container, True, PausedBy=holder)
 
     def unpause(self, ref: str) -> Container:
         container = self.get(ref)
@@ -889,7 +899,7 @@ class ContainerService:
             raise FailedPrecondition(f"Container {container.id} is not paused")
         return self._set_frozen(container, False)
 
-    def _set_frozen(self, container: Container, frozen: bool) -> Container:
+    def _set_frozen(self, container: Container, frozen: bool, PausedBy=None) -> Container:  # noqa: N803
         """Freeze (pause) or thaw (unpause) every process of the container."""
         from berth.core.runtime.cgroups import Cgroup
 
@@ -899,7 +909,7 @@ class ContainerService:
             cgroup.freeze() if frozen else cgroup.thaw()
         except (OSError, TimeoutError) as exc:
             raise FailedPrecondition(f"Cannot {action} container {container.id}: {exc}") from None
-        self.update_state(container.id, Status="paused" if frozen else "running", Paused=frozen)
+        self.update_state(container.id, Status="paused" if frozen else "running", Paused=frozen, PausedBy=PausedBy)
         self.engine.emit("container", action, container.id, container.attrs())
         return self.load(container.id)
 
@@ -1114,7 +1124,7 @@ class ContainerService:
         paused_here = False
         if pause and container.status == "running":
             try:
-                self.pause(container.id)
+                self.pause(container.id, for_this_process=True)
                 paused_here = True
             except BerthError:
                 pass

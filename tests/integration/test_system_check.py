@@ -120,3 +120,26 @@ def test_a_layer_of_a_killed_pull_is_removed_by_the_next_command(berth):
     berth("image", "prune", "-f", check=True)
     proc = check(berth)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_container_paused_by_a_killed_commit_is_thawed_by_the_next_command(berth):
+    berth.image
+    berth("run", "-d", "--name", "src", "--network", "none", berth.image, "sh", "-c",
+          "dd if=/dev/urandom of=/big bs=1M count=48 2>/dev/null; touch /done; sleep 600", check=True)
+    deadline = time.monotonic() + 30
+    while berth("exec", "src", "test", "-e", "/done").returncode != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    commit = berth.popen("commit", "src", "snap:1", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = berth.root / "berth.db"
+    deadline = time.monotonic() + 30
+    while '"Status":"paused"' not in sqlite3.connect(db).execute("SELECT state FROM containers").fetchone()[0]:
+        assert time.monotonic() < deadline and commit.poll() is None, "the commit never paused its container"
+        time.sleep(0.005)
+    commit.send_signal(signal.SIGKILL)
+    commit.wait()
+    assert berth("ps", "--format", "{{.Names}} {{.State}}").stdout == "src running\n"
+    assert berth("exec", "src", "true").returncode == 0  # thawed: it runs again
+    berth("rm", "-f", "src", check=True)
+    berth("image", "prune", "-f", check=True)
+    assert check(berth).returncode == 0
