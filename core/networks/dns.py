@@ -118,14 +118,21 @@ class Resolver:
         return {network_id: "\n".join(lines) + "\n" for network_id, lines in out.items()}
 
     def _pid(self) -> int:
-        """The running resolver's PID (its PID file, checked against the process), or 0."""
+        """The running resolver's PID (its PID file, checked against the process), or 0. Without
+        the file (a run directory wiped under a running one), the process serving this directory."""
         try:
             pid = int((self.directory / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return next((pid for pid in _processes() if self._ours(pid)), 0)
+        return pid if self._ours(pid) else 0
+
+    def _ours(self, pid: int) -> bool:
+        try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 argv = f.read().split(b"\0")
-        except (OSError, ValueError):
-            return 0
-        return pid if b"aardvark-dns" in argv[0] and os.fsencode(self.directory) in argv else 0
+        except OSError:
+            return False
+        return b"aardvark-dns" in argv[0] and os.fsencode(self.directory) in argv
 
     def _start(self) -> None:
         import subprocess
@@ -163,6 +170,13 @@ class Resolver:
                 pass
             time.sleep(0.01)
         (self.directory / PID_FILE).unlink(missing_ok=True)
+
+
+def _processes() -> list[int]:
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
 
 
 def _write(path, text: str) -> None:
