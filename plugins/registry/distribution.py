@@ -13,7 +13,11 @@ config ``registries.request_timeout``), enforced by a timer that shuts the
 socket down, so a byte every few seconds cannot hold a pull forever. Redirects are
 followed by hand, and the Authorization header is only ever sent to the
 registry's own origin (scheme, host, port): blob downloads redirected to a
-storage host never receive credentials.
+storage host never receive credentials. An idempotent request (GET, HEAD)
+that meets a 429, 500, 502, 503 or 504 or a connection reset before the
+answer is retried (RETRIES times, urllib3's Retry: exponential back-off with
+jitter, the registry's Retry-After honoured up to RETRY_AFTER_MAX seconds);
+a timeout is not retried (the deadlines above stay the bound).
 
 Host policy (`registry_url`, `is_insecure`): HTTPS, except for locations
 in the insecure list (config ``registries.insecure``, default
@@ -57,6 +61,15 @@ READ_CHUNK = 1 << 20
 TIMEOUT = 30.0  # seconds a registry may stay silent (registries.idle_timeout)
 DEADLINE = 600.0  # seconds one request may take, its body included (registries.request_timeout)
 MAX_REDIRECTS = 5
+# Retries of idempotent requests (GET, HEAD) on a 429, a 5xx gateway or overload status
+# or a connection reset before the answer: urllib3's Retry policy (exponential back-off
+# with jitter, Retry-After honoured up to RETRY_AFTER_MAX seconds).
+RETRIES = 3
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD"})
+BACKOFF_FACTOR = 0.5
+BACKOFF_JITTER = 0.25
+RETRY_AFTER_MAX = 60.0
 MAX_PAGES = 10000
 ERROR_BODY_MAX = 64 << 10
 TOKEN_BODY_MAX = 1 << 20
@@ -231,6 +244,30 @@ class _Limited:
             raise Corrupt(f"upload source ended {self.left} bytes early")
         self.left -= len(data)
         return data
+
+
+class _Transient(RegistryError):
+    """The connection broke before an answer came (reset, closed): worth another try."""
+
+
+class _Answer:
+    """What urllib3's Retry reads of a response."""
+
+    def __init__(self, resp):
+        self.status = resp.status
+        after = resp.header("Retry-After")
+        self.headers = {"Retry-After": after} if after else {}
+
+    def get_redirect_location(self):
+        return False
+
+
+def _retry_policy():
+    from urllib3.util.retry import Retry  # off the `run` path: only once a request failed
+
+    return Retry(total=RETRIES, backoff_factor=BACKOFF_FACTOR, backoff_jitter=BACKOFF_JITTER,
+                 status_forcelist=RETRY_STATUSES, allowed_methods=IDEMPOTENT, respect_retry_after_header=True,
+                 raise_on_status=False, raise_on_redirect=False)
 
 
 def _reason(exc: BaseException) -> str:
@@ -522,7 +559,10 @@ class DistributionRegistry(Registry):
                 conn.close()
                 if reused and replayable and attempt == 1 and not watchdog.expired:
                     continue
-                raise self._failure(watchdog, exc, method, url) from None
+                failure = self._failure(watchdog, exc, method, url)
+                if not watchdog.expired and replayable:
+                    raise _Transient(failure.message) from None
+                raise failure from None
             except (OSError, http.client.HTTPException) as exc:
                 watchdog.cancel()
                 conn.close()
@@ -612,13 +652,24 @@ class DistributionRegistry(Registry):
         headers = dict(headers or {})
         retried = False
         redirects = 0
+        retry = None  # urllib3's Retry, from the first transient failure on
         while True:
             send_headers = dict(headers)
             if self._same_origin(url):
                 authorization = self._auth_header(scopes)
                 if authorization:
                     send_headers["Authorization"] = authorization
-            resp = self._send(method, url, send_headers, body)
+            try:
+                resp = self._send(method, url, send_headers, body)
+            except _Transient as exc:
+                if method not in IDEMPOTENT:
+                    raise RegistryError(exc.message) from None
+                retry = self._again(retry, method, url, error=exc)
+                continue
+            if resp.status in RETRY_STATUSES and resp.status not in ok and method in IDEMPOTENT:
+                retry = self._again(retry, method, url, resp=resp)
+                if retry is not None:
+                    continue
             if resp.status == 401 and not retried and self._same_origin(url):
                 new_scopes = self._handle_challenge(resp, scopes)
                 if new_scopes is not None:
@@ -640,6 +691,29 @@ class DistributionRegistry(Registry):
             if resp.status in ok:
                 return resp
             self._raise_for(resp, what)
+
+    def _again(self, retry, method: str, url: str, *, resp: _Response | None = None, error: RegistryError | None = None):
+        """Wait before trying `method url` again and return the Retry state, or, with a response,
+        None when no try is left (the caller reports the response); an error is raised then."""
+        from urllib3.exceptions import MaxRetryError
+
+        retry = retry or _retry_policy()
+        answer = _Answer(resp) if resp is not None else None
+        try:
+            retry = retry.increment(method, url, response=answer, error=error)
+        except MaxRetryError:
+            if error is not None:
+                raise RegistryError(error.message) from None
+            return None
+        if answer is not None:
+            wait = retry.get_retry_after(answer)
+            if wait is not None and wait > RETRY_AFTER_MAX:
+                return None  # not worth waiting for: the registry's answer is the error
+            resp.close()
+        log.debug("registry request retried", method=method, url=_safe_url(url),
+                  status=resp.status if resp is not None else None, error=error.message if error else None)
+        retry.sleep(answer)
+        return retry
 
     def _raise_for(self, resp: _Response, what: str):
         """Translate an error response into one berth error (the one place that does)."""
