@@ -49,6 +49,7 @@ class Context:
         self.dockerfile = dockerfile
         self.ignore = ignore
         self.scratch = scratch  # the directory is the build's own: removed on close
+        self._walked: dict[str, str] = {}  # host paths walk() found (no link on the way: none to resolve)
 
     # -- making one -------------------------------------------------------------------
 
@@ -122,7 +123,8 @@ class Context:
 
     def host_path(self, rel: str) -> str:
         """The host path of context path `rel`: parents resolved inside the root, the last kept as is."""
-        return _inside(self.root, rel)
+        known = self._walked.get(rel)
+        return known if known is not None else _inside(self.root, rel)
 
     def clean(self, source: str) -> str:
         """A COPY source as a context path; `../x` is refused."""
@@ -146,27 +148,30 @@ class Context:
         return sorted(found)
 
     def walk(self, rel: str, max_depth: int | None = None):
-        """Context paths under directory `rel` (not itself), not ignored, parents first."""
+        """Context paths under directory `rel` (not itself), not ignored, parents first, in name
+        order. Iterative: a context thousands of directories deep is walked, not a RecursionError."""
         base = self.host_path(rel) if rel != "." else str(self.root)
         prefix = "" if rel == "." else rel.rstrip("/") + "/"
-
-        def visit(directory: str, prefix: str, depth: int):
+        stack = [(base, prefix, 1)]
+        while stack:
+            directory, prefix, depth = stack.pop()
             try:
                 entries = sorted(os.scandir(directory), key=lambda e: e.name)
             except OSError:
-                return
+                continue
+            below = []
             for entry in entries:
                 path = prefix + entry.name
-                is_dir = entry.is_dir(follow_symlinks=False)
+                descend = entry.is_dir(follow_symlinks=False) and (max_depth is None or depth < max_depth)
                 if self.ignore.excluded(path):
-                    if is_dir and self.ignore.may_include_below(path) and (max_depth is None or depth < max_depth):
-                        yield from (p for p in visit(entry.path, path + "/", depth + 1))
+                    if descend and self.ignore.may_include_below(path):
+                        below.append((entry.path, path + "/", depth + 1))
                     continue
+                self._walked[path] = entry.path
                 yield path
-                if is_dir and (max_depth is None or depth < max_depth):
-                    yield from visit(entry.path, path + "/", depth + 1)
-
-        yield from visit(base, prefix, 1)
+                if descend:
+                    below.append((entry.path, path + "/", depth + 1))
+            stack.extend(reversed(below))
 
     def lstat(self, rel: str) -> os.stat_result:
         """stat of a source; missing or ignored is Docker's error."""

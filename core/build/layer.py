@@ -90,9 +90,13 @@ def in_root(root: str, path: str) -> str:
 
 def add_parents(entries: Entries, root: str, rel: str, uid: int = 0, gid: int = 0) -> None:
     """Directory entries for every parent of `rel`: as the image has it, else new (0755, uid:gid)."""
-    parts = rel.split("/")[:-1]
-    for i in range(1, len(parts) + 1):
-        add_dir(entries, root, "/".join(parts[:i]), uid, gid)
+    missing = []
+    head = posixpath.dirname(rel)
+    while head and head not in entries:  # up to the first parent already there: linear, however deep
+        missing.append(head)
+        head = posixpath.dirname(head)
+    for directory in reversed(missing):
+        add_dir(entries, root, directory, uid, gid)
 
 
 def add_dir(entries: Entries, root: str, rel: str, uid: int = 0, gid: int = 0, mode: int = 0o755,

@@ -610,3 +610,25 @@ def test_what_a_killed_build_left_is_reaped_by_the_next(berth, tmp_path):
     assert [p for p in os.listdir(berth.root) if p.startswith(".build-")] == []
     assert not os.path.exists(berth.root / "overlay2" / view_id)
     assert view_id not in open("/proc/mounts").read()
+
+
+def test_a_very_deep_context_is_copied(berth, tmp_path):
+    berth.image  # noqa: B018
+    ctx = context(tmp_path, "FROM busybox\nCOPY deep /deep\n")
+    fd = os.open(ctx, os.O_RDONLY)
+    try:  # 1100 levels: deeper than Python's recursion limit, and than PATH_MAX
+        for name in ["deep"] + ["d"] * 1100:
+            os.mkdir(name, dir_fd=fd)
+            nxt = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        leaf = os.open("leaf", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(leaf, b"bottom")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    build(berth, ctx, "-t", "deep")
+    depth = run_out(berth, "deep", "sh", "-c", "cd /deep && n=0; while [ -d d ]; do cd d; n=$((n+1)); done; "
+                                               "echo $n $(cat leaf)")
+    assert depth == "1100 bottom\n"
+    berth("rmi", "deep", check=True)
