@@ -86,6 +86,24 @@ class Berth:
                        capture_output=True, timeout=60)
 
 
+def inspect(berth: Berth, ref: str) -> dict:
+    """`berth container inspect REF`, parsed."""
+    import json
+
+    return json.loads(berth("container", "inspect", ref, check=True).stdout)[0]
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """predicate()'s first true value, polled every 50 ms; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def fetch(url: str, timeout: float = 5) -> str:
     """GET `url` (on 127.0.0.1 or a test's own container), retrying while the server starts."""
     import urllib.request

@@ -16,22 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import BERTH
-
-
-def inspect(berth, ref: str) -> dict:
-    out = berth("container", "inspect", ref, check=True).stdout
-    return json.loads(out)[0]
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from harness import BERTH, inspect, wait_for
 
 
 def _cgroup_dirs(container_id: str) -> list[str]:

@@ -5,15 +5,12 @@ servers). The resolver runs while containers are on user networks, and only then
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+from harness import inspect
+
 from berth.core.networks import dns
-
-
-def inspect(berth, ref: str) -> dict:
-    return json.loads(berth("container", "inspect", ref, check=True).stdout)[0]
 
 
 def user_subnet(berth, step: int = 1) -> str:

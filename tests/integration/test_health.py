@@ -5,26 +5,13 @@ tests are short."""
 
 from __future__ import annotations
 
-import json
 import time
 
-
-def inspect(berth, ref: str) -> dict:
-    return json.loads(berth("container", "inspect", ref, check=True).stdout)[0]
+from harness import inspect, wait_for
 
 
 def health(berth, ref: str) -> dict:
     return inspect(berth, ref)["State"].get("Health") or {}
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def status_column(berth, name: str) -> str:

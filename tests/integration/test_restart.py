@@ -11,21 +11,7 @@ import os
 import signal
 import time
 
-from harness import BERTH
-
-
-def inspect(berth, ref: str) -> dict:
-    return json.loads(berth("container", "inspect", ref, check=True).stdout)[0]
-
-
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from harness import BERTH, inspect, wait_for
 
 
 def monitor_pid(berth, ref: str) -> int:
