@@ -345,7 +345,7 @@ def test_ip_alias_and_mac_address_on_a_user_network(berth, ids):
     ids.append(cid)
     endpoint = inspect(berth, cid)["NetworkSettings"]["Networks"]["flagsnet"]
     assert endpoint["IPAddress"] == address and endpoint["MacAddress"] == mac
-    assert endpoint["IPAMConfig"] == {"IPv4Address": address} and endpoint["Aliases"] == ["db-alias"]
+    assert endpoint["IPAMConfig"] == {"IPv4Address": address} and "db-alias" in endpoint["Aliases"]
     seen = berth("exec", cid, "ip", "addr", "show", "eth0", check=True).stdout
     assert f"inet {address}/" in seen and f"link/ether {mac}" in seen
     # a peer on the network reaches it by its alias
