@@ -170,6 +170,18 @@ def _restart(values, value, where):
     values["restart"] = f"{name}:{count}" if name == "on-failure" and count else name
 
 
+def _healthcheck(values, value, where):
+    """Config.Healthcheck: checked as Docker's daemon checks it (berth.core.containers.health)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} of type "
+                          "container.HealthConfig")
+    from berth.core.containers import health
+
+    values["healthcheck"] = health.validate(value)
+
+
 def _log_config(values, value, where):
     if value is None:
         return
@@ -281,7 +293,7 @@ FIELDS = {
         "AttachStdin": _attach("stdin"), "AttachStdout": _attach("stdout"), "AttachStderr": _attach("stderr"),
         "ExposedPorts": _exposed, "Tty": _set("tty", bool), "OpenStdin": _set("interactive", bool),
         "StdinOnce": _ignored,  # follows OpenStdin and attaching, as `berth run -i`
-        "Env": _env, "Cmd": _cmd, "Healthcheck": None, "ArgsEscaped": None, "Image": _ignored,
+        "Env": _env, "Cmd": _cmd, "Healthcheck": _healthcheck, "ArgsEscaped": None, "Image": _ignored,
         "Volumes": _volumes, "WorkingDir": _set("workdir", str), "Entrypoint": _entrypoint,
         "NetworkDisabled": None, "MacAddress": _flag("mac_address"), "OnBuild": None, "Labels": _labels,
         "StopSignal": _set("stop_signal", str), "StopTimeout": _set("stop_timeout", int), "Shell": _ignored,

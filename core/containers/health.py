@@ -73,14 +73,28 @@ def from_flags(kw: dict) -> dict | None:
             raise InvalidArgument(f"{flag} cannot be negative")
     if retries < 0:
         raise InvalidArgument("--health-retries cannot be negative")
-    for key, value in durations.items():
-        if 0 < value < MINIMUM:
-            raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
     check = {"Test": ["CMD-SHELL", command]} if command else {}
     check.update((key, value) for key, value in durations.items() if value)
     if retries:
         check["Retries"] = retries
-    return check
+    return validate(check)
+
+
+def validate(check: dict) -> dict:
+    """A HealthConfig as Docker's daemon checks it (the Engine API's Config.Healthcheck too)."""
+    test = check.get("Test")
+    if test is not None and not (isinstance(test, list) and all(isinstance(word, str) for word in test)):
+        raise InvalidArgument("json: cannot unmarshal into Go struct field HealthConfig.Test of type []string")
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"):
+        value = check.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidArgument(f"json: cannot unmarshal into Go struct field HealthConfig.{key} of type int")
+    for key in ("Interval", "Timeout", "StartPeriod", "StartInterval"):
+        if check.get(key) and check[key] < MINIMUM:
+            raise InvalidArgument(f"{key} in Healthcheck cannot be less than 1ms")
+    if (check.get("Retries") or 0) < 0:
+        raise InvalidArgument("Retries in Healthcheck cannot be negative")
+    return {key: value for key, value in check.items() if value not in (None, 0, [])}
 
 
 def merge(user: dict | None, image: dict | None) -> dict | None:

@@ -121,3 +121,26 @@ def test_bad_health_flags_are_refused_with_dockers_messages(berth):
         assert out.returncode == 125, out
         assert message in out.stderr
     assert berth("ps", "-aq").stdout.strip() == ""
+
+
+def test_the_docker_cli_sees_health_and_restarts_through_the_engine_api(berth):
+    """docker 28 against `berth system service`: Config.Healthcheck and RestartPolicy act."""
+    from api_service import ApiService
+
+    berth.image  # noqa: B018 (busybox:latest)
+    api = ApiService(berth)
+    try:
+        assert api.docker("run", "-d", "--name", "hc", "--network", "none", "--health-cmd", "true",
+                          "--health-interval", "100ms", "busybox", "sleep", "60").returncode == 0
+        wait_for(lambda: api.docker("inspect", "-f", "{{.State.Health.Status}}", "hc").stdout.strip() == "healthy",
+                 what="healthy through the API")
+        assert "(healthy)" in api.docker("ps", "--format", "{{.Status}}").stdout
+        bad = api.docker("run", "-d", "--network", "none", "--health-timeout", "10us", "busybox", "true")
+        assert bad.returncode != 0 and "Timeout in Healthcheck cannot be less than 1ms" in bad.stderr
+        assert api.docker("run", "-d", "--name", "rc", "--network", "none", "--restart", "on-failure:2", "busybox",
+                          "sh", "-c", "exit 1").returncode == 0
+        wait_for(lambda: api.docker("inspect", "-f", "{{.RestartCount}} {{.State.Status}}", "rc").stdout.strip()
+                 == "2 exited", what="two restarts through the API")
+        api.docker("rm", "-f", "hc", "rc")
+    finally:
+        api.stop()

@@ -49,3 +49,14 @@ def test_probe_args():
     for none in ({"Test": ["NONE"]}, {"Test": []}, {}, None, {"Interval": 5}):
         assert health.probe_args(none) is None
     assert health.status_of({}) == "none" and health.status_of({"Health": {"Status": "healthy"}}) == "healthy"
+
+
+def test_the_api_s_healthconfig_is_checked_as_docker_s_daemon_checks_it():
+    assert health.validate({"Test": ["CMD", "true"], "Interval": 2 * 10**9, "Retries": 0}) == {
+        "Test": ["CMD", "true"], "Interval": 2 * 10**9}
+    for check, message in (({"Timeout": 5}, "Timeout in Healthcheck cannot be less than 1ms"),
+                           ({"Retries": -1}, "Retries in Healthcheck cannot be negative"),
+                           ({"Test": "true"}, "HealthConfig.Test")):
+        with pytest.raises(InvalidArgument) as caught:
+            health.validate(check)
+        assert message in caught.value.message
