@@ -76,6 +76,10 @@ def _read(path: Path) -> dict:
             tables = tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"{path}: invalid TOML: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InvalidArgument(f"{path}: {exc.strerror}") from None
     record.pop(str(path), None)
     record[str(path)] = {"stamp": stamp, "tables": tables}
     cache.save(_RECORD, dict(list(record.items())[-_RECORD_FILES:]))  # the files used last

@@ -59,7 +59,28 @@ def reported(command, *args, **kwargs) -> int:
     except Exception as exc:  # a bug: one line for the user, the trace on request
         if os.environ.get("BERTH_DEBUG"):
             raise
+        known = _host_failure(exc)
+        if known:
+            print(f"Error: {known}", file=sys.stderr)
+            return 1
         print(f"Error: internal error: {type(exc).__name__}: {exc} (set BERTH_DEBUG=1 for the trace)",
               file=sys.stderr)
         return 125
     return rv if isinstance(rv, int) else 0
+
+
+def _host_failure(exc: Exception) -> str | None:
+    """One line for what the host refused, wherever it surfaced: a full disk, a database
+    SQLite cannot use. None for anything else (a bug)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"no space left on device{where}"
+    sqlite3 = sys.modules.get("sqlite3")  # loaded only where a store was opened
+    if sqlite3 is not None and isinstance(exc, sqlite3.DatabaseError):
+        from berth.core.plumbing.store import OPENED, damaged_message
+
+        return damaged_message(OPENED[-1] if OPENED else "berth.db", exc) if not isinstance(exc, sqlite3.OperationalError) or \
+            "malformed" in str(exc) or "not a database" in str(exc) else f"berth's database: {exc}"
+    return None

@@ -322,11 +322,24 @@ class _Continue(Exception):
     pass
 
 
+class _Output(list):
+    """The text written so far; more than MAX_OUTPUT characters is an error, so that no
+    template (a width in a loop, a pad) can exhaust memory."""
+
+    size = 0
+
+    def append(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > MAX_OUTPUT:
+            raise InvalidArgument(f"template: output exceeds {MAX_OUTPUT >> 20} MiB")
+        super().append(text)
+
+
 class _Exec:
     def __init__(self, src, root, strict, header):
         self.src, self.strict, self.header = src, strict, header
         self.vars = [["$", root]]
-        self.out = []
+        self.out = _Output()
 
     def error(self, pos, end, msg):
         line = self.src.count("\n", 0, pos) + 1
@@ -721,6 +734,14 @@ def _sprint(*args):
 _VERB = r"%([-+# 0]*)(\d*)(?:\.(\d*))?(.|$)"
 
 
+_MAX_WIDTH = 1_000_000  # Go's fmt: a width or precision above 10^6 is %!(BADWIDTH) / %!(BADPREC)
+MAX_OUTPUT = 64 << 20  # what one template may write, in characters
+
+
+def _too_large(digits: str) -> bool:
+    return len(digits) > 7 or int(digits) > _MAX_WIDTH
+
+
 def _printf(fmt, *args):
     """Go's fmt.Sprintf for the verbs templates use."""
     fmt = _want(fmt, "string")
@@ -737,6 +758,10 @@ def _printf(fmt, *args):
             return f"%!{v}(MISSING)"
         a = args[used]
         used += 1
+        if width and _too_large(width):
+            return "%!(BADWIDTH)"
+        if prec and _too_large(prec):
+            return "%!(BADPREC)"
         s = _format_one(a, v, flags, int(prec) if prec else None if prec is None else 0)
         width = int(width or 0)
         if len(s) < width:
@@ -816,6 +841,8 @@ def _truncate(s, n):
 def _pad(s, prefix, suffix):
     s = _want(s, "string")
     prefix, suffix = _want(prefix, "int"), _want(suffix, "int")
+    if max(prefix, suffix) > _MAX_WIDTH:
+        raise _call_error("pad", f"padding of more than {_MAX_WIDTH} spaces")
     return s and " " * prefix + s + " " * suffix
 
 

@@ -213,6 +213,15 @@ def _display(parts: Iterable[str]) -> str:
     return "/" + "/".join(parts)
 
 
+# errnos of the host's filesystem, not of what a layer asks for
+_HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM})
+
+
+def _short(name: str, limit: int = 100) -> str:
+    """An entry name for one line of error: its start and end when it is long."""
+    return name if len(name) <= limit else f"{name[:limit // 2]}...{name[-limit // 2:]}"
+
+
 def _open_dir(root_fd: int, parts: tuple[str, ...], create: bool) -> int | None:
     """An O_PATH descriptor of directory `parts` under root_fd.
 
@@ -315,7 +324,13 @@ def extract_layer(
         try:
             with tarfile.open(fileobj=limited, mode="r|", tarinfo=_StrictTarInfo) as tf:
                 for member in tf:
-                    _extract_member(state, tf, member)
+                    try:
+                        _extract_member(state, tf, member)
+                    except OSError as exc:
+                        if exc.errno in _HOST_ERRNOS:
+                            raise  # the host's trouble (a full disk), not the layer's
+                        raise Corrupt(f"invalid layer tar: {_short(member.name)}: "
+                                      f"{exc.strerror or exc}") from None
         except _decompress_errors() as exc:
             raise Corrupt(f"invalid layer tar: {exc}") from None
         for parts, mtime in reversed(state.dir_times):

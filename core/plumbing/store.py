@@ -16,6 +16,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from berth.core.errors import Corrupt
+
 TYPE_CHECKING = False  # annotations only: see "Start-up cost" in docs/architecture.md
 if TYPE_CHECKING:
     from typing import Any
@@ -101,18 +103,54 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def damaged_message(path, exc: Exception) -> str:
+    """One line for a database SQLite cannot use (damaged, not a database, unreadable)."""
+    return (f"berth's database {path} cannot be used: {exc} (restore it from a backup, or move it aside "
+            "to start an empty installation)")
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose statements turn a damaged database into Corrupt (one line, the
+    command's exit code); constraint errors and locks pass through as they are."""
+
+    def execute(self, *args):
+        try:
+            return super().execute(*args)
+        except sqlite3.DatabaseError as exc:
+            if _damaged(exc):
+                raise Corrupt(damaged_message(OPENED[-1] if OPENED else "berth.db", exc)) from None
+            raise
+
+
+def _damaged(exc: Exception) -> bool:
+    text = str(exc)
+    return type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text
+
+
+OPENED: list[Path] = []  # the stores this process opened (for the CLI's error line)
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        OPENED.append(self.path)
+        self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False,
+                                  factory=_Connection)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA busy_timeout = 60000")
-        self.db.execute("PRAGMA foreign_keys = ON")
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
         self._depth = 0
-        self._migrate()
+        try:
+            self.db.execute("PRAGMA busy_timeout = 60000")
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            self._migrate()
+        except Corrupt:
+            self.db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise Corrupt(damaged_message(self.path, exc)) from None
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]

@@ -20,12 +20,20 @@ def human_size(size: float) -> str:
     return f"{size:.3g}{_DECIMAL[i]}"
 
 
+_INT64_MAX = (1 << 63) - 1
+
+
 def ram_in_bytes(text: str) -> int:
     """Parse "64m", "1g", "512k", "100" (binary units) as Docker's RAMInBytes."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)[iI]?[bB]?\s*", str(text))
     if not m:
         raise InvalidArgument(f"invalid size: '{text}'")
-    return int(float(m.group(1)) * _BINARY[m.group(2).lower()])
+    whole, _, fraction = m.group(1).partition(".")
+    unit = _BINARY[m.group(2).lower()]
+    value = int(whole) * unit + (int(fraction) * unit // 10 ** len(fraction) if fraction else 0)
+    if value > _INT64_MAX:  # Docker's sizes are int64
+        raise InvalidArgument(f"invalid size: '{text}': value out of range")
+    return value
 
 
 def human_duration(seconds: float) -> str:

@@ -33,6 +33,16 @@ def _read_db(path: str) -> list[list[str]]:
     return rows
 
 
+MAX_ID = (1 << 31) - 1  # runc's (libcontainer/user) range
+
+
+def _number(text: str) -> int:
+    value = int(text)
+    if value > MAX_ID:
+        raise StartError(f"uids and gids must be in range 0-{MAX_ID}", "user")
+    return value
+
+
 def resolve_user(user: str, passwd: str = "/etc/passwd",
                  group: str = "/etc/group", group_add=()) -> tuple[int, int, list[int], str]:
     """Return (uid, gid, supplementary gids, home) for a `--user` value.
@@ -60,11 +70,11 @@ def resolve_user(user: str, passwd: str = "/etc/passwd",
         if not name.isdigit():
             raise StartError(f"unable to find user {name}: no matching entries in passwd file",
                              "user")
-        uid, gid = int(name), 0
+        uid, gid = _number(name), 0
     groups_db = _read_db(group)
     if grp:
         if grp.isdigit():
-            gid = int(grp)
+            gid = _number(grp)
         else:
             for row in groups_db:
                 if len(row) >= 3 and row[0] == grp:
@@ -85,7 +95,7 @@ def resolve_user(user: str, passwd: str = "/etc/passwd",
         supplementary.insert(0, gid)
     for extra in group_add:
         if extra.isdigit():
-            number = int(extra)
+            number = _number(extra)
         else:
             number = next((int(row[2]) for row in groups_db if len(row) >= 3 and row[0] == extra
                            and row[2].isdigit()), None)

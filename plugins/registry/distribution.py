@@ -478,6 +478,11 @@ class DistributionRegistry(Registry):
                 scheme = location.split("://", 1)[0]
             self.base = f"{scheme}://{api_host(host)}"
         split = urlsplit(self.base)
+        try:
+            split.port  # noqa: B018 - raises for a port out of 0-65535
+        except ValueError:
+            port = split.netloc.rsplit(":", 1)[-1]
+            raise RegistryError(f'Get "{self.base}/v2/": dial tcp: address {port}: invalid port') from None
         self._origin = (split.scheme, split.netloc)
         self.host = location.split("://", 1)[-1].split("/", 1)[0]
         creds = opts.get("credentials")
@@ -968,4 +973,8 @@ def _with_query(url: str, **params) -> str:
 def _safe_url(url: str) -> str:
     """The URL without its query (upload locations carry state tokens) or user info."""
     split = urlsplit(url)
-    return f"{split.scheme}://{split.hostname or ''}{':' + str(split.port) if split.port else ''}{split.path}"
+    try:
+        port = split.port
+    except ValueError:  # out of range: shown as it was given
+        port = split.netloc.rsplit(":", 1)[-1]
+    return f"{split.scheme}://{split.hostname or ''}{':' + str(port) if port else ''}{split.path}"

@@ -293,3 +293,22 @@ def test_parsed_templates_are_cached_and_import_is_cheap():
     seconds = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                    check=True).stdout)
     assert seconds < 0.005
+
+
+def test_widths_and_precisions_are_capped_as_go_caps_them():
+    """Go's fmt refuses a width or precision above 10^6 (issue #11: `%999999999d` exhausted memory)."""
+    from berth.core.cli import template
+
+    out = template.render('{{printf "%3d|%1000001d|%.2000000f|%99999999999999999999s|" 7 2 3.0 "a"}}', {})
+    assert out == "  7|%!(BADWIDTH)|%!(BADPREC)|%!(BADWIDTH)|"
+    assert len(template.render('{{printf "%1000000d" 1}}', {})) == 1_000_000
+
+
+def test_one_templates_output_is_bounded():
+    from berth.core.cli import template
+    from berth.core.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="output exceeds"):
+        template.render('{{range .}}{{printf "%1000000d" 1}}{{end}}', list(range(100)))
+    with pytest.raises(InvalidArgument, match="padding of more than"):
+        template.render('{{pad "x" 100000000 0}}', {})
