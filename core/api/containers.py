@@ -304,9 +304,9 @@ async def attach(request: web.Request) -> web.StreamResponse:
     c = await _get(request)
     tty = bool(c.config.get("Tty"))
     want = {name: query_bool(request, name) for name in ("stdin", "stdout", "stderr")}
-    if query_bool(request, "logs"):
-        raise bad_request("berth does not support attach with logs=1 yet")
     response, source = await streams.hijack(request, streams.stream_type(request, tty))
+    if query_bool(request, "logs"):  # what it printed so far first (docker-compose up, start -a)
+        await _past_logs(service, c, response, want, tty)
     if not query_bool(request, "stream", True):
         return response
     if not c.running:
@@ -329,6 +329,20 @@ async def attach(request: web.Request) -> web.StreamResponse:
         if future is not None and not future.done():
             future.set_result(code)
     return response
+
+
+async def _past_logs(service, c, response, want: dict, tty: bool) -> None:
+    gone = asyncio.Event()
+    queue = stream_in_thread(service, lambda engine, stop: engine.containers.logs(c, stop=stop), gone)
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                break
+            if item is not _STARTED and want.get(item.stream):
+                kind = streams.STDERR if item.stream == "stderr" else streams.STDOUT
+                await response.write(item.line if tty else streams.frame(kind, item.line))
+    finally:
+        gone.set()
 
 
 async def _until_started(service, c, request):

@@ -607,6 +607,10 @@ class ContainerService:
         config["Hostname"] = opts.hostname or container_id[:12]
         if "host" in (host_config["NetworkMode"], host_config.get("UTSMode")) and not opts.hostname:
             config["Hostname"] = os.uname().nodename
+        elif host_config["NetworkMode"].startswith("container:") and not opts.hostname:
+            # Docker: a container joining another's network takes its host and domain names
+            other = self.get(host_config["NetworkMode"].split(":", 1)[1]).config
+            config["Hostname"], config["Domainname"] = other.get("Hostname", ""), other.get("Domainname", "")
         name = check_name(opts.name) if opts.name else None
         row = {
             "id": container_id, "image_id": image.id, "image": opts.image, "created": now_iso(),

@@ -141,3 +141,11 @@ def test_pull_and_push_with_a_local_registry(api, berth, registry_open):
     assert missing.returncode == 1 and "manifest unknown" in missing.stderr
     run = api.docker("run", "--rm", "--network", "none", f"{registry_open.location}/team/busybox:v1", "echo", "ok")
     assert run.stdout == "ok\n"
+
+
+def test_start_attach_replays_and_follows(api):
+    """attach with logs=1 (docker start -a, docker-compose up): what the container printed, then the rest."""
+    cid = api.docker("create", "--network", "none", "busybox", "echo", "once").stdout.strip()
+    first = api.docker("start", "-a", cid)
+    assert (first.returncode, first.stdout) == (0, "once\n")
+    api.docker("rm", cid)

@@ -1,0 +1,123 @@
+"""What cri-dockerd (Kubernetes' shim to a Docker engine) asks of the Engine
+API, held through the API itself (CI cannot fetch cri-dockerd): the
+sandbox/app container pattern, label filters, container:<id> namespaces,
+the json-file LogPath the kubelet reads, one-shot stats, a hijacked exec,
+image references, and Docker's exact not-found texts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.parse
+
+import pytest
+from api_service import ApiService, wait_for
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def api(berth):
+    berth.image  # noqa: B018 (busybox:latest, imported once)
+    service = ApiService(berth)
+    yield service
+    service.stop()
+
+
+def _filters(**kw) -> str:
+    return urllib.parse.quote(json.dumps(kw))
+
+
+def test_pod_lifecycle_as_cri_dockerd_drives_it(api, berth):
+    _, version = api.json("GET", "/version", expect=200)
+    assert tuple(map(int, version["ApiVersion"].split("."))) >= (1, 42)
+    _, info = api.json("GET", "/info", expect=200)
+    assert info["CgroupDriver"] and info["DockerRootDir"]
+    _, sandbox = api.json("POST", "/v1.43/containers/create?name=k8s_POD_web", {
+        "Image": "busybox", "Hostname": "web-pod", "Entrypoint": ["sleep"], "Cmd": ["300"],
+        "Labels": {"io.kubernetes.docker.type": "podsandbox", "io.kubernetes.pod.name": "web"},
+        "HostConfig": {"NetworkMode": "none", "IpcMode": "shareable", "OomScoreAdj": 500,
+                       "ShmSize": 64 << 20, "SecurityOpt": ["no-new-privileges"], "CpuShares": 2}}, expect=201)
+    sb = sandbox["Id"]
+    api.json("POST", f"/v1.43/containers/{sb}/start", expect=204)
+    running = f"/containers/json?filters={_filters(label=['io.kubernetes.docker.type=podsandbox'], status=['running'])}"
+    _, found = api.json("GET", running, expect=200)
+    assert [c["Id"] for c in found] == [sb]
+    _, app = api.json("POST", "/v1.43/containers/create?name=k8s_app_web", {
+        "Image": "busybox", "Hostname": "", "Entrypoint": ["sh", "-c", "echo hi; exec sleep 300"],
+        "Labels": {"io.kubernetes.docker.type": "container", "io.kubernetes.sandbox.id": sb},
+        "HostConfig": {"NetworkMode": f"container:{sb}", "IpcMode": f"container:{sb}",
+                       "PidMode": f"container:{sb}", "CpuShares": 512,
+                       "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m"}}}}, expect=201)
+    cid = app["Id"]
+    api.json("POST", f"/containers/{cid}/start", expect=204)
+    _, by_sandbox = api.json("GET", f"/containers/json?all=1&filters={_filters(label=[f'io.kubernetes.sandbox.id={sb}'])}",
+                             expect=200)
+    assert [c["Id"] for c in by_sandbox] == [cid]
+    _, inspected = api.json("GET", f"/containers/{cid}/json?size=1", expect=200)
+    assert inspected["Config"]["Hostname"] == "web-pod"  # the sandbox's, as Docker (podman fails this)
+    assert inspected["Path"] == "sh" and "SizeRw" in inspected
+    log_path = inspected["LogPath"]
+
+    def logged():
+        try:
+            with open(log_path) as f:
+                return [json.loads(line) for line in f]
+        except FileNotFoundError:
+            return None
+    lines = wait_for(logged)
+    assert lines[0]["log"] == "hi\n" and lines[0]["stream"] == "stdout" and lines[0]["time"]
+    _, stats = api.json("GET", f"/containers/{cid}/stats?stream=0&one-shot=1", expect=200)
+    assert stats["id"] == cid and stats["memory_stats"]["usage"] > 0
+    # exec, hijacked, as cri-dockerd's ExecSync
+    _, created = api.json("POST", f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "echo $((6*7))"],
+                                                               "AttachStdout": True, "AttachStderr": True},
+                          expect=201)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(api.socket)
+        body = json.dumps({"Detach": False, "Tty": False}).encode()
+        s.sendall(f"POST /exec/{created['Id']}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 101") and data.endswith(b"\x01\x00\x00\x00\x00\x00\x00\x0342\n")
+    _, execd = api.json("GET", f"/exec/{created['Id']}/json", expect=200)
+    assert (execd["ExitCode"], execd["Running"]) == (0, False)
+    for ref in (cid, sb):
+        api.json("POST", f"/containers/{ref}/stop?t=1", expect=204)
+        api.json("DELETE", f"/containers/{ref}", expect=204)
+    assert berth("ps", "-aq").stdout == ""
+
+
+def test_images_by_reference_id_and_digest(api, berth):
+    _, listed = api.json("GET", f"/images/json?filters={_filters(reference=['busybox'])}", expect=200)
+    assert [i["RepoTags"] for i in listed] == [["busybox:latest"]]
+    image_id = listed[0]["Id"]
+    api.json("POST", "/images/busybox/tag?repo=registry.local/pause&tag=3.9", expect=201)
+    _, untagged = api.json("DELETE", "/images/registry.local/pause:3.9", expect=200)
+    assert untagged == [{"Untagged": "registry.local/pause:3.9"}]
+    cid = berth("create", berth.image, "true", check=True).stdout.strip()
+    committed = berth("commit", cid, check=True).stdout.strip()
+    berth("rm", cid, check=True)
+    _, deleted = api.json("DELETE", f"/images/{committed}", expect=200)
+    assert {"Deleted": committed} in deleted
+    status, body = api.json("DELETE", f"/images/{image_id}x")
+    assert status == 404 and body["message"].startswith("No such image: ")
+    status, body = api.json("GET", "/containers/nope/json")
+    assert (status, body["message"]) == (404, "No such container: nope")
+    status, body = api.json("DELETE", "/containers/nope")
+    assert (status, body["message"]) == (404, "No such container: nope")
+    status, body = api.json("GET", "/images/nope:1/json")
+    assert (status, body["message"]) == (404, "No such image: nope:1")
+
+
+def test_delete_by_digest(api, berth, registry_open):
+    target = f"{registry_open.location}/cri/busybox:v1"
+    berth("tag", "busybox", target, check=True)
+    berth("push", target, check=True)
+    _, inspected = api.json("GET", f"/images/{target}/json", expect=200)
+    digest_ref = inspected["RepoDigests"][0]
+    assert "@sha256:" in digest_ref
+    _, untagged = api.json("DELETE", f"/images/{digest_ref}", expect=200)
+    assert untagged == [{"Untagged": digest_ref}]
