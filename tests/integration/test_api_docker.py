@@ -114,8 +114,10 @@ def test_hostconfig_fields_of_the_run_flags(api):
                      "--init", "--cap-add", "NET_ADMIN", "-e", "A=1", "-w", "/tmp", "-u", "1:1", "busybox",
                      "sh", "-c", "grep foo /etc/hosts; ulimit -n; echo $A; pwd; id -u")
     assert run.stdout.split() == ["1.2.3.4", "foo", "100", "1", "/tmp", "1"], run.stderr
-    refused = api.docker("run", "--rm", "--network", "none", "--health-cmd", "true", "busybox", "true")
-    assert refused.returncode == 125 and "berth does not support Config.Healthcheck" in refused.stderr
+    checked = api.docker("run", "--rm", "--network", "none", "--health-cmd", "true", "busybox", "true")
+    assert checked.returncode == 0, checked.stderr  # health checks act (tests/integration/test_health.py)
+    refused = api.docker("run", "--rm", "--network", "none", "--domainname", "example.org", "busybox", "true")
+    assert refused.returncode == 125 and "berth does not support Config.Domainname" in refused.stderr
     bad = api.docker("run", "--rm", "--network", "none", "--pid", "container:nope", "busybox", "true")
     assert bad.returncode == 125 and "No such container: nope" in bad.stderr
     labelled = api.docker("create", "--label", "a=b", "--stop-signal", "SIGUSR1", "--restart", "on-failure:3",
