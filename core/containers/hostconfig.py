@@ -5,7 +5,11 @@ Each parser takes what the user typed and returns what inspect shows
 raises InvalidArgument with Docker's message: the CLI's own
 `invalid argument "X" for "--flag" flag: ...` for a malformed value, the
 daemon's text for a combination it refuses. `check_combinations` returns
-the warnings Docker prints for combinations it accepts.
+the warnings Docker prints for combinations it accepts. `from_flags` makes
+the HostConfig fields of run/create's flag values; `process_settings` turns
+HostConfig into the runtime's ProcessSpec arguments (capabilities, seccomp,
+no_new_privs, groups, rlimits) for a container's first process and every
+exec; the monitor (containers.monitor.host_spec) makes the rest of its spec.
 """
 
 from __future__ import annotations
