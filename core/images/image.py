@@ -297,6 +297,7 @@ class ImageService:
         name = self.engine.storage_driver_name
         sizes: list[int] = [0] * len(diff_ids)
         filler = _LayerFiller(self, driver, blob_ready, sizes)
+        locked: list[str] = []  # chain IDs whose lock this call took
         with contextlib.ExitStack() as held:
             try:
                 parent_chain: str | None = None
@@ -305,6 +306,7 @@ class ImageService:
                     row = self._layer_row(name, chain_id)
                     if row is None or not driver.exists(row["cache_id"]):
                         held.enter_context(self.engine.lock(f"layer-{chain_id.split(':')[1]}"))
+                        locked.append(chain_id)
                         row = self._layer_row(name, chain_id)
                     if row is not None and driver.exists(row["cache_id"]):
                         sizes[index] = row["size"]
@@ -320,6 +322,9 @@ class ImageService:
                 filler.fill(workers=PARALLEL_EXTRACT)
             except BaseException:
                 filler.discard()
+                for chain_id in locked:  # held, and guarding no layer: lock files must not pile up
+                    if not self.store.one("SELECT 1 FROM layers WHERE chain_id = ?", (chain_id,)):
+                        self.engine.forget_lock(f"layer-{chain_id.split(':')[1]}")
                 raise
         return sizes
 
@@ -347,8 +352,9 @@ class ImageService:
         def fill(_) -> int:
             try:
                 return self._fill(driver, cache_id, diff_id, blob)
-            except OSError as exc:
-                raise BerthError(f"layer {blob}: {exc}") from None
+            except OSError as exc:  # "no space left on device", as Go words it
+                reason = exc.strerror[:1].lower() + exc.strerror[1:] if exc.strerror else str(exc)
+                raise BerthError(f"layer {blob}: {reason}") from None
 
         return int(Forked(lambda: None, fill).send())
 
