@@ -227,11 +227,28 @@ async def prune(request: web.Request) -> web.Response:
 
 
 async def update(request: web.Request) -> web.Response:
+    """Docker's UpdateConfig: the resources berth limits and the restart policy; any other
+    resource set to something is a 400 naming it."""
+    from berth.core.api.create import cpu_from_quota
+
     body = await json_body(request, default={})
-    await _get(request)
-    meaningful = {k: v for k, v in body.items() if v not in (None, "", 0, False, [], {})}
-    if meaningful:
-        raise bad_request(f"berth does not support updating {', '.join(sorted(meaningful))} of a container yet")
+    ref = _ref(request)
+    with request_shape():
+        changes = {key: body[key] for key in ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit",
+                                              "CpusetCpus", "MemoryReservation", "RestartPolicy")
+                   if body.get(key) not in (None, "", 0)}
+        if body.get("CpuQuota"):
+            changes["NanoCpus"] = int(cpu_from_quota(body["CpuQuota"], body.get("CpuPeriod")) * 1e9)
+        ignored = ("CpuPeriod", "CpuQuota", "MemorySwappiness", "OomKillDisable")
+        other = sorted(k for k, v in body.items()
+                       if k not in changes and k not in ignored and v not in (None, "", 0, False, [], {}))
+    if other:
+        raise bad_request(f"berth does not support updating {', '.join(other)} of a container yet")
+    for key, value in changes.items():
+        if key != "RestartPolicy" and key != "CpusetCpus" and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad_request(f"json: cannot unmarshal {type(value).__name__} into Go struct field "
+                              f"UpdateConfig.{key} of type int64")
+    await service_of(request).call(lambda e: e.containers.update(ref, changes))
     return json_response({"Warnings": []})
 
 

@@ -212,6 +212,25 @@ def _positive(key):
     return apply
 
 
+def cpu_from_quota(quota, period) -> float:
+    """CpuQuota over CpuPeriod (default 100 ms) as a number of CPUs (what NanoCpus and --cpus say)."""
+    if not isinstance(quota, int) or quota < 1000 or (period is not None and not isinstance(period, int)):
+        raise bad_request("CPU cfs quota can not be less than 1ms (i.e. 1000)")
+    return quota / (period or 100000)
+
+
+def _cpu_quota(values, value, where):
+    value = _typed(value, int, where)
+    if value and value > 0:
+        values["_quota"] = value
+
+
+def _cpu_period(values, value, where):
+    value = _typed(value, int, where)
+    if value:
+        values["_period"] = value
+
+
 def _pids_limit(values, value, where):
     value = _typed(value, int, where)
     if value:
@@ -301,7 +320,7 @@ FIELDS = {
     "HostConfig": {
         "CpuShares": _flag("cpu_shares", int), "Memory": _positive("memory"), "CgroupParent": None, "BlkioWeight": None,
         "BlkioWeightDevice": None, "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
-        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": None, "CpuQuota": None,
+        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": _cpu_period, "CpuQuota": _cpu_quota,
         "CpuRealtimePeriod": None, "CpuRealtimeRuntime": None, "CpusetCpus": _flag("cpuset_cpus"), "CpusetMems": None,
         "Devices": _flag("device", _device), "DeviceCgroupRules": _flag("device_cgroup_rule"), "DeviceRequests": None, "KernelMemory": None,
         "KernelMemoryTCP": None, "MemoryReservation": _flag("memory_reservation"), "MemorySwap": _positive("memory_swap"),
@@ -346,6 +365,11 @@ def create_values(body: dict, name: str | None) -> tuple[str, dict, dict]:
                     continue
                 raise bad_request(f"berth does not support {where} (got {value!r}) yet")
             apply(values, value, where)
+    quota, period = values.pop("_quota", None), values.pop("_period", None)
+    if quota:
+        if values.get("cpus"):
+            raise bad_request("Conflicting options: Nano CPUs and CPU Period cannot both be set")
+        values["cpus"] = cpu_from_quota(quota, period)
     values["detach"] = not values.get("attach")  # nothing attached: what `run -d` creates
     flags = values.pop("_flags", {})
     mac = flags.pop("mac_address", None)

@@ -884,6 +884,45 @@ class ContainerService:
         self.engine.emit("container", "restart", container.id, container.attrs())
         return container
 
+    # HostConfig fields `update` may change (Docker's UpdateConfig: resources and the restart policy).
+    UPDATABLE = ("Memory", "MemorySwap", "NanoCpus", "CpuShares", "PidsLimit", "CpusetCpus", "MemoryReservation",
+                 "RestartPolicy")
+
+    def update(self, ref: str, changes: dict) -> Container:
+        """Change a container's resources (applied to a running one's cgroup at once) or restart
+        policy; `changes`: HostConfig fields of UPDATABLE."""
+        from berth.core.containers.monitor import resource_limits
+        from berth.core.runtime.cgroups import Cgroup, Limits
+
+        unknown = sorted(set(changes) - set(self.UPDATABLE))
+        if unknown:
+            raise InvalidArgument(f"cannot update {', '.join(unknown)}")
+        if changes.get("Memory") and changes["Memory"] < 6 * 1024 * 1024:
+            raise InvalidArgument("Minimum memory limit allowed is 6MB")
+        if "RestartPolicy" in changes:
+            policy = changes["RestartPolicy"] or {}
+            name, count = policy.get("Name") or "no", policy.get("MaximumRetryCount") or 0
+            changes["RestartPolicy"] = parse_restart(f"{name}:{count}" if count else name)
+        container = self.get(ref)
+        with self.engine.lock(f"container-{container.id}"):
+            with self.store.transaction() as db:
+                row = db.execute("SELECT host_config FROM containers WHERE id = ?", (container.id,)).fetchone()
+                host_config = loads(row["host_config"])
+                host_config.update(changes)
+                db.execute("UPDATE containers SET host_config = ? WHERE id = ?", (dumps(host_config), container.id))
+            container = self.load(container.id)
+            if container.running and set(changes) - {"RestartPolicy"}:
+                hc = container.host_config
+                try:
+                    Cgroup(CGROUP_PARENT, container.id).set_limits(Limits(
+                        **resource_limits(hc), cpu_shares=hc.get("CpuShares") or None,
+                        cpuset_cpus=hc.get("CpusetCpus") or None,
+                        memory_reservation=hc.get("MemoryReservation") or None))
+                except OSError as exc:
+                    raise FailedPrecondition(f"Cannot update container {container.id}: {exc}") from None
+        self.engine.emit("container", "update", container.id, container.attrs())
+        return container
+
     def pause(self, ref: str, *, for_this_process: bool = False) -> Container:
         """`for_this_process`: a pause this command undoes (commit's); if the command
         dies first, the next command that looks at the container thaws it."""

@@ -475,8 +475,6 @@ class Monitor:
             elif joins_networks(c):
                 networks.attach(c, pid)
 
-        cpus = (hc.get("NanoCpus") or 0) / 1e9 or None
-        swap = hc.get("MemorySwap") or None
         hostname = cfg.get("Hostname") or c.id[:12]
         own_env = [f"HOSTNAME={hostname}"] + (["TERM=xterm"] if cfg.get("Tty") else [])  # as Docker's
         more, more_limits = host_spec(self.service, c)
@@ -486,8 +484,7 @@ class Monitor:
             user=cfg.get("User") or "", tty=bool(cfg.get("Tty")), stdin=stdin, stdout=stdout, stderr=stderr,
             rootfs=rootfs, hostname=hostname, readonly_rootfs=bool(hc.get("ReadonlyRootfs")),
             mounts=mounts, files=files, netns=netns, shm_size=hc.get("ShmSize") or 64 * 1024 * 1024,
-            limits=Limits(memory=hc.get("Memory") or None, memory_swap=swap, cpus=cpus,
-                          pids_limit=hc.get("PidsLimit"), **more_limits),
+            limits=Limits(**resource_limits(hc), **more_limits),
             cgroup_parent="berth", cgroup_name=c.id, **more,
         )
         try:
@@ -870,6 +867,12 @@ def _shared_shm(service, container) -> str | None:
                      f"mode=1777,size={hc.get('ShmSize') or 64 * 1024 * 1024}")
         return str(shm)
     return None
+
+
+def resource_limits(hc: dict) -> dict:
+    """The Limits arguments of HostConfig's memory, swap, CPU and pids fields (a start's, an update's)."""
+    return {"memory": hc.get("Memory") or None, "memory_swap": hc.get("MemorySwap") or None,
+            "cpus": (hc.get("NanoCpus") or 0) / 1e9 or None, "pids_limit": hc.get("PidsLimit")}
 
 
 def host_spec(service, container) -> tuple[dict, dict]:

@@ -184,10 +184,16 @@ class Cgroup:
                     _write(mem + "/memory.swap.max",
                            "max" if swap < 0 else str(max(swap - limits.memory, 0)))
             else:
-                _write(mem + "/memory.limit_in_bytes", str(limits.memory))
-                if os.path.exists(mem + "/memory.memsw.limit_in_bytes"):
-                    _write(mem + "/memory.memsw.limit_in_bytes",
-                           "-1" if swap < 0 else str(swap))
+                memsw = mem + "/memory.memsw.limit_in_bytes"
+                writes = [(mem + "/memory.limit_in_bytes", str(limits.memory))]
+                if os.path.exists(memsw):
+                    writes.append((memsw, "-1" if swap < 0 else str(swap)))
+                try:
+                    for path, value in writes:
+                        _write(path, value)
+                except OSError:  # raising: memory may not exceed the old memory+swap, so that one first
+                    for path, value in reversed(writes):
+                        _write(path, value)
         cpu = self._dir("cpu")
         if limits.cpus and cpu:
             period = 100000

@@ -121,3 +121,32 @@ def test_delete_by_digest(api, berth, registry_open):
     assert "@sha256:" in digest_ref
     _, untagged = api.json("DELETE", f"/images/{digest_ref}", expect=200)
     assert untagged == [{"Untagged": digest_ref}]
+
+
+def _cgroup(controller: str, cid: str, name: str) -> str:
+    with open(f"/sys/fs/cgroup/{controller}/berth/{cid}/{name}") as f:
+        return f.read().strip()
+
+
+def test_update_resources(api, berth):
+    """docker update and cri-dockerd's UpdateContainerResources (CpuQuota/CpuPeriod): stored and applied."""
+    import os
+
+    cid = api.docker("run", "-d", "--network", "none", "busybox", "sleep", "60").stdout.strip()
+    assert api.docker("update", "--memory", "64m", "--cpus", "0.5", cid).returncode == 0
+    assert api.docker("update", "--memory", "512m", cid).returncode == 0  # raising above the old memory+swap
+    _, info = api.json("GET", f"/containers/{cid}/json", expect=200)
+    assert (info["HostConfig"]["Memory"], info["HostConfig"]["NanoCpus"]) == (512 << 20, 500_000_000)
+    api.json("POST", f"/containers/{cid}/update", {"CpuQuota": 25000, "CpuPeriod": 100000, "CpuShares": 256},
+             expect=200)
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    if v2:
+        assert _cgroup("", cid, "cpu.max").split()[0] == "25000"
+        assert _cgroup("", cid, "memory.max") == str(512 << 20)
+    else:
+        assert _cgroup("cpu", cid, "cpu.cfs_quota_us") == "25000"
+        assert _cgroup("memory", cid, "memory.limit_in_bytes") == str(512 << 20)
+        assert _cgroup("cpu", cid, "cpu.shares") == "256"
+    status, body = api.json("POST", f"/containers/{cid}/update", {"BlkioWeight": 300})
+    assert status == 400 and "BlkioWeight" in body["message"]
+    api.docker("rm", "-f", cid)

@@ -65,8 +65,8 @@ def test_errors_are_dockers(api, berth):
     status, body = api.json("POST", "/containers/create", {"Image": berth.image, "Cmd": 5})
     assert status == 400 and "cannot unmarshal number" in body["message"]
     status, body = api.json("POST", "/containers/create", {"Image": berth.image, "Cmd": ["true"],
-                                                           "HostConfig": {"CpuQuota": 50000}})
-    assert status == 400 and body["message"] == "berth does not support HostConfig.CpuQuota (got 50000) yet"
+                                                           "HostConfig": {"BlkioWeight": 300}})
+    assert status == 400 and body["message"] == "berth does not support HostConfig.BlkioWeight (got 300) yet"
     status, _, data = api.request("POST", "/containers/create", b"[" * (5 << 20), {"Content-Type": "application/json"})
     assert status == 413 and "too large" in json.loads(data)["message"]
     assert berth("ps", "-aq").stdout == ""  # nothing half-made
