@@ -123,3 +123,41 @@ def test_testcontainers(api, berth, monkeypatch):
                 time.sleep(0.1)
     assert berth("ps", "-aq").stdout == ""
     assert os.environ["DOCKER_HOST"] == api.host
+
+
+def test_prometheus_docker_sd_fields(api, berth):
+    """What Prometheus's docker_sd_configs reads (discovery/moby/docker.go: ContainerList and
+    NetworkList) becomes its __meta_docker_* labels; no Prometheus binary here, so the targets are
+    built from the same fields the same way."""
+    assert api.docker("network", "create", "--label", "tier=web", "sdnet").returncode == 0
+    cid = api.docker("run", "-d", "--network", "sdnet", "--label", "job=web", "-p", "127.0.0.1::80", "busybox",
+                     "sleep", "60").stdout.strip()
+    _, containers = api.json("GET", "/v1.41/containers/json", expect=200)
+    _, networks = api.json("GET", "/v1.41/networks", expect=200)
+    by_id = {n["Id"]: n for n in networks}
+    targets = []
+    for c in containers:
+        common = {"__meta_docker_container_id": c["Id"], "__meta_docker_container_name": c["Names"][0],
+                  "__meta_docker_container_network_mode": c["HostConfig"]["NetworkMode"],
+                  **{f"__meta_docker_container_label_{k}": v for k, v in c["Labels"].items()}}
+        for n in c["NetworkSettings"]["Networks"].values():
+            net = by_id[n["NetworkID"]]
+            for p in c["Ports"]:
+                targets.append({**common, "__meta_docker_network_name": net["Name"],
+                                "__meta_docker_network_ip": n["IPAddress"],
+                                "__meta_docker_network_label_tier": net["Labels"].get("tier"),
+                                "__meta_docker_network_scope": net["Scope"],
+                                "__meta_docker_network_internal": str(net["Internal"]).lower(),
+                                "__meta_docker_port_private": str(p["PrivatePort"]),
+                                "__meta_docker_port_public": str(p.get("PublicPort", "")),
+                                "__meta_docker_port_public_ip": p.get("IP", ""),
+                                "__address__": f"{n['IPAddress']}:{p['PrivatePort']}"})
+    [target] = targets
+    assert target["__meta_docker_container_id"] == cid
+    assert target["__meta_docker_container_label_job"] == "web"
+    assert target["__meta_docker_container_network_mode"] == "sdnet"
+    assert target["__meta_docker_network_name"] == "sdnet" and target["__meta_docker_network_label_tier"] == "web"
+    assert target["__meta_docker_network_ip"].count(".") == 3 and target["__address__"].endswith(":80")
+    assert target["__meta_docker_port_public_ip"] == "127.0.0.1" and int(target["__meta_docker_port_public"]) > 0
+    api.docker("rm", "-f", cid)
+    api.docker("network", "rm", "sdnet")
