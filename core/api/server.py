@@ -278,12 +278,12 @@ async def _headers(request: web.Request, response: web.StreamResponse) -> None:
 
 
 def build_app(service: Service) -> web.Application:
-    from berth.core.api import archive, containers, execs, images, networks, system, volumes
+    from berth.core.api import archive, build, containers, execs, images, networks, system, volumes
 
     app = web.Application(middlewares=[_middleware], client_max_size=MAX_BODY)
     app["service"] = service
     app.on_response_prepare.append(_headers)
-    for module in (system, containers, archive, execs, images, networks, volumes):
+    for module in (system, containers, archive, execs, images, build, networks, volumes):
         for method, path, handler in module.ROUTES:
             app.router.add_route(method, path, handler)
             app.router.add_route(method, r"/v{version:[0-9]+(\.[0-9]+)?}" + path, handler)

@@ -151,3 +151,26 @@ def test_start_attach_replays_and_follows(api):
     first = api.docker("start", "-a", cid)
     assert (first.returncode, first.stdout) == (0, "once\n")
     api.docker("rm", cid)
+
+
+def test_build(api, berth, tmp_path):
+    """POST /build: the classic builder (DOCKER_BUILDKIT=0), a Dockerfile inside the context or outside it."""
+    env = {**api.env, "DOCKER_BUILDKIT": "0"}
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "hello.txt").write_text("hi\n")
+    (tmp_path / "ctx" / "Dockerfile").write_text('FROM busybox\nRUN echo built > /built\nCOPY hello.txt /h\n'
+                                                 'CMD ["cat", "/built", "/h"]\n')
+    built = subprocess.run(["docker", "build", "-t", "apibuilt:1", str(tmp_path / "ctx")], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    assert "Successfully tagged apibuilt:1" in built.stdout
+    assert api.docker("run", "--rm", "--network", "none", "apibuilt:1").stdout == "built\nhi\n"
+    (tmp_path / "outside.Dockerfile").write_text("FROM busybox\nCOPY hello.txt /again\n")
+    outside = subprocess.run(["docker", "build", "-q", "-f", str(tmp_path / "outside.Dockerfile"),
+                              str(tmp_path / "ctx")], env=env, capture_output=True, text=True, timeout=120)
+    assert outside.returncode == 0 and outside.stdout.strip().startswith("sha256:"), outside.stderr
+    (tmp_path / "bad.Dockerfile").write_text("FROM busybox\nRUN exit 3\n")
+    failed = subprocess.run(["docker", "build", "-f", str(tmp_path / "bad.Dockerfile"), str(tmp_path / "ctx")],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 1 and "returned a non-zero code: 3" in failed.stderr
+    assert berth("ps", "-aq").stdout == ""  # no intermediate container left
