@@ -118,8 +118,3 @@ def wait_for(predicate, timeout: float = 10, every: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting")
         time.sleep(every)
-
-
-def api_env_home(env: dict) -> dict:
-    os.makedirs(env["DOCKER_CONFIG"], exist_ok=True)
-    return env

@@ -13,7 +13,7 @@ import os
 
 from aiohttp import web
 
-from berth.core.api.server import ApiError, bad_request, service_of
+from berth.core.api.server import ApiError, bad_request, query_bool, service_of
 
 MAX_ARCHIVE = 8 << 30  # bytes of tar a PUT may send
 
@@ -80,7 +80,7 @@ async def put(request: web.Request) -> web.Response:
     stat = await service.call(lambda e: e.containers.stat_path(ref, path))
     if not stat["mode"] & (1 << 31):
         raise bad_request("extraction point is not a directory")
-    archive = query_flag(request, "copyUIDGID")
+    archive = query_bool(request, "copyUIDGID")
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     copy = asyncio.ensure_future(service.call(_closing(read_fd, lambda e: e.containers.copy_to(
         ref, "-", path, archive=archive, stream_fd=read_fd, other_end=write_fd))))
@@ -104,12 +104,6 @@ async def put(request: web.Request) -> web.Response:
     if sent > MAX_ARCHIVE:
         raise ApiError(413, f"archive too large (limit {MAX_ARCHIVE} bytes)")
     return web.Response(status=200)
-
-
-def query_flag(request: web.Request, name: str) -> bool:
-    from berth.core.api.server import query_bool
-
-    return query_bool(request, name)
 
 
 ROUTES = [

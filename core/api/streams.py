@@ -9,7 +9,7 @@ What the client sends is the container's stdin; its half-close is stdin's
 EOF (the transport stays open for our output: server._Handler).
 
 `attach_monitor` connects such a connection to the container's monitor
-(berth.core.runtime.monitor's attach protocol on `attach.sock`).
+(berth.core.containers.attach's protocol on `attach.sock`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -187,4 +186,3 @@ def test_sigterm_with_streams_open(berth):
     service.stop()
     assert berth("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "running"  # containers stay
     berth("rm", "-f", cid, check=True)
-    threading.enumerate()
