@@ -13,10 +13,11 @@ The default bridge keeps Docker's behaviour: no names, links and /etc/hosts.
 Its configuration is aardvark's own format, one file per network in
 ``<runroot>/network/dns/``: the first line the addresses to listen on (the
 gateway), then ``<container id> <IPv4s> <IPv6s> <names>`` per container
-(comma-separated lists). It re-reads them on SIGHUP, and writes its PID to
-``aardvark.pid`` there. Every change of a user network's members rewrites
-the files and reloads it, under the "dns" lock, so concurrent commands never
-interleave; `stop()` ends it (reset, uninstall).
+(comma-separated lists); it writes its PID to ``aardvark.pid`` there. Every
+change of a user network's members rewrites the files and starts a fresh
+resolver, under the "dns" lock, so concurrent commands never interleave
+(aardvark-dns 1.4, Debian 12's, rebinds its sockets on SIGHUP and could
+leave queries unanswered); `stop()` ends it (reset, uninstall).
 """
 
 from __future__ import annotations
@@ -69,12 +70,9 @@ class Resolver:
             for network_id, text in networks.items():
                 _write(self.directory / network_id, text)
             pid = self._pid()
-            if not networks:
-                if pid:
-                    self._end(pid)
-            elif pid:
-                os.kill(pid, signal.SIGHUP)
-            else:
+            if pid:  # aardvark-dns 1.4 (Debian 12) rebinds its sockets on SIGHUP, racing the
+                self._end(pid)  # old ones: queries went unanswered; a fresh process answers at once
+            if networks:
                 self._start()
 
     def stop(self) -> None:
@@ -162,14 +160,18 @@ class Resolver:
         except ProcessLookupError:
             pass
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-            try:  # a child of ours only if this process started it
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    break
-            except ChildProcessError:
-                pass
-            time.sleep(0.01)
+        while time.monotonic() < deadline and _running(pid):  # its port must be free for the next one
+            time.sleep(0.005)
         (self.directory / PID_FILE).unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` lives (a zombie waiting for its reaper does not: its sockets are closed)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _processes() -> list[int]:

@@ -254,6 +254,9 @@ class BridgeDriver(NetworkDriver):
                     if exc.code != errno.EEXIST:
                         raise BerthError(f"cannot create bridge {net.bridge}: {exc}") from None
             index = _lookup(ipr, net.bridge)
+            # A fixed MAC: a bridge left to itself takes its lowest port's, so a container's leaving
+            # changed it and the others' ARP entries for the gateway (DNS, NAT) went stale for minutes.
+            ipr.link("set", index=index, address=_gateway_mac(net.gateway))
             have = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=2)}
             if net.gateway not in have:
                 try:
@@ -377,3 +380,8 @@ class BridgeDriver(NetworkDriver):
 
     def unpublish(self, net: NetworkSpec, endpoint: Endpoint) -> None:
         delete_tagged(net.table, f"ctr:{endpoint.container_id}")
+
+
+def _gateway_mac(gateway: str) -> str:
+    """The bridge's own MAC: 02:42 and the gateway's four bytes (as containers' are of their addresses)."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.ip_address(gateway).packed)
