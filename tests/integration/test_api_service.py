@@ -190,3 +190,33 @@ def test_docker_20_cli(api, berth):
     assert version.stdout.strip() == "1.43"
     run = api.docker("run", "--rm", "--network", "none", "busybox", "echo", "hello", cli=DOCKER_20)
     assert (run.returncode, run.stdout) == (0, "hello\n"), run.stderr
+
+
+def test_a_service_killed_with_9_loses_nothing(berth):
+    """Containers belong to their monitors: a new service sees them all, the stale socket is taken over,
+    and the old service's starters do not outlive it."""
+    berth.image  # noqa: B018
+    first = ApiService(berth)
+    run = first.docker("run", "-d", "--name", "survivor", "--network", "none", "busybox", "sleep", "60")
+    assert run.returncode == 0, run.stderr
+    starters = subprocess.run(["pgrep", "-P", str(first.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert starters
+    first.proc.kill()
+    first.proc.wait()
+    first.stop()
+    wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") and _alive(pid) for pid in starters))
+    assert os.path.exists(first.socket)  # left behind by -9
+    second = ApiService(berth)
+    try:
+        assert second.docker("inspect", "-f", "{{.State.Status}}", "survivor").stdout.strip() == "running"
+        assert second.docker("rm", "-f", "survivor").returncode == 0
+    finally:
+        second.stop()
+
+
+def _alive(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
