@@ -174,3 +174,23 @@ def test_build(api, berth, tmp_path):
                             env=env, capture_output=True, text=True, timeout=120)
     assert failed.returncode == 1 and "returned a non-zero code: 3" in failed.stderr
     assert berth("ps", "-aq").stdout == ""  # no intermediate container left
+
+
+def test_save_load_commit_history(api, berth, tmp_path):
+    """docker save | docker load through the service (tar streams both ways), commit, history, rmi."""
+    archive = tmp_path / "busybox.tar"
+    assert api.docker("save", "-o", str(archive), "busybox").returncode == 0
+    assert archive.stat().st_size > 100_000
+    cid = api.docker("run", "-d", "--network", "none", "busybox", "sh", "-c", "echo made > /made; sleep 60"
+                     ).stdout.strip()
+    wait_for(lambda: api.docker("exec", cid, "cat", "/made").stdout == "made\n")
+    assert api.docker("commit", "-m", "a note", cid, "committed:1").returncode == 0
+    api.docker("rm", "-f", cid)
+    assert "a note" in api.docker("history", "--no-trunc", "committed:1").stdout
+    assert api.docker("run", "--rm", "--network", "none", "committed:1", "cat", "/made").stdout == "made\n"
+    assert api.docker("rmi", "committed:1").returncode == 0
+    assert api.docker("rmi", "busybox").returncode == 0
+    assert "busybox" not in api.docker("images").stdout
+    loaded = api.docker("load", "-i", str(archive))
+    assert loaded.returncode == 0 and "Loaded image: busybox:latest" in loaded.stdout, loaded.stderr
+    assert api.docker("run", "--rm", "--network", "none", "busybox", "echo", "back").stdout == "back\n"
