@@ -248,10 +248,11 @@ def _flag(dest, render=str):
     def apply(values, value, where):
         if value in ZERO:
             return
-        items = value if isinstance(value, list) else [value]
+        multiple = dest in _MULTIPLE
         try:
-            values.setdefault("_flags", {})[dest] = [render(item) for item in items] \
-                if isinstance(value, list) or dest in _MULTIPLE else render(value)
+            if isinstance(value, list) != multiple or isinstance(value, (dict, bool)):
+                raise TypeError(value)
+            values.setdefault("_flags", {})[dest] = [render(item) for item in value] if multiple else render(value)
         except (TypeError, KeyError, AttributeError, ValueError):
             raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where}") from None
     return apply
