@@ -128,9 +128,39 @@ def prepare(src: CopyInfo, dst: CopyInfo) -> tuple[str, tuple[str, str] | None]:
 
 
 def write_tar(path: str, arcname: str, fileobj) -> None:
-    """A tar of `path` (recursively) whose top entry is `arcname` ("." for a directory's contents)."""
+    """A tar of `path` (recursively) whose top entry is `arcname` ("." for a directory's contents).
+
+    A running container's /proc and /sys (kernel views, not files) are left out of a copy
+    that merely passes through them (`cp CTR:/ ...`), as Docker's copy of the root does."""
+    skip = _kernel_filesystems(path)
+
+    def keep(info: tarfile.TarInfo):
+        if skip and info.isdir():
+            host = os.path.join(path, os.path.relpath(info.name, arcname))
+            if os.lstat(host).st_dev in skip:
+                return None
+        return info
+
     with tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(path, arcname=arcname, recursive=True)
+        tar.add(path, arcname=arcname, recursive=True, filter=keep)
+
+
+def _kernel_filesystems(path: str) -> set[int]:
+    """Devices of /proc and /sys where they are mounted and `path` is not inside them."""
+    out = set()
+    try:
+        root_dev = os.lstat("/").st_dev
+        source_dev = os.stat(path).st_dev
+    except OSError:
+        return out
+    for mount_point in ("/proc", "/sys"):
+        try:
+            dev = os.lstat(mount_point).st_dev
+        except OSError:
+            continue
+        if dev != root_dev and dev != source_dev:
+            out.add(dev)
+    return out
 
 
 def _rebase(name: str, rename: tuple[str, str] | None) -> str:

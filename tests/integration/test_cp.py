@@ -157,3 +157,12 @@ def test_cp_into_read_only_places_says_so(berth, tmp_path):
     berth("stop", "-t", "0", "ro", check=True)
     p = cp(berth, str(src), "ro:/")
     assert p.returncode == 1 and "container rootfs is marked read-only" in p.stderr, p.stderr
+
+
+def test_cp_of_a_running_containers_root_leaves_out_proc_and_sys(berth, tmp_path):
+    berth("run", "-d", "--name", "whole", "--network", "none", berth.image, "sleep", "1000", check=True)
+    wait_running(berth, "whole")
+    out = tmp_path / "root"
+    cp(berth, "whole:/", str(out), check=True)
+    assert (out / "bin" / "busybox").is_file() and (out / "etc" / "hosts").read_text()
+    assert not (out / "proc").exists() and not (out / "sys").exists()
