@@ -1,23 +1,25 @@
 """Names through DNS on user-defined networks, as Docker's embedded server answers them.
 
-The resolver is aardvark-dns, podman's (the Debian package `aardvark-dns`,
-/usr/lib/podman/aardvark-dns): one process per berth installation, started
-when the first container joins a user-defined network and stopped when the
-last one leaves. It listens on port 53 of each network's gateway address,
-which is the only name server in those containers' resolv.conf; it answers
-a container's name, its short ID, its hostname and its network aliases
-(EndpointSettings.DNSNames) to the containers of the same network only, and
-forwards other names to the host's servers (what /etc/resolv.conf names).
-The default bridge keeps Docker's behaviour: no names, links and /etc/hosts.
+The resolver is dnsmasq (Debian's `dnsmasq-base`, /usr/sbin/dnsmasq): one
+process per user-defined network with containers on it, started when the
+first container joins the network and stopped when the last one leaves. It
+listens on port 53 of the network's gateway address only (bound to it, so
+several networks and installations never share a socket), which is the only
+name server in those containers' resolv.conf. It answers, from a hosts file
+of its own, each container's name, its network aliases, its short ID and its
+hostname (EndpointSettings.DNSNames); plain names it does not know are "not
+found" at once (--domain-needed: never sent upstream), other names go to the
+host's servers (what /etc/resolv.conf names), as Docker's server forwards
+them. The default bridge keeps Docker's behaviour: no names, links and
+/etc/hosts.
 
-Its configuration is aardvark's own format, one file per network in
-``<runroot>/network/dns/``: the first line the addresses to listen on (the
-gateway), then ``<container id> <IPv4s> <IPv6s> <names>`` per container
-(comma-separated lists); it writes its PID to ``aardvark.pid`` there. Every
-change of a user network's members rewrites the files and starts a fresh
-resolver, under the "dns" lock, so concurrent commands never interleave
-(aardvark-dns 1.4, Debian 12's, rebinds its sockets on SIGHUP and could
-leave queries unanswered); `stop()` ends it (reset, uninstall).
+Files: ``<runroot>/network/dns/<network id>/`` holds ``hosts``, ``dnsmasq.pid``
+and ``dnsmasq.log``. Every change of a user network's members rewrites its
+hosts file and sends SIGHUP, on which dnsmasq re-reads it and empties its
+cache without touching its socket (aardvark-dns 1.4, Debian 12's, rebinds
+its sockets on each reload, and queries in between went unanswered). All of
+it under the "dns" lock, so concurrent commands never interleave; `stop()`
+ends every one (reset, uninstall).
 """
 
 from __future__ import annotations
@@ -28,21 +30,20 @@ import time
 
 from berth.core.plumbing.store import loads
 
-PATHS = ("/usr/lib/podman/aardvark-dns", "/usr/libexec/podman/aardvark-dns",
-         "/usr/local/libexec/podman/aardvark-dns", "/usr/local/lib/podman/aardvark-dns")
+PATHS = ("/usr/sbin/dnsmasq", "/sbin/dnsmasq")
 PORT = 53
-PID_FILE = "aardvark.pid"
+PID_FILE = "dnsmasq.pid"
 _PREDEFINED = ("bridge", "host", "none")
 
 
 def find() -> str | None:
-    """The aardvark-dns program of this host, or None."""
+    """The dnsmasq program of this host, or None."""
     import shutil
 
     for path in PATHS:
         if os.access(path, os.X_OK):
             return path
-    return shutil.which("aardvark-dns")
+    return shutil.which("dnsmasq")
 
 
 def dns_names(name: str, container_id: str, hostname: str, aliases) -> list[str]:
@@ -51,43 +52,46 @@ def dns_names(name: str, container_id: str, hostname: str, aliases) -> list[str]
 
 
 class Resolver:
-    """The installation's aardvark-dns (`engine.networks.resolver`)."""
+    """The name servers of the installation's user networks (`engine.networks.resolver`)."""
 
     def __init__(self, engine):
         self.engine = engine
         self.directory = engine.runroot / "network" / "dns"
 
     def sync(self) -> None:
-        """Make the resolver's files say who is on which user network now; start,
-        reload or stop it to match. Best effort: a host without aardvark-dns, or
-        one that fails, leaves names to /etc/hosts (a warning in berth's log)."""
+        """Make each user network's hosts file say who is on it now; start, reload or
+        stop its server to match. Best effort: a host without dnsmasq, or one that
+        fails to start, leaves names to /etc/hosts (a warning in berth's log)."""
         with self.engine.lock("dns"):
             networks = self._networks()
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for entry in os.listdir(self.directory):
-                if entry != PID_FILE and entry not in networks:
-                    os.unlink(self.directory / entry)
-            for network_id, text in networks.items():
-                _write(self.directory / network_id, text)
-            pid = self._pid()
-            if pid:  # aardvark-dns 1.4 (Debian 12) rebinds its sockets on SIGHUP, racing the
-                self._end(pid)  # old ones: queries went unanswered; a fresh process answers at once
-            if networks:
-                self._start()
+            for network_id in os.listdir(self.directory):
+                if network_id not in networks:
+                    self._end(network_id)
+            for network_id, (gateway, text) in networks.items():
+                home = self.directory / network_id
+                home.mkdir(mode=0o700, exist_ok=True)
+                changed = _write(home / "hosts", text)
+                pid = self._pid(network_id)
+                if not pid:
+                    self._start(network_id, gateway)
+                elif changed:
+                    os.kill(pid, signal.SIGHUP)  # re-reads the hosts file, empties its cache
 
     def stop(self) -> None:
-        """End the resolver and forget its files (reset, uninstall)."""
+        """End every server of the installation and forget its files (reset, uninstall)."""
         with self.engine.lock("dns"):
-            pid = self._pid()
-            if pid:
-                self._end(pid)
             if self.directory.is_dir():
-                for entry in os.listdir(self.directory):
-                    os.unlink(self.directory / entry)
+                for network_id in os.listdir(self.directory):
+                    self._end(network_id)
+            prefix = os.fsencode(f"--pid-file={self.directory}/")
+            for pid in _processes():  # one whose files are gone (a run directory wiped under it)
+                if _serves(pid, prefix, exact=False):
+                    _terminate(pid)
 
     def nameserver(self, network_names: list[str]) -> str | None:
         """The name server of a container on these networks: the gateway of its
-        first user-defined one, when there is a resolver; None otherwise."""
+        first user-defined one, when this host has dnsmasq; None otherwise."""
         for name in network_names:
             if name in _PREDEFINED or name.startswith("container:"):
                 continue
@@ -98,71 +102,83 @@ class Resolver:
 
     # -- inside
 
-    def _networks(self) -> dict[str, str]:
-        """network ID -> the aardvark file of every user network with containers on it."""
+    def _networks(self) -> dict[str, tuple[str, str]]:
+        """network ID -> (gateway, hosts file) of every user network with containers on it."""
         rows = self.engine.store.all(
             "SELECT a.network_id, a.address, n.name AS network, n.gateway, c.id, c.name, c.config, c.network AS "
             "settings FROM ip_allocations a JOIN networks n ON n.id = a.network_id JOIN containers c ON "
             "c.id = a.container_id ORDER BY a.rowid")
-        out: dict[str, list[str]] = {}
+        out: dict[str, tuple[str, list[str]]] = {}
         for row in rows:
             if row["network"] in _PREDEFINED or not row["gateway"]:
                 continue
             endpoint = ((loads(row["settings"]) or {}).get("Networks") or {}).get(row["network"]) or {}
             hostname = (loads(row["config"]) or {}).get("Hostname") or ""
             names = dns_names(row["name"], row["id"], hostname, endpoint.get("Aliases"))
-            lines = out.setdefault(row["network_id"], [row["gateway"]])
-            lines.append(f"{row['id']} {row['address']}  {','.join(names)}")
-        return {network_id: "\n".join(lines) + "\n" for network_id, lines in out.items()}
+            out.setdefault(row["network_id"], (row["gateway"], []))[1].append(f"{row['address']}\t{' '.join(names)}")
+        return {network_id: (gateway, "\n".join(lines) + "\n") for network_id, (gateway, lines) in out.items()}
 
-    def _pid(self) -> int:
-        """The running resolver's PID (its PID file, checked against the process), or 0. Without
-        the file (a run directory wiped under a running one), the process serving this directory."""
+    def _pid(self, network_id: str) -> int:
+        """The PID of the network's running server (its PID file, checked against the process), or 0.
+        Without the file (a run directory wiped under it), the process serving that directory."""
+        marker = os.fsencode(f"--pid-file={self.directory / network_id / PID_FILE}")
         try:
-            pid = int((self.directory / PID_FILE).read_text().strip())
+            pid = int((self.directory / network_id / PID_FILE).read_text().strip())
         except (OSError, ValueError):
-            return next((pid for pid in _processes() if self._ours(pid)), 0)
-        return pid if self._ours(pid) else 0
+            return next((pid for pid in _processes() if _serves(pid, marker)), 0)
+        return pid if _serves(pid, marker) else 0
 
-    def _ours(self, pid: int) -> bool:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            return False
-        return b"aardvark-dns" in argv[0] and os.fsencode(self.directory) in argv
-
-    def _start(self) -> None:
+    def _start(self, network_id: str, gateway: str) -> None:
         import subprocess
 
         program = find()
         if program is None:
-            _warn("aardvark-dns not found: containers on user-defined networks find each other through "
-                  "/etc/hosts only (install the aardvark-dns package)")
+            _warn("dnsmasq not found: containers on user-defined networks find each other through /etc/hosts "
+                  "only (install the dnsmasq-base package)")
             return
-        log = self.directory.parent / "aardvark.log"  # its own messages (the server keeps it open)
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:  # it forks; its first process returns once the server is ready
-            done = subprocess.run([program, "--config", str(self.directory), "-p", str(PORT), "run"],
-                                  stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
-                                  timeout=30)
+        home = self.directory / network_id
+        argv = [program, "--conf-file=/dev/null", "--no-hosts", f"--addn-hosts={home / 'hosts'}",
+                f"--listen-address={gateway}", "--bind-interfaces", f"--port={PORT}", "--domain-needed",
+                f"--pid-file={home / PID_FILE}", "--user=root", "--group=root", f"--log-facility={home / 'dnsmasq.log'}"]
+        try:  # it binds, then forks: once this returns, it answers
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, start_new_session=True, timeout=30)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            _warn(f"aardvark-dns did not start: {exc}")
+            _warn(f"dnsmasq did not start: {exc}")
             return
-        finally:
-            os.close(fd)
         if done.returncode != 0:
-            _warn(f"aardvark-dns did not start (exit {done.returncode}): see {log}")
+            _warn(f"dnsmasq did not start: {done.stderr.decode(errors='replace').strip()}")
 
-    def _end(self, pid: int) -> None:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _running(pid):  # its port must be free for the next one
-            time.sleep(0.005)
-        (self.directory / PID_FILE).unlink(missing_ok=True)
+    def _end(self, network_id: str) -> None:
+        """Stop the network's server and remove its files."""
+        import shutil
+
+        pid = self._pid(network_id)
+        if pid:
+            _terminate(pid)
+        shutil.rmtree(self.directory / network_id, ignore_errors=True)
+
+
+def _terminate(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _running(pid):  # its port must be free for a next one
+        time.sleep(0.005)
+
+
+def _serves(pid: int, marker: bytes, exact: bool = True) -> bool:
+    """Whether `pid` is a dnsmasq with this argument (`exact`) or one starting so."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    if os.path.basename(argv[0]) != b"dnsmasq":
+        return False
+    return marker in argv if exact else any(arg.startswith(marker) for arg in argv)
 
 
 def _running(pid: int) -> bool:
@@ -181,15 +197,17 @@ def _processes() -> list[int]:
         return []
 
 
-def _write(path, text: str) -> None:
+def _write(path, text: str) -> bool:
+    """Write `text` unless the file holds it already; whether it changed."""
     from berth.core.plumbing import atomic
 
     try:
         if path.read_text() == text:
-            return
+            return False
     except OSError:
         pass
     atomic.write_text(path, text, 0o600)
+    return True
 
 
 def _warn(message: str) -> None:

@@ -1,7 +1,7 @@
-"""Names through DNS on a user-defined network (aardvark-dns, berth.core.networks.dns):
+"""Names through DNS on a user-defined network (dnsmasq, berth.core.networks.dns):
 busybox's nslookup asks the network's gateway, the test's own resolver, and
-only for names that resolver knows (it would forward others to the host's
-servers). The resolver runs while containers are on user networks, and only then."""
+only for names that resolver knows or refuses itself (plain names are never
+forwarded). A resolver runs while containers are on its network, and only then."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import time
 
 from harness import inspect
 
-from berth.core.networks import dns
-
 
 def user_subnet(berth, step: int = 1) -> str:
     base, last = berth.subnet.rsplit(".", 1)
@@ -21,26 +19,12 @@ def user_subnet(berth, step: int = 1) -> str:
 
 def lookup(berth, container: str, name: str) -> list[str]:
     """The addresses `nslookup NAME` inside `container` gets (the server's own line left out)."""
-    got = berth("exec", container, "nslookup", name)
-    if got.returncode:
-        files = {p.name: p.read_text() for p in (berth.runroot / "network" / "dns").iterdir()}
-        import subprocess
-        log = (berth.runroot / "network" / "aardvark.log").read_text()
-        procs = subprocess.run(["pgrep", "-af", "aardvark"], capture_output=True, text=True).stdout
-        raise AssertionError(f"{got.stdout}{got.stderr}{files}{log}\n{procs}")
-    out = got.stdout
+    out = berth("exec", container, "nslookup", name, check=True).stdout
     return sorted(line.split()[-1] for line in out.splitlines() if line.startswith("Address:") and ":53" not in line)
 
 
-def resolver_pid(berth) -> int:
-    try:
-        return int((berth.runroot / "network" / "dns" / dns.PID_FILE).read_text())
-    except (OSError, ValueError):
-        return 0
-
-
-def aardvarks(berth) -> list[int]:
-    """aardvark-dns processes serving this installation's directory."""
+def resolvers(berth) -> list[int]:
+    """dnsmasq processes serving this installation's networks."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -49,7 +33,7 @@ def aardvarks(berth) -> list[int]:
                     argv = f.read().split(b"\0")
             except OSError:
                 continue
-            if b"aardvark-dns" in argv[0] and os.fsencode(berth.runroot) in b" ".join(argv):
+            if os.path.basename(argv[0]) == b"dnsmasq" and os.fsencode(berth.runroot) in b" ".join(argv):
                 found.append(int(entry))
     return found
 
@@ -58,7 +42,7 @@ def test_names_and_aliases_resolve_on_a_user_network(berth):
     subnet = user_subnet(berth)
     berth("network", "create", "--subnet", f"{subnet}.0/24", "appnet", check=True)
     berth("run", "-d", "--name", "bystander", berth.image, "sleep", "300", check=True)  # the default bridge
-    assert aardvarks(berth) == []  # no resolver for the default bridge
+    assert resolvers(berth) == []  # no resolver for the default bridge
     berth("run", "-d", "--name", "web", "--network", "appnet", "--network-alias", "www", berth.image,
           "sleep", "300", check=True)
     assert berth("exec", "web", "cat", "/etc/resolv.conf", check=True).stdout.splitlines()[0] == \
@@ -73,8 +57,8 @@ def test_names_and_aliases_resolve_on_a_user_network(berth):
     # and the earlier one resolves the later one
     assert lookup(berth, "web", "later") == [inspect(berth, "later")["NetworkSettings"]["Networks"]["appnet"]
                                              ["IPAddress"]]
-    # one resolver for the installation
-    assert aardvarks(berth) == [resolver_pid(berth)]
+    # one resolver for the network
+    assert len(resolvers(berth)) == 1
     # names leave with their containers: two share an alias, one goes
     berth("run", "-d", "--name", "b1", "--network", "appnet", "--network-alias", "svc", berth.image, "sleep", "300",
           check=True)
@@ -89,6 +73,8 @@ def test_names_and_aliases_resolve_on_a_user_network(berth):
     assert lookup(berth, "web", "svc") == sorted([b1, b2])
     berth("rm", "-f", "b2", check=True)
     assert lookup(berth, "web", "svc") == [b1]
+    gone = berth("exec", "web", "nslookup", "b2")  # answered at once by the resolver, never sent upstream
+    assert gone.returncode == 1 and "NXDOMAIN" in gone.stdout + gone.stderr
     # the default bridge keeps Docker's behaviour: the host's name servers, not the resolver
     assert f"nameserver {subnet}.1" not in berth("exec", "bystander", "cat", "/etc/resolv.conf", check=True).stdout
     # a running container connected to the network becomes a name there
@@ -101,15 +87,15 @@ def test_names_and_aliases_resolve_on_a_user_network(berth):
     assert lookup(berth, "web", "watcher") == [bystander]
     # the last one to leave stops the resolver; no process is left behind
     berth("rm", "-f", "web", "later", "b1", check=True)
-    assert aardvarks(berth) == [resolver_pid(berth)]  # bystander is still on appnet
+    assert len(resolvers(berth)) == 1  # bystander is still on appnet
     berth("stop", "-t", "0", "bystander", check=True)
     deadline = time.monotonic() + 5
-    while aardvarks(berth) and time.monotonic() < deadline:
+    while resolvers(berth) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert aardvarks(berth) == [] and resolver_pid(berth) == 0
+    assert resolvers(berth) == [] and not (berth.runroot / "network" / "dns" / net_id).exists()
     # and it comes back with the next container
     berth("start", "bystander", check=True)
-    assert len(aardvarks(berth)) == 1
+    assert len(resolvers(berth)) == 1
     assert lookup(berth, "bystander", "bystander") == [inspect(berth, "bystander")["NetworkSettings"]["Networks"]
                                                        ["appnet"]["IPAddress"]]
 
