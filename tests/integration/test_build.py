@@ -627,8 +627,13 @@ def test_a_very_deep_context_is_copied(berth, tmp_path):
         os.close(leaf)
     finally:
         os.close(fd)
-    build(berth, ctx, "-t", "deep")
-    depth = run_out(berth, "deep", "sh", "-c", "cd /deep && n=0; while [ -d d ]; do cd d; n=$((n+1)); done; "
-                                               "echo $n $(cat leaf)")
-    assert depth == "1100 bottom\n"
-    berth("rmi", "deep", check=True)
+    try:
+        build(berth, ctx, "-t", "deep")
+        depth = run_out(berth, "deep", "sh", "-c", "cd /deep && n=0; while [ -d d ]; do cd d; n=$((n+1)); done; "
+                                                   "echo $n $(cat leaf)")
+        assert depth == "1100 bottom\n"
+        berth("rmi", "deep", check=True)
+    finally:  # pytest's own clean-up of tmp_path recurses: it would fail on this tree, in every later session
+        from berth.core.driverkit import remove_tree
+
+        remove_tree(ctx / "deep")
