@@ -357,6 +357,34 @@ class StorageSuite:
         assert mounts_under(driver.home) == []
         assert sorted(p.relative_to(driver.home) for p in driver.home.rglob("*")) == before
 
+    def test_layer_ids_list_every_layer_made(self, driver):
+        """berth system check compares these with its records; None: the driver cannot list them."""
+        if driver.layer_ids() is None:
+            pytest.skip(f"{driver.name} does not list its layers (layer_ids returns None)")
+        top = image(driver, [file("f", b"x")], [file("g", b"y")])
+        driver.create_rw("C", top)
+        driver.create("half", top)  # created, never filled: what a killed pull leaves
+        assert sorted(driver.layer_ids()) == sorted(["L0", "L1", "C", "half"])
+        driver.remove("half")
+        driver.remove("C")
+        assert sorted(driver.layer_ids()) == ["L0", "L1"]
+
+    def test_a_tree_deeper_than_the_python_stack_is_removed(self, driver):
+        top = image(driver, [file("f", b"x")])
+        root = container(driver, top)
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            for _ in range(sys.getrecursionlimit() + 100):
+                os.mkdir("d", dir_fd=fd)
+                deeper = os.open("d", os.O_RDONLY, dir_fd=fd)
+                os.close(fd)
+                fd = deeper
+        finally:
+            os.close(fd)
+        assert len(driver.changes("C")) > sys.getrecursionlimit()
+        driver.remove("C")
+        assert not driver.exists("C")
+
     def test_usage(self, driver):
         top = image(driver, [file("small", b"s" * 100)])
         root = container(driver, top)
