@@ -158,7 +158,9 @@ async def start(request: web.Request) -> web.Response:
     if c.running:
         return web.Response(status=304)
     await service.starters.start(c.id, bool(service.attaching.get(c.id)))
-    service.started_event(c.id).set()
+    waiting = service.started.get(c.id)  # an attach waiting for this start
+    if waiting is not None:
+        waiting.set()
     return web.Response(status=204)
 
 
@@ -271,6 +273,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
         code = await _wait(service, c, condition, since_ns, exited, request)
         if code is None:
             return response  # the client went away
+    if service.exits.get(c.id) is exited:
+        del service.exits[c.id]  # nothing per container outlives its waits (another waiter polls)
     await response.write(json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n")
     await response.write_eof()
     return response
@@ -335,16 +339,16 @@ async def attach(request: web.Request) -> web.StreamResponse:
             service.attaching[container_id] -= 1
             if not service.attaching[container_id]:
                 del service.attaching[container_id]
+                service.started.pop(container_id, None)
         if c is None:
             return response
     await service.call(lambda e: e.emit("container", "attach", c.id, c.attrs()))
     path = await service.call(lambda e: str(e.containers.run_dir(c.id) / "attach.sock"))
     code = await streams.attach_monitor(request, response, source, path, stdin=want["stdin"],
                                         stdout=want["stdout"], stderr=want["stderr"], tty=tty)
-    if code is not None:
-        future = service.exits.get(c.id)
-        if future is not None and not future.done():
-            future.set_result(code)
+    future = service.exits.get(c.id)
+    if code is not None and future is not None and not future.done():
+        future.set_result(code)
     return response
 
 
@@ -376,7 +380,6 @@ async def _until_started(service, c, request):
         if current is None:
             return None
         if current.running:
-            service.started.pop(c.id, None)
             return current
 
 
