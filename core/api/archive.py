@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import os
+import threading
 
 from aiohttp import web
 
@@ -36,6 +37,13 @@ async def head(request: web.Request) -> web.Response:
                                              "Content-Type": "application/json"})
 
 
+async def _until_forked(forked: threading.Event, copy: asyncio.Future) -> None:
+    """Our end of the pipe stays open until the child has forked (it closes its copy by number:
+    closed earlier, the number could name another descriptor by then)."""
+    while not forked.is_set() and not copy.done():
+        await asyncio.sleep(0.005)
+
+
 def _closing(fd: int, job):
     """job(engine), then close `fd` (our end of the pipe the child writes or reads)."""
     def run(engine):
@@ -51,8 +59,9 @@ async def get(request: web.Request) -> web.StreamResponse:
     ref, path = request.match_info["id"], _path(request)
     stat = await service.call(lambda e: e.containers.stat_path(ref, path))  # a 404 before the stream starts
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    forked = threading.Event()
     copy = asyncio.ensure_future(service.call(_closing(write_fd, lambda e: e.containers.copy_from(
-        ref, path, "-", stream_fd=write_fd, other_end=read_fd))))
+        ref, path, "-", stream_fd=write_fd, other_end=read_fd, on_fork=forked.set))))
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=1 << 20)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
@@ -66,6 +75,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, ConnectionError):
         pass  # the client went: closing our end stops the child
     finally:
+        await _until_forked(forked, copy)
         transport.close()
         try:
             await copy
@@ -82,8 +92,9 @@ async def put(request: web.Request) -> web.Response:
         raise bad_request("extraction point is not a directory")
     archive = query_bool(request, "copyUIDGID")
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+    forked = threading.Event()
     copy = asyncio.ensure_future(service.call(_closing(read_fd, lambda e: e.containers.copy_to(
-        ref, "-", path, archive=archive, stream_fd=read_fd, other_end=write_fd))))
+        ref, "-", path, archive=archive, stream_fd=read_fd, other_end=write_fd, on_fork=forked.set))))
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
                                                         os.fdopen(write_fd, "wb", buffering=0))
@@ -99,6 +110,7 @@ async def put(request: web.Request) -> web.Response:
     except (ConnectionResetError, ConnectionError, BrokenPipeError):
         pass
     finally:
+        await _until_forked(forked, copy)
         transport.close()
     await copy  # its error (a bad tar, a read-only path) is the answer
     if sent > MAX_ARCHIVE:

@@ -1213,12 +1213,13 @@ class ContainerService:
         return image
 
     def copy_from(self, ref: str, path: str, dest: str, *, follow: bool = False, stream_fd: int = 1,
-                  other_end: int | None = None) -> None:
+                  other_end: int | None = None, on_fork=None) -> None:
         """`cp CTR:path dest` through the container's mounts (containers.copying); dest "-": a tar on
         `stream_fd` (stdout)."""
         from berth.core.containers import copying
 
-        copying.copy_from(self, ref, path, dest, follow=follow, stream_fd=stream_fd, other_end=other_end)
+        copying.copy_from(self, ref, path, dest, follow=follow, stream_fd=stream_fd, other_end=other_end,
+                          on_fork=on_fork)
 
     def stat_path(self, ref: str, path: str) -> dict:
         """What `cp` learns of a path in the container first: Docker's PathStat (containers.copying)."""
@@ -1227,13 +1228,13 @@ class ContainerService:
         return copying.stat_path(self, ref, path)
 
     def copy_to(self, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False,
-                stream_fd: int = 0, other_end: int | None = None) -> None:
+                stream_fd: int = 0, other_end: int | None = None, on_fork=None) -> None:
         """`cp src CTR:path` through the container's mounts (containers.copying); src "-": a tar on
         `stream_fd` (stdin)."""
         from berth.core.containers import copying
 
         copying.copy_to(self, ref, src, path, follow=follow, archive=archive, stream_fd=stream_fd,
-                        other_end=other_end)
+                        other_end=other_end, on_fork=on_fork)
 
     def mounted(self, container: Container):
         """Context manager: the container's root filesystem mounted (nested counts)."""

@@ -349,9 +349,10 @@ def _os_error(exc: OSError, path: str, ref: str, read_only: str = "") -> BerthEr
 
 
 def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False, stream_fd: int = 1,
-              other_end: int | None = None) -> None:
+              other_end: int | None = None, on_fork=None) -> None:
     """`cp CTR:path dest`; dest "-" writes the tar stream to `stream_fd` (stdout). `other_end`:
-    the reading end of that pipe, closed in the child (so a reader that goes stops it)."""
+    the reading end of that pipe, closed in the child (so a reader that goes stops it); the
+    caller keeps it open until `on_fork()` says the child has it."""
     import threading
 
     container = service.get(ref)
@@ -372,7 +373,10 @@ def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False, 
 
     with ContainerFiles(service, container) as view:
         if to_stdout:
-            view.fork(work, child_closes=[] if other_end is None else [other_end]).send()
+            worker = view.fork(work, child_closes=[] if other_end is None else [other_end])
+            if on_fork is not None:
+                on_fork()
+            worker.send()
             return
         worker = view.fork(work, child_closes=[read_fd], parent_closes=[write_fd])
         outcome: dict = {}
@@ -391,10 +395,10 @@ def copy_from(service, ref: str, path: str, dest: str, *, follow: bool = False, 
 
 
 def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, archive: bool = False,
-            stream_fd: int = 0, other_end: int | None = None) -> None:
+            stream_fd: int = 0, other_end: int | None = None, on_fork=None) -> None:
     """`cp src CTR:path`; src "-" reads a tar stream from `stream_fd` (stdin) and extracts it
     into path, which must be a directory. `other_end`: the writing end of that pipe, closed in
-    the child (so it sees the end of the stream)."""
+    the child (so it sees the end of the stream); the caller keeps it open until `on_fork()`."""
     import threading
 
     container = service.get(ref)
@@ -427,7 +431,10 @@ def copy_to(service, ref: str, src: str, path: str, *, follow: bool = False, arc
 
     with ContainerFiles(service, container) as view:
         if from_stdin:
-            view.fork(work, child_closes=[] if other_end is None else [other_end]).send()
+            worker = view.fork(work, child_closes=[] if other_end is None else [other_end])
+            if on_fork is not None:
+                on_fork()
+            worker.send()
             return
         worker = view.fork(work, child_closes=[write_fd], parent_closes=[read_fd])
         thread = threading.Thread(target=_send_tar, args=(info, write_fd), daemon=True)
