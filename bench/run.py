@@ -108,7 +108,13 @@ def engines(tmp: Path, name: str):
 
 
 def bench_help(tmp: Path, rootfs: Path) -> list[dict]:
-    return [compare("--help", 30, lambda: timed([[BERTH, "--help"]]), lambda: timed([["podman", "--help"]]))]
+    """--help however the line is written: plain, after global flags, a command's, a bare group."""
+    flags = ["--root", str(tmp / "help-root"), "--runroot", str(tmp / "help-run")]
+    forms = [("--help", ["--help"]), ("--root R --runroot RR --help", [*flags, "--help"]),
+             ("--root R --runroot RR ps --help", [*flags, "ps", "--help"]),
+             ("--root R --runroot RR volume create --help", [*flags, "volume", "create", "--help"])]
+    return [compare(name, 30, lambda a=args: timed([[BERTH, *a]]), lambda a=args: timed([["podman", *a]]))
+            for name, args in forms]
 
 
 def bench_import(tmp: Path, rootfs: Path) -> list[dict]:

@@ -98,7 +98,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings=CONTEXT)
 @flags.click_options(GLOBAL_FLAGS)
-@click.version_option(package_name="berth", message="berth version %(version)s")
+@click.version_option(None, "-v", "--version", package_name="berth", message="berth version %(version)s")
 @click.pass_context
 def cli(ctx, **values):
     """A daemonless container engine whose every driver is a plugin."""
@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
 def _click_main(argv: list[str] | None):
     try:
         return cli.main(args=argv, prog_name="berth", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group (`berth volume`): its help, as Docker
+        click.echo(exc.ctx.get_help())
+        return 0
     except click.exceptions.NoSuchOption as exc:
         return _usage_error(exc, f"unknown flag: {exc.option_name}")
     except click.UsageError as exc:

@@ -3,8 +3,9 @@
 import subprocess
 import sys
 
-from berth.core.cli import render_help
-from berth.core.cli._help import HELP
+from berth.core.cli import _GLOBAL_VALUES, render_help, render_helps
+from berth.core.cli._help import GROUPS, HELP, HELPS
+from berth.core.cli.base import GLOBAL_FLAGS
 
 BERTH = [sys.executable, "-m", "berth.core.cli"]
 
@@ -18,6 +19,64 @@ def test_prerendered_help_is_clicks_own():
         "core/cli/_help.py is stale: regenerate it with "
         "python -c 'from berth.core.cli import write_help_module as w; w(\"core/cli/_help.py\")'"
     )
+
+
+def test_prerendered_help_of_every_command_is_clicks_own():
+    helps, groups = render_helps()
+    stale = sorted(set(helps.items()) ^ set(HELPS.items()))
+    assert not stale and GROUPS == frozenset(groups), (
+        f"core/cli/_help.py is stale ({stale[0][0] if stale else 'groups'!r}): regenerate it with "
+        "python -c 'from berth.core.cli import write_help_module as w; w(\"core/cli/_help.py\")'"
+    )
+
+
+def test_prerendered_help_knows_the_global_flags_that_take_a_value():
+    assert set(_GLOBAL_VALUES) == {n for f in GLOBAL_FLAGS if f.takes_value or f.choices for n in f.names}
+
+
+def test_help_after_global_flags_is_the_same_and_imports_nothing_heavy(tmp_path):
+    for args in (["--root", str(tmp_path), "--runroot", str(tmp_path), "--help"],
+                 [f"--root={tmp_path}", "-s", "vfs", "-h"]):
+        code = (f"import sys; sys.argv=['berth', *{args!r}]; from berth.core.cli import main\n"
+                "try: main()\nexcept SystemExit: pass\n"
+                "print([m for m in ('click','sqlite3') if m in sys.modules], file=sys.stderr)")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.stdout == HELP and proc.stderr.strip() == "[]", args
+
+
+def test_a_commands_help_is_its_own_however_the_line_is_written(tmp_path):
+    proc = run("--root", str(tmp_path), "image", "ls", "--help")
+    assert proc.returncode == 0 and proc.stdout.startswith("Usage: berth image ls [OPTIONS]")
+    assert "--filter" in proc.stdout
+    proc = run("volume", "create", "-h")
+    assert proc.returncode == 0 and proc.stdout.startswith("Usage: berth volume create")
+
+
+def test_a_bare_group_prints_its_help_and_exits_zero(tmp_path):
+    for group in ("volume", "network", "container", "image", "system"):
+        proc = run("--root", str(tmp_path), group)
+        assert (proc.returncode, proc.stderr) == (0, ""), group
+        assert proc.stdout.startswith(f"Usage: berth {group} [OPTIONS] COMMAND") and "Commands:" in proc.stdout
+    # through click too (the fast path is not what decides)
+    code = "from berth.core.cli.main import main; main(['volume'])"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("Usage: berth volume")
+
+
+def test_a_containers_own_help_flag_is_not_berths(tmp_path):
+    from berth.core.cli import _prerendered_help
+
+    assert _prerendered_help(["run", "alpine", "--help"]) is None
+    assert _prerendered_help(["exec", "c1", "ls", "-h"]) is None
+    assert _prerendered_help(["ps"]) is None
+    assert _prerendered_help(["--bogus", "--help"]) is None
+    assert _prerendered_help(["run", "--help"]) == HELPS["run"]
+
+
+def test_dash_v_prints_the_version():
+    for flag in ("-v", "--version"):
+        proc = run(flag)
+        assert proc.returncode == 0 and proc.stdout.startswith("berth version "), flag
 
 
 def test_help_and_no_arguments_exit_zero():
