@@ -109,7 +109,7 @@ def _start_all(service, filters: dict[str, list[str]]) -> list[str]:
 
 
 @click.command("stop", context_settings=CONTEXT)
-@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-t", "--timeout", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
 @click.option("-s", "--signal", "sig", help="Signal to send to the container.")
 @click.argument("containers", nargs=-1, required=True)
 def stop(timeout, sig, containers):
@@ -127,7 +127,7 @@ def stop(timeout, sig, containers):
 
 
 @click.command("restart", context_settings=CONTEXT)
-@click.option("-t", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
+@click.option("-t", "--timeout", "--time", "timeout", type=int, help="Seconds to wait before killing the container.")
 @click.argument("containers", nargs=-1, required=True)
 def restart(timeout, containers):
     """Restart one or more containers."""

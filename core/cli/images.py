@@ -145,9 +145,23 @@ def rmi(names, force, no_prune):
     output.each(names, remove)
 
 
-@click.command("history", context_settings=CONTEXT)
+class _HistoryCommand(click.Command):
+    """-H/--human as Docker's boolean flag: alone it is true, -H=false / --human=false turn it off."""
+
+    def parse_args(self, ctx, args):
+        out = []
+        for arg in args:
+            name, eq, value = arg.partition("=")
+            out.append(f"--human={value if eq else 'true'}" if name in ("-H", "--human") else arg)
+            if arg == "--":
+                out += args[len(out):]
+                break
+        return super().parse_args(ctx, out)
+
+
+@click.command("history", cls=_HistoryCommand, context_settings=CONTEXT)
 @click.argument("name")
-@click.option("-H", "--human", default=True, type=bool, help="Print sizes and dates in human readable format.")
+@click.option("-H", "--human", default=True, type=bool, metavar="", help="Print sizes and dates in human readable format.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
 @click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
 @click.option("--format", "fmt", help="Format output using a Go template.")

@@ -10,11 +10,12 @@ from berth.core.cli.main import CONTEXT, get_engine
 from berth.core.errors import InvalidArgument, NotFound
 
 
-def _pairs(values, what: str) -> dict[str, str]:
+def _pairs(values, what: str, bare: bool = False) -> dict[str, str]:
+    """key=value pairs; with `bare`, a KEY alone is KEY="" (Docker's --label KEY)."""
     out = {}
     for v in values:
         key, sep, value = v.partition("=")
-        if not sep or not key:
+        if not key or not (sep or bare):
             raise InvalidArgument(f"invalid {what} '{v}': must be key=value")
         out[key] = value
     return out
@@ -33,7 +34,7 @@ def volume():
 @click.option("--name", "name_opt", help="Specify volume name.")
 def create(name, driver, opts, labels, name_opt):
     """Create a volume."""
-    vol = get_engine().volumes.create(name or name_opt, driver, _pairs(opts, "option"), _pairs(labels, "label"))
+    vol = get_engine().volumes.create(name or name_opt, driver, _pairs(opts, "option"), _pairs(labels, "label", bare=True))
     click.echo(vol["Name"])
 
 

@@ -370,9 +370,50 @@ def matches(engine, c, filters: dict[str, list[str]]) -> bool:
                     raise InvalidArgument(f"Unrecognised filter value for health: {v}")
             if status_of(c.state) not in values:
                 return False
+        elif key in ("before", "since"):
+            for v in values:
+                other = engine.containers.get(v)  # NotFound: Docker's "No such container"
+                if (c.created >= other.created) if key == "before" else (c.created <= other.created):
+                    return False
+        elif key == "volume":
+            if not any(v in (m.get("Name"), m.get("Source"), m.get("Destination")) for v in values for m in c.mounts):
+                return False
+        elif key == "network":
+            joined = (c.network or {}).get("Networks") or {}
+            ids = [e.get("NetworkID") or "" for e in joined.values()]
+            if not any(v in joined or any(i and i.startswith(v) for i in ids) for v in values):
+                return False
+        elif key in ("publish", "expose"):
+            wanted = set()
+            for v in values:
+                wanted |= _port_set(v)
+            if not _port_set_of(c, published=key == "publish") & wanted:
+                return False
         else:
             raise InvalidArgument(f"invalid filter '{key}'")
     return True
+
+
+def _port_set(spec: str) -> set[str]:
+    """"80", "80/udp", "8000-8010/tcp" -> {"80/tcp", ...}, as Docker's publish/expose filters read them."""
+    ports, _, proto = spec.partition("/")
+    low, _, high = ports.partition("-")
+    try:
+        first, last = int(low), int(high or low)
+    except ValueError:
+        raise InvalidArgument(f"Error parsing port range: {spec}") from None
+    if not 0 < first <= last < 65536:
+        raise InvalidArgument(f"Error parsing port range: {spec}")
+    return {f"{n}/{proto or 'tcp'}" for n in range(first, last + 1)}
+
+
+def _port_set_of(c, published: bool) -> set[str]:
+    """The container's published host ports, or its exposed (private) ports, as "N/proto"."""
+    ports = (c.network or {}).get("Ports") or {}
+    if published:
+        return {f"{b.get('HostPort')}/{private.partition('/')[2] or 'tcp'}"
+                for private, bindings in ports.items() for b in bindings or [] if b.get("HostPort")}
+    return {p if "/" in p else p + "/tcp" for p in (*ports, *(c.config.get("ExposedPorts") or {}))}
 
 
 def _is_ancestor(engine, c, ref: str) -> bool:

@@ -1,0 +1,56 @@
+"""Docker's everyday listing filters and flag spellings, read from what the user sees."""
+
+from __future__ import annotations
+
+
+def _names(berth, *filters: str) -> list[str]:
+    argv = ["ps", "-a", "--format", "{{.Names}}"]
+    for f in filters:
+        argv += ["--filter", f]
+    proc = berth(*argv, check=True)
+    return sorted(proc.stdout.split())
+
+
+def test_ps_filters_before_since_volume_network_publish_expose(berth):
+    img = berth.image
+    berth("volume", "create", "data", check=True)
+    berth("network", "create", "backend", check=True)
+    berth("create", "--name", "first", "-v", "data:/data", img, "true", check=True)
+    berth("create", "--name", "second", "--network", "backend", "--expose", "9000", img, "true", check=True)
+    berth("run", "-d", "--name", "third", "-p", "127.0.0.1:18080:80", img, "sleep", "30", check=True)
+    assert _names(berth, "before=second") == ["first"]
+    assert _names(berth, "since=first") == ["second", "third"]
+    assert _names(berth, "since=first", "before=third") == ["second"]
+    assert _names(berth, "volume=data") == ["first"]
+    assert _names(berth, "volume=/data") == ["first"]
+    assert _names(berth, "network=backend") == ["second"]
+    assert _names(berth, "publish=18080") == ["third"]
+    assert _names(berth, "publish=18000-18100/tcp") == ["third"]
+    assert _names(berth, "publish=18080/udp") == []
+    assert _names(berth, "expose=9000") == ["second"]
+    assert _names(berth, "expose=80") == ["third"]
+    bad = berth("ps", "--filter", "publish=nope")
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines() == ["Error: Error parsing port range: nope"]
+    missing = berth("ps", "--filter", "before=ghost")
+    assert missing.returncode != 0 and "ghost" in missing.stderr and "Traceback" not in missing.stderr
+    berth("stop", "--timeout", "0", "third", check=True)
+    assert berth("ps", "-q").stdout.strip() == ""
+    berth("start", "third", check=True)
+    assert berth("restart", "--timeout", "0", "third", check=True).stdout.strip() == "third"
+    berth("rm", "-f", "first", "second", "third", check=True)
+    berth("network", "rm", "backend", check=True)
+
+
+def test_volume_create_label_without_value(berth):
+    berth("volume", "create", "--label", "backup", "--label", "tier=gold", "v1", check=True)
+    out = berth("volume", "inspect", "--format", "{{json .Labels}}", "v1", check=True).stdout.strip()
+    assert out == '{"backup":"","tier":"gold"}'
+
+
+def test_history_human_flag_as_docker_parses_it(berth):
+    img = berth.image
+    human = berth("history", "-H", img, check=True).stdout
+    assert human.splitlines()[0].split()[:3] == ["IMAGE", "CREATED", "CREATED"]
+    raw = berth("history", "-H=false", img, check=True).stdout
+    assert raw != human and "ago" in human and "ago" not in raw
+    assert berth("history", "--human=false", img, check=True).stdout == raw
