@@ -602,6 +602,30 @@ def cp(archive, follow_link, quiet, src, dest):
         service.copy_to(dst_ctr, src_path, dst_path, follow=follow_link, archive=archive)
 
 
+@click.command("export", context_settings=CONTEXT)
+@click.option("-o", "--output", "output_", help="Write to a file, instead of STDOUT.")
+@click.argument("container")
+def export(output_, container):
+    """Export a container's filesystem as a tar archive."""
+    import os
+
+    service = get_engine().containers
+    if not output_:
+        if os.isatty(1):
+            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        service.copy_from(container, "/", "-")
+        return
+    service.get(container)  # a missing container: no file left behind
+    fd = os.open(output_, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        service.copy_from(container, "/", "-", stream_fd=fd)
+    except BaseException:
+        os.unlink(output_)
+        raise
+    finally:
+        os.close(fd)
+
+
 def _split_cp(arg: str):
     """CONTAINER:PATH -> (container, path); a local path -> (None, path)."""
     if arg.startswith("/") or arg.startswith(".") or ":" not in arg:
@@ -639,6 +663,6 @@ def container():
 for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop", stop), ("restart", restart),
                     ("kill", kill), ("pause", pause), ("unpause", unpause), ("rm", rm), ("remove", rm),
                     ("rename", rename), ("ls", ps), ("ps", ps), ("list", ps), ("wait", wait), ("attach", attach),
-                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp),
+                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp), ("export", export),
                     ("inspect", container_inspect), ("prune", prune)):
     container.add_command(_cmd, _name)

@@ -54,3 +54,24 @@ def test_history_human_flag_as_docker_parses_it(berth):
     raw = berth("history", "-H=false", img, check=True).stdout
     assert raw != human and "ago" in human and "ago" not in raw
     assert berth("history", "--human=false", img, check=True).stdout == raw
+
+
+def test_export_writes_the_containers_filesystem(berth, tmp_path):
+    import io
+    import tarfile
+
+    img = berth.image
+    berth("run", "--name", "ex", img, "sh", "-c", "echo hello > /made-here", check=True)
+    out = tmp_path / "ex.tar"
+    berth("export", "-o", str(out), "ex", check=True)
+    with tarfile.open(out) as tar:
+        names = {n.rstrip("/").lstrip("./").lstrip("/") for n in tar.getnames()}
+        member = next(m for m in tar.getmembers() if m.name.rstrip("/").endswith("made-here"))
+        assert tar.extractfile(member).read() == b"hello\n"
+    assert "bin" in names and "etc" in names
+    streamed = berth("container", "export", "ex", input=b"", check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
+        assert any(n.rstrip("/").endswith("made-here") for n in tar.getnames())
+    missing = berth("export", "-o", str(tmp_path / "no.tar"), "ghost")
+    assert missing.returncode == 1 and not (tmp_path / "no.tar").exists()
+    assert missing.stderr.strip().splitlines() == ["Error: No such container: ghost"]
