@@ -16,6 +16,8 @@ from collections import Counter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from berth.core.runtime.cgroups import read_stats
+
 
 class JournalCounter:
     """Counts events by (type, action), reading the journal incrementally."""
@@ -73,39 +75,47 @@ class BerthCollector:
         yield images
 
         states = GaugeMetricFamily("berth_containers", "Containers by state", labels=["state"])
-        memory = GaugeMetricFamily("berth_container_memory_usage_bytes", "Memory used by a running container",
-                                   labels=["id", "name"])
-        cpu = CounterMetricFamily("berth_container_cpu_seconds", "CPU time used by a running container",
-                                  labels=["id", "name"])
-        pids = GaugeMetricFamily("berth_container_pids", "Processes in a running container", labels=["id", "name"])
+        labels_ = ["id", "name", "image"]
+        families = {  # name -> (family, the Stats figure); the figures `berth stats` shows
+            "memory": (GaugeMetricFamily("berth_container_memory_usage_bytes", "Memory used by a running container",
+                                         labels=labels_), lambda s: s.memory_usage),
+            "limit": (GaugeMetricFamily("berth_container_memory_limit_bytes",
+                                        "Memory limit of a running container (absent when unlimited)",
+                                        labels=labels_), lambda s: s.memory_limit),
+            "cpu": (CounterMetricFamily("berth_container_cpu_seconds", "CPU time used by a running container",
+                                        labels=labels_), lambda s: s.cpu_usage_ns / 1e9),
+            "pids": (GaugeMetricFamily("berth_container_pids", "Processes in a running container", labels=labels_),
+                     lambda s: s.pids),
+            "rx": (CounterMetricFamily("berth_container_network_receive_bytes",
+                                       "Bytes a running container received (every interface but lo)",
+                                       labels=labels_), lambda s: s.net_rx),
+            "tx": (CounterMetricFamily("berth_container_network_transmit_bytes",
+                                       "Bytes a running container sent (every interface but lo)",
+                                       labels=labels_), lambda s: s.net_tx),
+            "read": (CounterMetricFamily("berth_container_block_read_bytes", "Bytes a running container read from block devices",
+                                         labels=labels_), lambda s: s.block_read),
+            "write": (CounterMetricFamily("berth_container_block_write_bytes",
+                                          "Bytes a running container wrote to block devices",
+                                          labels=labels_), lambda s: s.block_write),
+        }
         by_state: Counter = Counter()
-        for row in store.all("SELECT id, name, state FROM containers"):
+        for row in store.all("SELECT id, name, image, state FROM containers"):
             state = json.loads(row["state"])
             status = state.get("Status", "created")
             by_state[status] += 1
             if status in ("running", "paused") and state.get("Pid"):
-                stats = _cgroup_stats(state["Pid"])
+                stats = read_stats(state["Pid"])
                 if stats is not None:
-                    labels = [row["id"][:12], row["name"]]
-                    memory.add_metric(labels, stats.memory_usage)
-                    cpu.add_metric(labels, stats.cpu_usage_ns / 1e9)
-                    pids.add_metric(labels, stats.pids)
+                    labels = [row["id"][:12], row["name"], row["image"]]
+                    for family, figure in families.values():
+                        value = figure(stats)
+                        if value is not None:
+                            family.add_metric(labels, value)
         for status in ("created", "running", "paused", "restarting", "exited", "dead"):
             states.add_metric([status], by_state.get(status, 0))
         yield states
-        yield memory
-        yield cpu
-        yield pids
-
-
-def _cgroup_stats(pid: int):
-    from berth.core.runtime.cgroups import Cgroup
-
-    try:
-        group = Cgroup.of_pid(pid)
-        return group.stats() if group else None
-    except (OSError, ValueError):
-        return None  # it exited between the query and the read
+        for family, _ in families.values():
+            yield family
 
 
 class PluginCollector:

@@ -602,6 +602,87 @@ def cp(archive, follow_link, quiet, src, dest):
         service.copy_to(dst_ctr, src_path, dst_path, follow=follow_link, archive=archive)
 
 
+def _binary_size(size: float) -> str:
+    """As docker stats prints memory: binary units, two decimals."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.2f}{unit}"
+        size /= 1024
+    return ""
+
+
+def _stats_rows(engine, containers, cpu_window: float) -> list[dict]:
+    """One row per container: the cgroup figures (runtime.cgroups.read_stats), CPU % over `cpu_window`."""
+    import os
+    import time
+
+    from berth.core.plumbing.units import human_size
+    from berth.core.runtime.cgroups import read_stats
+
+    host_memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    before = {c.id: read_stats(c.pid) if c.running and c.pid else None for c in containers}
+    start = time.monotonic()
+    time.sleep(cpu_window)
+    elapsed_ns = (time.monotonic() - start) * 1e9
+    rows = []
+    for c in containers:
+        now = read_stats(c.pid) if c.running and c.pid else None
+        first = before.get(c.id)
+        if now is None:
+            rows.append({"ID": c.short_id, "Container": c.short_id, "Name": c.name, "CPUPerc": "0.00%",
+                         "MemUsage": "0B / 0B", "MemPerc": "0.00%", "NetIO": "0B / 0B", "BlockIO": "0B / 0B",
+                         "PIDs": "0"})
+            continue
+        cpu = (now.cpu_usage_ns - first.cpu_usage_ns) / elapsed_ns * 100 if first else 0.0
+        limit = now.memory_limit or host_memory
+        limit = min(limit, host_memory)
+        rows.append({
+            "ID": c.short_id, "Container": c.short_id, "Name": c.name, "CPUPerc": f"{max(cpu, 0.0):.2f}%",
+            "MemUsage": f"{_binary_size(now.memory_usage)} / {_binary_size(limit)}",
+            "MemPerc": f"{now.memory_usage / limit * 100:.2f}%",
+            "NetIO": f"{human_size(now.net_rx)} / {human_size(now.net_tx)}",
+            "BlockIO": f"{human_size(now.block_read)} / {human_size(now.block_write)}",
+            "PIDs": str(now.pids),
+        })
+    return rows
+
+
+@click.command("stats", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running).")
+@click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
+@click.option("--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.argument("containers", nargs=-1)
+def stats(all_, fmt, no_stream, no_trunc, containers):
+    """Display a live stream of container(s) resource usage statistics."""
+    import io
+    import sys
+
+    engine = get_engine()
+    service = engine.containers
+    columns = [("Container", "CONTAINER ID"), ("Name", "NAME"), ("CPUPerc", "CPU %"),
+               ("MemUsage", "MEM USAGE / LIMIT"), ("MemPerc", "MEM %"), ("NetIO", "NET I/O"),
+               ("BlockIO", "BLOCK I/O"), ("PIDs", "PIDS")]
+    terminal = sys.stdout.isatty()
+    while True:
+        chosen = [service.get(ref) for ref in containers] if containers else \
+            [c for c in reversed(service.list()) if all_ or c.running]
+        rows = _stats_rows(engine, chosen, 0.5 if no_stream else 1.0)
+        if no_trunc:
+            for c, row in zip(chosen, rows):
+                row["ID"] = row["Container"] = c.id
+        buffer, real = io.StringIO(), sys.stdout
+        sys.stdout = buffer
+        try:
+            output.table(rows, columns, fmt)
+        finally:
+            sys.stdout = real
+        real.write(("\x1b[2J\x1b[H" if terminal and not no_stream else "") + buffer.getvalue())
+        real.flush()
+        if no_stream:
+            return
+
+
 @click.command("export", context_settings=CONTEXT)
 @click.option("-o", "--output", "output_", help="Write to a file, instead of STDOUT.")
 @click.argument("container")
@@ -663,6 +744,6 @@ def container():
 for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop", stop), ("restart", restart),
                     ("kill", kill), ("pause", pause), ("unpause", unpause), ("rm", rm), ("remove", rm),
                     ("rename", rename), ("ls", ps), ("ps", ps), ("list", ps), ("wait", wait), ("attach", attach),
-                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp), ("export", export),
+                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp), ("export", export), ("stats", stats),
                     ("inspect", container_inspect), ("prune", prune)):
     container.add_command(_cmd, _name)

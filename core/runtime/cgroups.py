@@ -53,9 +53,11 @@ class Limits(Record):
 
 class Stats(Record):
     """A snapshot for metrics / `berth stats`: memory_usage, memory_limit
-    (or None), cpu_usage_ns, pids."""
+    (or None), cpu_usage_ns, pids, block_read / block_write (bytes), and
+    net_rx / net_tx (bytes, every interface but lo; 0 until read_stats fills them)."""
 
     REQUIRED = ("memory_usage", "memory_limit", "cpu_usage_ns", "pids")
+    FIELDS = {"block_read": 0, "block_write": 0, "net_rx": 0, "net_tx": 0}
 
 
 def is_v2() -> bool:
@@ -353,7 +355,31 @@ class Cgroup:
             acct = self.dirs.get("cpuacct") or self.dirs.get("cpu")
             if acct and os.path.exists(acct + "/cpuacct.usage"):
                 cpu_ns = int(_read(acct + "/cpuacct.usage"))
-        return Stats(memory_usage=usage, memory_limit=limit, cpu_usage_ns=cpu_ns, pids=len(self.pids()))
+        read, write = self._block_io()
+        return Stats(memory_usage=usage, memory_limit=limit, cpu_usage_ns=cpu_ns, pids=len(self.pids()),
+                     block_read=read, block_write=write, net_rx=0, net_tx=0)
+
+    def _block_io(self) -> tuple[int, int]:
+        """Bytes read and written by the group's processes (io.stat, or blkio's throttle counters)."""
+        read = write = 0
+        try:
+            if self.v2:
+                for line in _read(self.dirs[""] + "/io.stat").splitlines():
+                    for field in line.split()[1:]:
+                        key, _, value = field.partition("=")
+                        read += int(value) if key == "rbytes" else 0
+                        write += int(value) if key == "wbytes" else 0
+            elif self._dir("blkio"):
+                for line in _read(self._dir("blkio") + "/blkio.throttle.io_service_bytes_recursive").splitlines():
+                    parts = line.split()
+                    if len(parts) == 3 and parts[1] in ("Read", "Write"):
+                        if parts[1] == "Read":
+                            read += int(parts[2])
+                        else:
+                            write += int(parts[2])
+        except (OSError, ValueError):
+            pass
+        return read, write
 
 
     @classmethod
@@ -369,6 +395,25 @@ class Cgroup:
                 parent, _, name = rel.rpartition("/")
                 return cls(parent, name)
         return None
+
+
+def read_stats(pid: int) -> Stats | None:
+    """The figures `stats` and the metrics show for the container whose process is `pid`:
+    its cgroup's, with the network counters of its network namespace. None when it is gone."""
+    try:
+        group = Cgroup.of_pid(pid)
+        if group is None:
+            return None
+        stats = group.stats()
+        for line in _read(f"/proc/{pid}/net/dev").splitlines()[2:]:
+            name, _, counters = line.partition(":")
+            fields = counters.split()
+            if name.strip() != "lo" and len(fields) >= 9:
+                stats.net_rx += int(fields[0])
+                stats.net_tx += int(fields[8])
+        return stats
+    except (OSError, ValueError):
+        return None  # it exited between the query and the read
 
 
 def cgroup_procs_of(pid: int) -> list[str]:

@@ -75,3 +75,28 @@ def test_export_writes_the_containers_filesystem(berth, tmp_path):
     missing = berth("export", "-o", str(tmp_path / "no.tar"), "ghost")
     assert missing.returncode == 1 and not (tmp_path / "no.tar").exists()
     assert missing.stderr.strip().splitlines() == ["Error: No such container: ghost"]
+
+
+def test_stats_no_stream_reads_the_cgroup(berth):
+    img = berth.image
+    berth("run", "-d", "--name", "busy", "-m", "64m", img, "sh", "-c",
+          "dd if=/dev/zero of=/tmp/fill bs=1M count=8 2>/dev/null; while :; do :; done", check=True)
+    berth("run", "-d", "--name", "idle", img, "sleep", "30", check=True)
+    import time
+
+    time.sleep(1)
+    out = berth("stats", "--no-stream", check=True).stdout.splitlines()
+    assert out[0].split("  ")[0] == "CONTAINER ID" and "MEM USAGE / LIMIT" in out[0] and out[0].rstrip().endswith("PIDS")
+    assert len(out) == 3
+    rows = berth("stats", "--no-stream", "--format", "{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.PIDs}}",
+                 "busy", "idle", check=True).stdout.splitlines()
+    busy, idle = (r.split() for r in rows)
+    assert busy[0] == "busy" and float(busy[1].rstrip("%")) > 20  # a spinning shell
+    assert busy[3] == "/" and busy[4] == "64.00MiB"  # its -m limit
+    assert busy[2].endswith("MiB") and float(busy[2][:-3]) >= 8  # the 8 MB it wrote (page cache) counts
+    assert idle[0] == "idle" and float(idle[1].rstrip("%")) < 5 and idle[-1] == "1"
+    net = berth("stats", "--no-stream", "--format", "{{.NetIO}}|{{.BlockIO}}", "busy", check=True).stdout.strip()
+    assert net.count(" / ") == 2
+    gone = berth("stats", "--no-stream", "ghost")
+    assert gone.returncode == 1 and gone.stderr.strip() == "Error: No such container: ghost"
+    berth("rm", "-f", "busy", "idle", check=True)

@@ -67,3 +67,19 @@ def test_show_prints_one_scrape(berth):
     berth("import", str(berth.rootfs), "m1", check=True)
     out = berth("metrics", "show", check=True).stdout
     assert "berth_images 1.0" in out
+
+
+def test_container_figures_are_the_cgroups_as_stats_reads_them(berth, metrics_server):
+    berth("import", str(berth.rootfs), "m1", check=True)
+    berth("run", "-d", "--name", "watched", "-m", "32m", "m1", "sleep", "30", check=True)
+    cid = berth("inspect", "--format", "{{.Id}}", "watched", check=True).stdout.strip()[:12]
+    figures = scrape(metrics_server)
+    labels = f'{{id="{cid}",image="m1",name="watched"}}'
+    assert figures["berth_container_memory_limit_bytes" + labels] == 32 * 1024 * 1024
+    assert figures["berth_container_memory_usage_bytes" + labels] > 0
+    assert figures["berth_container_pids" + labels] == 1
+    for name in ("network_receive_bytes", "network_transmit_bytes", "block_read_bytes", "block_write_bytes"):
+        assert f"berth_container_{name}_total" + labels in figures, name
+    shown = berth("stats", "--no-stream", "--format", "{{.MemUsage}}", "watched", check=True).stdout.split(" / ")[1]
+    assert shown.strip() == "32.00MiB"
+    berth("rm", "-f", "watched", check=True)
