@@ -720,14 +720,15 @@ def _split_cp(arg: str):
 
 @click.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-@click.option("--filter", "filters", multiple=True, help="Provide filter values (accepted, not applied).")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>').")
 def prune(force, filters):
     """Remove all stopped containers."""
+    accepts = filters_.prune_accepts(filters_.parse(filters))
     if not force and not click.confirm("WARNING! This will remove all stopped containers.\n"
                                        "Are you sure you want to continue?", default=False):
         return
     engine = get_engine()
-    removed = engine.containers.prune()
+    removed = engine.containers.prune(lambda c: accepts(c.created, c.config.get("Labels")))
     if removed:
         click.echo("Deleted Containers:")
         for cid in removed:

@@ -19,3 +19,27 @@ def parse(values: Iterable[str], allowed: Iterable[str] | None = None) -> dict[s
             raise InvalidArgument(f"invalid filter '{key}'")
         out.setdefault(key, []).append(value)
     return out
+
+
+def prune_accepts(filters: dict[str, list[str]]):
+    """The `prune --filter` test (Docker's keys: until, label, label!): a function of an
+    object's creation time (RFC 3339) and labels."""
+    from berth.core.plumbing.units import parse_since, parse_time
+
+    for key in filters:
+        if key not in ("until", "label", "label!"):
+            raise InvalidArgument(f"invalid filter '{key}'")
+    try:
+        untils = [parse_since(v) for v in filters.get("until", [])]
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+
+    def accepts(created: str, labels: dict | None) -> bool:
+        labels = labels or {}
+        if untils and not all(parse_time(created).timestamp() < u for u in untils):
+            return False
+        if not all(label_match(labels, v) for v in filters.get("label", [])):
+            return False
+        return not any(label_match(labels, v) for v in filters.get("label!", []))
+
+    return accepts

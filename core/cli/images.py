@@ -257,16 +257,19 @@ def save(names, output_, fmt):
 @click.command("prune", context_settings=CONTEXT)
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def prune(all_, force):
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>').")
+def prune(all_, force, filters):
     """Remove unused images."""
     from berth.core.plumbing.units import human_size
 
+    accepts = filters_.prune_accepts(filters_.parse(filters))
     engine = get_engine()
     in_use = containers_using(engine)
     deleted: list[str] = []
     reclaimed = 0
     for img in engine.images.all():
-        if (img.tags and not all_) or in_use(img.id) or engine.images.children(img.id):
+        if (img.tags and not all_) or in_use(img.id) or engine.images.children(img.id) or \
+                not accepts(img.created, (img.config.get("config") or {}).get("Labels")):
             continue
         for action, what in engine.images.remove(img.id, force=True):
             if action == "Deleted":

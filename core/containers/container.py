@@ -1305,10 +1305,11 @@ class ContainerService:
         pids = Cgroup(CGROUP_PARENT, container.id).pids()
         return container, sorted(pids) or [container.pid]
 
-    def prune(self) -> list[str]:
+    def prune(self, accept=None) -> list[str]:
+        """Remove the stopped containers (that `accept(container)`, if given)."""
         removed = []
         for c in self.list():
-            if c.status in ("exited", "created", "dead"):
+            if c.status in ("exited", "created", "dead") and (accept is None or accept(c)):
                 try:
                     removed.append(self.remove(c))
                 except BerthError:

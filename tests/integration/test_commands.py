@@ -100,3 +100,23 @@ def test_stats_no_stream_reads_the_cgroup(berth):
     gone = berth("stats", "--no-stream", "ghost")
     assert gone.returncode == 1 and gone.stderr.strip() == "Error: No such container: ghost"
     berth("rm", "-f", "busy", "idle", check=True)
+
+
+def test_container_and_image_prune_filters(berth):
+    img = berth.image
+    berth("create", "--name", "keepme", "--label", "keep=yes", img, "true", check=True)
+    berth("create", "--name", "dropme", img, "true", check=True)
+    out = berth("container", "prune", "-f", "--filter", "label!=keep", check=True).stdout
+    assert out.startswith("Deleted Containers:") and len(out.splitlines()) == 4  # header, one id, blank, total
+    assert _names(berth) == ["keepme"]
+    out = berth("container", "prune", "-f", "--filter", "until=1h", check=True).stdout  # made seconds ago: kept
+    assert out == "Total reclaimed space: 0B\n" and _names(berth) == ["keepme"]
+    bad = berth("container", "prune", "-f", "--filter", "colour=red")
+    assert bad.returncode != 0 and bad.stderr.strip() == "Error: invalid filter 'colour'"
+    berth("rm", "keepme", check=True)
+    berth("tag", img, "extra:1", check=True)
+    out = berth("image", "prune", "-a", "-f", "--filter", "until=1h", check=True).stdout
+    assert "Deleted Images:" not in out
+    out = berth("image", "prune", "-a", "-f", "--filter", "label=nope", check=True).stdout
+    assert "Deleted Images:" not in out
+    assert berth("image", "prune", "-a", "-f", check=True).stdout.startswith("Deleted Images:")
