@@ -249,7 +249,7 @@ def _quote(text: str) -> str:
 
 def _ps_row(c, no_trunc: bool) -> dict:
     from berth.core.containers.container import status_text
-    from berth.core.plumbing.units import ago
+    from berth.core.plumbing.units import ago, go_time
 
     command = " ".join(c.command)
     if not no_trunc and len(command) > 20:
@@ -259,7 +259,7 @@ def _ps_row(c, no_trunc: bool) -> dict:
         "ID": c.id if no_trunc else c.short_id,
         "Image": c.image,
         "Command": _quote(command),
-        "CreatedAt": c.created,
+        "CreatedAt": go_time(c.created),
         "RunningFor": ago(c.created),
         "Ports": _ports(c),
         "Status": status_text(c),

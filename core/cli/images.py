@@ -26,10 +26,12 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
     import fnmatch
 
     from berth.core.oci import reference as refs
-    from berth.core.plumbing.units import ago, human_size
+    from berth.core.plumbing.units import ago, go_time, human_size, parse_time
 
     engine = get_engine()
     flt = filters_.parse(filters, {"dangling", "reference", "label", "before", "since"})
+    before = [parse_time(engine.images.get(v).created) for v in flt.get("before", [])]
+    since = [parse_time(engine.images.get(v).created) for v in flt.get("since", [])]
     rows = []
     seen_ids = []
     all_images = engine.images.all()
@@ -42,6 +44,12 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
         if intermediate and not all_:
             continue
         if "dangling" in flt and (flt["dangling"][0] == "true") != (not img.tags):
+            continue
+        labels = (img.config.get("config") or {}).get("Labels") or {}
+        if not all(filters_.label_match(labels, v) for v in flt.get("label", [])):
+            continue
+        if (before or since) and (any(parse_time(img.created) >= t for t in before)
+                                  or any(parse_time(img.created) <= t for t in since)):
             continue
         for name in names:
             ref = refs.parse(name) if name else None
@@ -58,7 +66,7 @@ def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
                 "Repository": repo, "Tag": tag,
                 "ID": img.id if no_trunc else img.short_id,
                 "Digest": digest,
-                "CreatedSince": ago(img.created), "CreatedAt": img.created,
+                "CreatedSince": ago(img.created), "CreatedAt": go_time(img.created),
                 "Size": human_size(img.size), "VirtualSize": human_size(img.size),
                 "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
             })

@@ -83,6 +83,12 @@ def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(f"{m.group(1)}.{frac}{'+00:00' if tz == 'Z' else tz}")
 
 
+def go_time(iso: str) -> str:
+    """A stored RFC 3339 time as Docker's CreatedAt prints it (Go's time.String, local zone):
+    "2026-12-03 11:07:30 +0000 UTC"."""
+    return parse_time(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S %z %Z")
+
+
 def ago(iso: str) -> str:
     """"2 hours ago" for a stored RFC 3339 time."""
     delta = datetime.now(timezone.utc) - parse_time(iso)

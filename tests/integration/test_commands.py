@@ -120,3 +120,30 @@ def test_container_and_image_prune_filters(berth):
     out = berth("image", "prune", "-a", "-f", "--filter", "label=nope", check=True).stdout
     assert "Deleted Images:" not in out
     assert berth("image", "prune", "-a", "-f", check=True).stdout.startswith("Deleted Images:")
+
+
+def test_images_filters_and_created_at(berth, tmp_path):
+    import re
+    import time
+
+    berth("import", str(berth.rootfs), "older:1", check=True)
+    time.sleep(1.1)
+    berth("import", "--change", "LABEL tier=gold", str(berth.rootfs), "newer:1", check=True)
+
+    def repos(*filters):
+        argv = ["images", "--format", "{{.Repository}}"]
+        for f in filters:
+            argv += ["--filter", f]
+        return sorted(berth(*argv, check=True).stdout.split())
+
+    assert repos("label=tier=gold") == ["newer"]
+    assert repos("label=tier") == ["newer"]
+    assert repos("before=newer:1") == ["older"]
+    assert repos("since=older:1") == ["newer"]
+    assert repos("reference=old*") == ["older"]
+    created = berth("images", "--format", "{{.CreatedAt}}", "newer", check=True).stdout.strip()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", created), created
+    berth("create", "--name", "c1", "older:1", "true", check=True)
+    made = berth("ps", "-a", "--format", "{{.CreatedAt}}", check=True).stdout.strip()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", made), made
+    berth("rm", "c1", check=True)
