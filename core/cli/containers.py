@@ -748,3 +748,12 @@ for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop",
                     ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp), ("export", export), ("stats", stats),
                     ("inspect", container_inspect), ("prune", prune)):
     container.add_command(_cmd, _name)
+
+
+def _add_port() -> None:
+    from berth.core.cli.networks import port
+
+    container.add_command(port, "port")
+
+
+_add_port()

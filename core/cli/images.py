@@ -310,6 +310,15 @@ image.add_command(save, "save")
 image.add_command(prune, "prune")
 
 
+def _add_build() -> None:
+    from berth.core.cli.build import build
+
+    image.add_command(build, "build")
+
+
+_add_build()
+
+
 def _add_registry_commands() -> None:
     try:
         from berth.core.cli import registry

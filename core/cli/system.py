@@ -248,6 +248,8 @@ SYSTEM_COMMANDS = {
     # The Engine API lives beside the CLI (berth.core.api), never imported by it: named here as a string.
     "service": ("berth.core.api.command:service", "Serve the Docker Engine API on a socket"),
     "check": ("berth.core.cli.check:check", "Check the store against the disk, and repair it"),
+    "events": ("berth.core.cli.system:events", "Get real time events from the server"),
+    "info": ("berth.core.cli.system:info", "Display system-wide information"),
 }
 
 

@@ -147,3 +147,17 @@ def test_images_filters_and_created_at(berth, tmp_path):
     made = berth("ps", "-a", "--format", "{{.CreatedAt}}", check=True).stdout.strip()
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} \w+", made), made
     berth("rm", "c1", check=True)
+
+
+def test_management_forms_docker_has(berth, tmp_path):
+    img = berth.image
+    berth("container", "run", "-d", "--name", "pub", "-p", "127.0.0.1:18081:80", img, "sleep", "30", check=True)
+    assert berth("container", "port", "pub", check=True).stdout.strip() == "80/tcp -> 127.0.0.1:18081"
+    assert berth("container", "ls", "--format", "{{.Names}}", check=True).stdout.split() == ["pub"]
+    berth("container", "rm", "-f", "pub", check=True)
+    (tmp_path / "Dockerfile").write_text(f"FROM {img}\nLABEL made=by-image-build\n")
+    berth("image", "build", "-q", "-t", "built:1", str(tmp_path), check=True)
+    assert berth("image", "ls", "--filter", "label=made", "--format", "{{.Repository}}:{{.Tag}}",
+                 check=True).stdout.split() == ["built:1"]
+    info = berth("system", "info", check=True).stdout
+    assert info.splitlines()[0] == berth("info", check=True).stdout.splitlines()[0]
