@@ -248,6 +248,7 @@ SYSTEM_COMMANDS = {
     # The Engine API lives beside the CLI (berth.core.api), never imported by it: named here as a string.
     "service": ("berth.core.api.command:service", "Serve the Docker Engine API on a socket"),
     "check": ("berth.core.cli.check:check", "Check the store against the disk, and repair it"),
+    "df": ("berth.core.cli.system:df", "Show berth disk usage"),
     "events": ("berth.core.cli.system:events", "Get real time events from the server"),
     "info": ("berth.core.cli.system:info", "Display system-wide information"),
 }
@@ -256,3 +257,51 @@ SYSTEM_COMMANDS = {
 @click.group("system", cls=LazyGroup, lazy=SYSTEM_COMMANDS, context_settings=CONTEXT)
 def system():
     """Manage berth."""
+
+
+@click.command("df", context_settings=CONTEXT)
+@click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
+def df(fmt):
+    """Show disk usage."""
+    from pathlib import Path
+
+    from berth.core.cli import output
+    from berth.core.driverkit import tree_size
+    from berth.core.images.image import containers_using
+    from berth.core.plumbing.units import human_size
+
+    engine = get_engine()
+    in_use = containers_using(engine)
+    images = engine.images.all()
+    active_images = [img for img in images if in_use(img.id)]
+    image_size = sum(img.size for img in images)
+    image_free = image_size - sum(img.size for img in active_images)
+    containers = engine.containers.list()
+    sizes = {}
+    for c in containers:
+        try:
+            sizes[c.id] = engine.containers.storage_for(c).usage(c.id)
+        except BerthError:
+            sizes[c.id] = 0
+    running = [c for c in containers if c.running]
+    volumes = engine.volumes.list()
+    volume_sizes = {v["Name"]: tree_size(Path(v["Mountpoint"])) if v.get("Mountpoint") else 0 for v in volumes}
+    used_volumes = [v for v in volumes if engine.volumes.users(v["Name"])]
+    volume_size = sum(volume_sizes.values())
+    volume_free = volume_size - sum(volume_sizes[v["Name"]] for v in used_volumes)
+
+    def share(free: int, total: int) -> str:
+        return f"{human_size(free)} ({free * 100 // total if total else 0}%)"
+
+    rows = [
+        {"Type": "Images", "TotalCount": len(images), "Active": len(active_images), "Size": human_size(image_size),
+         "Reclaimable": share(image_free, image_size)},
+        {"Type": "Containers", "TotalCount": len(containers), "Active": len(running),
+         "Size": human_size(sum(sizes.values())),
+         "Reclaimable": share(sum(sizes[c.id] for c in containers if not c.running), sum(sizes.values()))},
+        {"Type": "Local Volumes", "TotalCount": len(volumes), "Active": len(used_volumes),
+         "Size": human_size(volume_size), "Reclaimable": share(volume_free, volume_size)},
+        {"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": "0B", "Reclaimable": "0B"},
+    ]
+    output.table(rows, [("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"),
+                        ("Reclaimable", "RECLAIMABLE")], fmt)

@@ -161,3 +161,22 @@ def test_management_forms_docker_has(berth, tmp_path):
                  check=True).stdout.split() == ["built:1"]
     info = berth("system", "info", check=True).stdout
     assert info.splitlines()[0] == berth("info", check=True).stdout.splitlines()[0]
+
+
+def test_system_df(berth):
+    img = berth.image
+    berth("volume", "create", "dfvol", check=True)
+    berth("run", "--name", "writer", "-v", "dfvol:/v", img, "sh", "-c",
+          "head -c 300000 /dev/zero > /v/blob; head -c 200000 /dev/zero > /made", check=True)
+    lines = berth("system", "df", check=True).stdout.splitlines()
+    assert lines[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+    by_type = {line[:16].strip(): line[16:].split() for line in lines[1:]}
+    assert by_type["Images"][:2] == ["1", "1"]
+    assert by_type["Containers"][:2] == ["1", "0"]
+    assert by_type["Containers"][2].endswith("kB") and float(by_type["Containers"][2][:-2]) >= 200
+    assert by_type["Local Volumes"][:3] == ["1", "1", "300kB"]
+    assert by_type["Local Volumes"][3:] == ["0B", "(0%)"]
+    assert by_type["Build Cache"] == ["0", "0", "0B", "0B"]
+    berth("rm", "writer", check=True)
+    assert berth("system", "df", "--format", "{{.Type}} {{.Active}} {{.Reclaimable}}",
+                 check=True).stdout.splitlines()[2] == "Local Volumes 0 300kB (100%)"
