@@ -271,7 +271,13 @@ def prune(all_, force, filters):
     from berth.core.plumbing.units import human_size
 
     accepts = filters_.prune_accepts(filters_.parse(filters))
-    engine = get_engine()
+    deleted, reclaimed = prune_images(get_engine(), all_, accepts)
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
+def prune_images(engine, all_: bool, accepts) -> tuple[list[str], int]:
+    """Remove dangling images (every unused one with `all_`) that `accepts(created, labels)`;
+    print Docker's "Deleted Images:" list; (deleted, bytes reclaimed)."""
     in_use = containers_using(engine)
     deleted: list[str] = []
     reclaimed = 0
@@ -283,14 +289,13 @@ def prune(all_, force, filters):
             if action == "Deleted":
                 deleted.append(what)
         reclaimed += img.size
-    removed_layers = engine.images.collect_garbage()
+    engine.images.collect_garbage()
     if deleted:
         click.echo("Deleted Images:")
         for d in deleted:
             click.echo(f"deleted: {d}")
         click.echo()
-    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
-    del removed_layers
+    return deleted, reclaimed
 
 
 @click.group("image", cls=click.Group, context_settings=CONTEXT)

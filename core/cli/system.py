@@ -249,6 +249,7 @@ SYSTEM_COMMANDS = {
     "service": ("berth.core.api.command:service", "Serve the Docker Engine API on a socket"),
     "check": ("berth.core.cli.check:check", "Check the store against the disk, and repair it"),
     "df": ("berth.core.cli.system:df", "Show berth disk usage"),
+    "prune": ("berth.core.cli.system:prune", "Remove unused data"),
     "events": ("berth.core.cli.system:events", "Get real time events from the server"),
     "info": ("berth.core.cli.system:info", "Display system-wide information"),
 }
@@ -305,3 +306,39 @@ def df(fmt):
     ]
     output.table(rows, [("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"),
                         ("Reclaimable", "RECLAIMABLE")], fmt)
+
+
+@click.command("prune", context_settings=CONTEXT)
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images not just dangling ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.option("--volumes", is_flag=True, help="Prune anonymous volumes.")
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'label=<key>=<value>').")
+def prune(all_, force, volumes, filters):
+    """Remove unused data."""
+    from berth.core.cli import filters as filters_
+    from berth.core.cli.images import prune_images
+    from berth.core.plumbing.units import human_size
+
+    accepts = filters_.prune_accepts(filters_.parse(filters))
+    if not force:
+        what = ["all stopped containers", "all networks not used by at least one container"]
+        if volumes:
+            what.append("all anonymous volumes not used by at least one container")
+        what += ["all images without at least one container associated to them" if all_ else "all dangling images",
+                 "unused build cache"]
+        click.echo("WARNING! This will remove:\n" + "".join(f"  - {w}\n" for w in what), nl=False)
+        if not click.confirm("\nAre you sure you want to continue?", default=False):
+            return
+    engine = get_engine()
+    sections = [("Deleted Containers:", engine.containers.prune(lambda c: accepts(c.created, c.config.get("Labels"))))]
+    if volumes:
+        sections.append(("Deleted Volumes:", engine.volumes.prune(False)))
+    sections.append(("Deleted Networks:", engine.networks.prune()))
+    for title, names in sections:
+        if names:
+            click.echo(title)
+            for name in names:
+                click.echo(name)
+            click.echo()
+    _, reclaimed = prune_images(engine, all_, accepts)
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")

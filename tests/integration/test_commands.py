@@ -180,3 +180,21 @@ def test_system_df(berth):
     berth("rm", "writer", check=True)
     assert berth("system", "df", "--format", "{{.Type}} {{.Active}} {{.Reclaimable}}",
                  check=True).stdout.splitlines()[2] == "Local Volumes 0 300kB (100%)"
+
+
+def test_system_prune(berth):
+    img = berth.image
+    spare = berth("import", str(berth.rootfs), "spare:1", check=True).stdout.strip()  # no container uses it
+    berth("network", "create", "unused", check=True)
+    berth("create", "--name", "stopped", img, "true", check=True)
+    berth("run", "-d", "--name", "alive", img, "sleep", "30", check=True)
+    refused = berth("system", "prune", input="n\n")
+    assert refused.stdout.startswith("WARNING! This will remove:\n  - all stopped containers\n")
+    assert _names(berth) == ["alive", "stopped"]
+    out = berth("system", "prune", "-a", "-f", check=True).stdout
+    assert out.startswith("Deleted Containers:\n") and "Deleted Networks:\nunused\n" in out
+    assert f"Deleted Images:\ndeleted: {spare}\n" in out
+    assert out.rstrip().splitlines()[-1].startswith("Total reclaimed space: ")
+    assert _names(berth) == ["alive"]
+    assert berth("images", "--format", "{{.Repository}}", check=True).stdout.split() == [img.split(":")[0]]
+    berth("rm", "-f", "alive", check=True)
