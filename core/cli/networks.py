@@ -135,10 +135,11 @@ def disconnect(network_name, container, force):
 
 @network.command("prune", context_settings=CONTEXT)
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-@click.option("--filter", "filters", multiple=True, hidden=True)
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'until=<timestamp>').")
 def prune(force, filters):
     """Remove all unused networks."""
-    removed = get_engine().networks.prune()
+    accepts = filters_.prune_accepts(filters_.parse(filters))
+    removed = get_engine().networks.prune(accepts)
     if removed:
         click.echo("Deleted Networks:")
         for name in removed:

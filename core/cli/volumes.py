@@ -88,9 +88,11 @@ def rm(names, force):
 @volume.command("prune", context_settings=CONTEXT)
 @click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused volumes, not just anonymous ones.")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
-def prune(all_, force):
+@click.option("--filter", "filters", multiple=True, help="Provide filter values (e.g. 'label=<label>').")
+def prune(all_, force, filters):
     """Remove unused local volumes."""
-    removed = get_engine().volumes.prune(all_)
+    accepts = filters_.prune_accepts(filters_.parse(filters))
+    removed = get_engine().volumes.prune(all_, accepts)
     if removed:
         click.echo("Deleted Volumes:")
         for name in removed:

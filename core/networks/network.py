@@ -298,12 +298,15 @@ class NetworkService:
                 out.append(r["id"])
         return out
 
-    def prune(self) -> list[str]:
-        """`network prune`: remove user networks no container is connected to."""
+    def prune(self, accept=None) -> list[str]:
+        """`network prune`: remove user networks no container is connected to (that
+        `accept(created, labels)`, if given: prune --filter)."""
         self.recover()
         removed = []
-        for row in self.store.all("SELECT id, name FROM networks ORDER BY name"):
+        for row in self.store.all("SELECT id, name, created, labels FROM networks ORDER BY name"):
             if row["name"] in PREDEFINED or self.users(row["name"]):
+                continue
+            if accept is not None and not accept(row["created"], loads(row["labels"])):
                 continue
             try:
                 removed.append(self.remove(row["id"]))

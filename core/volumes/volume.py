@@ -141,10 +141,13 @@ class VolumeService:
         self.engine.emit("volume", "destroy", name, {"driver": row["driver"]})
         self.engine.hook("volume_removed", name=name)
 
-    def prune(self, all_: bool = False) -> list[str]:
-        """Remove unused volumes: anonymous ones, or all with `all_` (Docker 23+)."""
+    def prune(self, all_: bool = False, accept=None) -> list[str]:
+        """Remove unused volumes: anonymous ones, or all with `all_` (Docker 23+); given
+        `accept(created, labels)`, only those it accepts (prune --filter)."""
         removed = []
-        for row in self.engine.store.all("SELECT name, anonymous FROM volumes"):
+        for row in self.engine.store.all("SELECT name, anonymous, created, labels FROM volumes"):
+            if accept is not None and not accept(row["created"], loads(row["labels"])):
+                continue
             if (all_ or row["anonymous"]) and not self.users(row["name"]):
                 self.remove(row["name"])
                 removed.append(row["name"])

@@ -198,3 +198,17 @@ def test_system_prune(berth):
     assert _names(berth) == ["alive"]
     assert berth("images", "--format", "{{.Repository}}", check=True).stdout.split() == [img.split(":")[0]]
     berth("rm", "-f", "alive", check=True)
+
+
+def test_volume_and_network_prune_filters(berth):
+    berth("volume", "create", "--label", "keep", "kept", check=True)
+    berth("volume", "create", "dropped", check=True)
+    out = berth("volume", "prune", "-a", "-f", "--filter", "label!=keep", check=True).stdout
+    assert out.startswith("Deleted Volumes:\ndropped\n")
+    assert berth("volume", "ls", "-q", check=True).stdout.split() == ["kept"]
+    berth("network", "create", "--label", "team=a", "neta", check=True)
+    berth("network", "create", "netb", check=True)
+    assert berth("network", "prune", "-f", "--filter", "until=1h", check=True).stdout == ""
+    out = berth("network", "prune", "-f", "--filter", "label=team=a", check=True).stdout
+    assert out == "Deleted Networks:\nneta\n"
+    berth("network", "rm", "netb", check=True)
