@@ -683,6 +683,44 @@ def stats(all_, fmt, no_stream, no_trunc, containers):
             return
 
 
+@click.command("update", context_settings=CONTEXT)
+@click.option("-c", "--cpu-shares", type=int, help="CPU shares (relative weight).")
+@click.option("--cpus", type=float, help="Number of CPUs.")
+@click.option("--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1).")
+@click.option("-m", "--memory", help="Memory limit.")
+@click.option("--memory-reservation", help="Memory soft limit.")
+@click.option("--memory-swap", help="Swap limit equal to memory plus swap: -1 to enable unlimited swap.")
+@click.option("--pids-limit", type=int, help="Tune container pids limit (set -1 for unlimited).")
+@click.option("--restart", help="Restart policy to apply when a container exits.")
+@click.argument("containers", nargs=-1, required=True)
+def update(cpu_shares, cpus, cpuset_cpus, memory, memory_reservation, memory_swap, pids_limit, restart, containers):
+    """Update configuration of one or more containers."""
+    from berth.core.plumbing.units import ram_in_bytes
+
+    changes: dict = {}
+    if cpu_shares is not None:
+        changes["CpuShares"] = cpu_shares
+    if cpus is not None:
+        changes["NanoCpus"] = int(cpus * 1e9)
+    if cpuset_cpus is not None:
+        changes["CpusetCpus"] = cpuset_cpus
+    if memory is not None:
+        changes["Memory"] = ram_in_bytes(memory)
+    if memory_reservation is not None:
+        changes["MemoryReservation"] = ram_in_bytes(memory_reservation)
+    if memory_swap is not None:
+        changes["MemorySwap"] = -1 if memory_swap == "-1" else ram_in_bytes(memory_swap)
+    if pids_limit is not None:
+        changes["PidsLimit"] = pids_limit
+    if restart is not None:
+        name, _, count = restart.partition(":")
+        changes["RestartPolicy"] = {"Name": name, "MaximumRetryCount": int(count) if count.isdigit() else 0}
+    if not changes:
+        raise InvalidArgument("you must provide one or more flags when using this command")
+    service = get_engine().containers
+    output.each(containers, lambda ref: (service.update(ref, dict(changes)), click.echo(ref)))
+
+
 @click.command("export", context_settings=CONTEXT)
 @click.option("-o", "--output", "output_", help="Write to a file, instead of STDOUT.")
 @click.argument("container")
@@ -745,7 +783,7 @@ def container():
 for _name, _cmd in (("create", create), ("run", run), ("start", start), ("stop", stop), ("restart", restart),
                     ("kill", kill), ("pause", pause), ("unpause", unpause), ("rm", rm), ("remove", rm),
                     ("rename", rename), ("ls", ps), ("ps", ps), ("list", ps), ("wait", wait), ("attach", attach),
-                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp), ("export", export), ("stats", stats),
+                    ("exec", exec_), ("top", top), ("logs", logs), ("diff", diff), ("commit", commit), ("cp", cp), ("export", export), ("stats", stats), ("update", update),
                     ("inspect", container_inspect), ("prune", prune)):
     container.add_command(_cmd, _name)
 

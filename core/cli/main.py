@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "commit": ("berth.core.cli.containers:commit", "Create a new image from a container's changes"),
     "cp": ("berth.core.cli.containers:cp", "Copy files/folders between a container and the local filesystem"),
     "stats": ("berth.core.cli.containers:stats", "Display a live stream of container(s) resource usage statistics"),
+    "update": ("berth.core.cli.containers:update", "Update configuration of one or more containers"),
     "export": ("berth.core.cli.containers:export", "Export a container's filesystem as a tar archive"),
     "port": ("berth.core.cli.networks:port", "List port mappings or a specific mapping for the container"),
     "container": ("berth.core.cli.containers:container", "Manage containers"),

@@ -212,3 +212,16 @@ def test_volume_and_network_prune_filters(berth):
     out = berth("network", "prune", "-f", "--filter", "label=team=a", check=True).stdout
     assert out == "Deleted Networks:\nneta\n"
     berth("network", "rm", "netb", check=True)
+
+
+def test_update_changes_a_running_containers_limits(berth):
+    img = berth.image
+    berth("run", "-d", "--name", "upd", "-m", "64m", img, "sleep", "30", check=True)
+    assert berth("update", "-m", "48m", "--pids-limit", "20", "upd", check=True).stdout.strip() == "upd"
+    limit = berth("stats", "--no-stream", "--format", "{{.MemUsage}}", "upd", check=True).stdout.split(" / ")[1]
+    assert limit.strip() == "48.00MiB"  # the cgroup says so
+    assert berth("inspect", "--format", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}", "upd",
+                 check=True).stdout.split() == [str(48 * 1024 * 1024), "20"]
+    bare = berth("update", "upd")
+    assert bare.returncode != 0 and "one or more flags" in bare.stderr
+    berth("rm", "-f", "upd", check=True)
