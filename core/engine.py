@@ -259,6 +259,33 @@ def info_data(engine) -> dict:
     }
 
 
+def disk_usage(engine) -> dict:
+    """What `berth system df` and GET /system/df report: {"images": [(Image, containers using it)],
+    "containers": [(Container, bytes of its writable layer)], "volumes": [(volume dict, bytes of
+    its tree, containers using it)], "build_cache": []}. The builder's cache is its intermediate
+    images (counted among images, as Docker's classic builder's): no separate build cache."""
+    from pathlib import Path
+
+    from berth.core.driverkit import tree_size
+
+    users: dict[str, int] = {}
+    for row in engine.store.all("SELECT image_id FROM containers"):
+        users[row["image_id"]] = users.get(row["image_id"], 0) + 1
+    images = [(img, users.get(img.id, 0)) for img in engine.images.all()]
+    containers = []
+    for c in engine.containers.list():
+        try:
+            size = engine.containers.storage_for(c).usage(c.id)
+        except BerthError:
+            size = 0
+        containers.append((c, size))
+    volumes = []
+    for v in engine.volumes.list():
+        size = tree_size(Path(v["Mountpoint"])) if v.get("Mountpoint") else 0
+        volumes.append((v, size, len(engine.volumes.users(v["Name"]))))
+    return {"images": images, "containers": containers, "volumes": volumes, "build_cache": []}
+
+
 def _plugins() -> dict:
     from berth.core import plugins
 

@@ -1,4 +1,4 @@
-"""/containers/{id}/archive (GET, HEAD, PUT): `docker cp`, through the
+"""/containers/{id}/archive (GET, HEAD, PUT): `docker cp`, and /containers/{id}/export, through the
 container service's copy_from/copy_to/stat_path (what `berth cp` uses): the
 tar stream crosses a pipe between the request and the forked child that
 sees the container's files (berth.core.containers.copying).
@@ -58,6 +58,19 @@ async def get(request: web.Request) -> web.StreamResponse:
     service = service_of(request)
     ref, path = request.match_info["id"], _path(request)
     stat = await service.call(lambda e: e.containers.stat_path(ref, path))  # a 404 before the stream starts
+    return await stream_from(request, ref, path, {"X-Docker-Container-Path-Stat": _stat_header(stat)})
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """`docker export`: the container's whole filesystem as a tar stream, as `berth export` writes it."""
+    ref = request.match_info["id"]
+    await service_of(request).call(lambda e: e.containers.get(ref))  # a 404 before the stream starts
+    return await stream_from(request, ref, "/", {})
+
+
+async def stream_from(request: web.Request, ref: str, path: str, headers: dict) -> web.StreamResponse:
+    """The tar of `path` in the container (containers.copy_from, in a forked child) as the response."""
+    service = service_of(request)
     read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
     forked = threading.Event()
     copy = asyncio.ensure_future(service.call(_closing(write_fd, lambda e: e.containers.copy_from(
@@ -66,8 +79,7 @@ async def get(request: web.Request) -> web.StreamResponse:
     reader = asyncio.StreamReader(limit=1 << 20)
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
                                                 os.fdopen(read_fd, "rb", buffering=0))
-    response = web.StreamResponse(headers={"Content-Type": "application/x-tar",
-                                           "X-Docker-Container-Path-Stat": _stat_header(stat)})
+    response = web.StreamResponse(headers={"Content-Type": "application/x-tar", **headers})
     try:
         await response.prepare(request)
         while chunk := await reader.read(1 << 16):
@@ -122,4 +134,5 @@ ROUTES = [
     ("HEAD", "/containers/{id}/archive", head),
     ("GET", "/containers/{id}/archive", get),
     ("PUT", "/containers/{id}/archive", put),
+    ("GET", "/containers/{id}/export", export),
 ]

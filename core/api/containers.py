@@ -95,10 +95,10 @@ def _list(engine, all_: bool, limit: int, size: bool, filters: dict) -> list[dic
     if not all_ and "status" not in filters:
         containers = [c for c in containers if c.running]
     containers = [c for c in containers if matches(engine, c, filters)]
-    return [_summary(engine, c, size) for c in containers]
+    return [summary(engine, c, size) for c in containers]
 
 
-def _summary(engine, c, size: bool) -> dict:
+def summary(engine, c, size: bool) -> dict:
     from berth.core.containers.container import status_text
     from berth.core.plumbing.units import parse_time
 
@@ -564,10 +564,6 @@ async def stats(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def export(request: web.Request) -> web.StreamResponse:
-    raise ApiError(501, "berth does not support container export through the API yet")
-
-
 ROUTES = [
     ("POST", "/containers/create", create),
     ("GET", "/containers/json", list_),
@@ -589,5 +585,4 @@ ROUTES = [
     ("GET", "/containers/{id}/top", top),
     ("GET", "/containers/{id}/changes", changes),
     ("GET", "/containers/{id}/stats", stats),
-    ("GET", "/containers/{id}/export", export),
 ]

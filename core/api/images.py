@@ -11,7 +11,14 @@ import json
 
 from aiohttp import web
 
-from berth.core.api.server import ApiError, bad_request, json_response, query_bool, query_filters, service_of
+from berth.core.api.server import (
+    bad_request,
+    json_response,
+    query_bool,
+    query_filters,
+    query_int,
+    service_of,
+)
 from berth.core.errors import BerthError
 
 
@@ -44,7 +51,6 @@ def _list(engine, all_: bool, filters: dict) -> list[dict]:
 
     from berth.core.containers.container import label_match
     from berth.core.oci import reference as refs
-    from berth.core.plumbing.units import parse_time
 
     images = engine.images.all()
     parents = {img.parent for img in images if img.parent}
@@ -62,12 +68,20 @@ def _list(engine, all_: bool, filters: dict) -> list[dict]:
         labels = (img.config.get("config") or {}).get("Labels") or {}
         if "label" in filters and not all(label_match(labels, v) for v in filters["label"]):
             continue
-        out.append({
-            "Id": img.id, "ParentId": img.parent or "", "RepoTags": img.repo_tags,
-            "RepoDigests": img.repo_digests, "Created": int(parse_time(img.created).timestamp()),
-            "Size": img.size, "VirtualSize": img.size, "SharedSize": -1, "Labels": labels, "Containers": -1,
-        })
+        out.append(image_summary(img))
     return out
+
+
+def image_summary(img, containers: int = -1, shared_size: int = -1) -> dict:
+    """Docker's ImageSummary (images/json, system/df); -1: not computed, as Docker's."""
+    from berth.core.plumbing.units import parse_time
+
+    return {
+        "Id": img.id, "ParentId": img.parent or "", "RepoTags": img.repo_tags,
+        "RepoDigests": img.repo_digests, "Created": int(parse_time(img.created).timestamp()),
+        "Size": img.size, "VirtualSize": img.size, "SharedSize": shared_size,
+        "Labels": (img.config.get("config") or {}).get("Labels") or {}, "Containers": containers,
+    }
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -373,7 +387,14 @@ async def load(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request) -> web.Response:
-    raise ApiError(501, "berth does not support image search through the API yet")
+    """`docker search`: the same search as `berth search` (images.transfer.search)."""
+    from berth.core.images.transfer import search as search_
+
+    term = request.query.get("term", "")
+    if not term:
+        raise bad_request("term is required")
+    limit, filters = query_int(request, "limit", 25), query_filters(request)
+    return json_response(await service_of(request).call(search_, term, limit, filters))
 
 
 async def commit(request: web.Request) -> web.Response:

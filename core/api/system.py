@@ -116,11 +116,32 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def df(request: web.Request) -> web.Response:
+    """`docker system df [-v]`: what `berth system df` counts (engine.disk_usage), in Docker's
+    DiskUsage shape; `type=` (container, image, volume, build-cache) answers those only."""
+    from berth.core.api.containers import summary
+    from berth.core.api.images import image_summary
+    from berth.core.engine import disk_usage
+
+    kinds = set(request.query.getall("type", [])) or {"container", "image", "volume", "build-cache"}
+    for kind in kinds:
+        if kind not in ("container", "image", "volume", "build-cache"):
+            raise bad_request(f"invalid type: {kind}")
+
     def job(engine):
-        images = engine.images.all()
-        return {"LayersSize": 0, "Images": [{"Id": i.id, "RepoTags": i.repo_tags, "Size": 0, "SharedSize": -1,
-                                             "Containers": -1} for i in images],
-                "Containers": [], "Volumes": [], "BuildCache": []}
+        usage = disk_usage(engine)
+        out = {}
+        if "image" in kinds:
+            out["LayersSize"] = sum(img.size for img, _ in usage["images"])
+            out["Images"] = [image_summary(img, containers=n, shared_size=0) for img, n in usage["images"]]
+        if "container" in kinds:
+            out["Containers"] = [{**summary(engine, c, False), "SizeRw": size, "SizeRootFs": size}
+                                 for c, size in usage["containers"]]
+        if "volume" in kinds:
+            out["Volumes"] = [{**v, "UsageData": {"Size": size, "RefCount": users}}
+                              for v, size, users in usage["volumes"]]
+        if "build-cache" in kinds:
+            out["BuildCache"] = usage["build_cache"]
+        return out
 
     return json_response(await service_of(request).call(job))
 
@@ -157,16 +178,10 @@ def _system_cpu_ns() -> int:
 def container_stats(engine, container_id: str, previous: dict | None) -> dict:
     """Docker's stats JSON for one container (zeros when it does not run)."""
     from berth.core.plumbing.units import now_iso
-    from berth.core.runtime.cgroups import Cgroup
+    from berth.core.runtime.cgroups import read_stats
 
     c = engine.containers.get(container_id)
-    snapshot = None
-    if c.running:
-        try:
-            group = Cgroup.of_pid(c.pid)
-            snapshot = group.stats() if group else None
-        except (OSError, ValueError):
-            snapshot = None
+    snapshot = read_stats(c.pid) if c.running and c.pid else None  # what `berth stats` shows
     cpus = os.cpu_count() or 1
     cpu = {"cpu_usage": {"total_usage": snapshot.cpu_usage_ns if snapshot else 0, "usage_in_kernelmode": 0,
                          "usage_in_usermode": 0},
@@ -183,11 +198,24 @@ def container_stats(engine, container_id: str, previous: dict | None) -> dict:
         "read": now_iso() if snapshot else "0001-01-01T00:00:00Z",
         "preread": previous["read"] if previous else "0001-01-01T00:00:00Z",
         "pids_stats": {"current": snapshot.pids} if snapshot else {},
-        "blkio_stats": {"io_service_bytes_recursive": None, "io_serviced_recursive": None},
+        "blkio_stats": _blkio(snapshot),
         "num_procs": 0, "storage_stats": {},
         "cpu_stats": cpu, "precpu_stats": previous["cpu_stats"] if previous else empty_cpu,
         "memory_stats": memory, "name": "/" + c.name, "id": c.id,
+        **({"networks": snapshot.interfaces} if snapshot and snapshot.interfaces else {}),
     }
+
+
+def _blkio(snapshot) -> dict:
+    """Bytes read and written by the container's processes, as one device's entries (the CLI sums them)."""
+    empty = {"io_service_bytes_recursive": None, "io_serviced_recursive": None, "io_queue_recursive": None,
+             "io_service_time_recursive": None, "io_wait_time_recursive": None, "io_merged_recursive": None,
+             "io_time_recursive": None, "sectors_recursive": None}
+    if snapshot is None:
+        return empty
+    return {**empty, "io_service_bytes_recursive": [
+        {"major": 0, "minor": 0, "op": "read", "value": snapshot.block_read},
+        {"major": 0, "minor": 0, "op": "write", "value": snapshot.block_write}]}
 
 
 def _mem_total() -> int:

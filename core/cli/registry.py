@@ -249,47 +249,21 @@ def logout(server, authfile):
 def search(term, limit, filters, fmt, no_trunc):
     """Search Docker Hub or a registry for images."""
     from berth.core.cli import output
-    from berth.core.images.transfer import open_registry
+    from berth.core.images.transfer import search as search_
 
-    if limit < 1 or limit > 100:
-        raise InvalidArgument(f"Limit {limit} is outside the range of [1, 100]")
-    official: bool | None = None
-    min_stars = 0
+    parsed: dict[str, list[str]] = {}
     for f in filters:
         key, sep, value = f.partition("=")
         if not sep:
             raise InvalidArgument(f"bad format of filter (expected name=value): {f}")
-        if key == "is-official":
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise InvalidArgument(f"invalid filter 'is-official={value}'")
-            official = value.lower() in ("true", "1")
-        elif key == "stars":
-            try:
-                min_stars = int(value)
-            except ValueError:
-                raise InvalidArgument(f"invalid filter 'stars={value}'") from None
-        elif key == "is-automated":
-            continue
-        else:
-            raise InvalidArgument(f"invalid filter '{key}'")
-    host, _, query = term.rpartition("/") if "." in term.split("/", 1)[0] or ":" in term.split("/", 1)[0] \
-        else ("", "", term)
-    host = host.split("/", 1)[0] if host else "docker.io"
-    if host == "docker.io":
-        query = term
-    engine = get_engine()
-    results = open_registry(engine, host).search(query, limit)
+        parsed.setdefault(key, []).append(value)
     rows = []
-    for r in results:
-        stars = int(r.get("star_count", r.get("stars", 0)) or 0)
-        is_official = bool(r.get("is_official", r.get("official", False)))
-        if stars < min_stars or (official is not None and is_official != official):
-            continue
-        desc = r.get("description") or r.get("short_description") or ""
+    for r in search_(get_engine(), term, limit, parsed):
+        desc = r["description"]
         if not no_trunc and len(desc) > 45:
             desc = desc[:44] + "…"
-        rows.append({"Name": r.get("name") or r.get("repo_name", ""), "Description": desc, "StarCount": stars,
-                     "IsOfficial": is_official, "IsAutomated": bool(r.get("is_automated", False))})
+        rows.append({"Name": r["name"], "Description": desc, "StarCount": r["star_count"],
+                     "IsOfficial": r["is_official"], "IsAutomated": r["is_automated"]})
     for r in rows:
         r["Official"] = "[OK]" if r["IsOfficial"] else ""
     columns = [("Name", "NAME"), ("Description", "DESCRIPTION"), ("StarCount", "STARS"), ("Official", "OFFICIAL")]

@@ -264,30 +264,21 @@ def system():
 @click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
 def df(fmt):
     """Show disk usage."""
-    from pathlib import Path
-
     from berth.core.cli import output
-    from berth.core.driverkit import tree_size
-    from berth.core.images.image import containers_using
+    from berth.core.engine import disk_usage
     from berth.core.plumbing.units import human_size
 
-    engine = get_engine()
-    in_use = containers_using(engine)
-    images = engine.images.all()
-    active_images = [img for img in images if in_use(img.id)]
+    usage = disk_usage(get_engine())
+    images = [img for img, _ in usage["images"]]
+    active_images = [img for img, users in usage["images"] if users]
     image_size = sum(img.size for img in images)
     image_free = image_size - sum(img.size for img in active_images)
-    containers = engine.containers.list()
-    sizes = {}
-    for c in containers:
-        try:
-            sizes[c.id] = engine.containers.storage_for(c).usage(c.id)
-        except BerthError:
-            sizes[c.id] = 0
+    containers = [c for c, _ in usage["containers"]]
+    sizes = {c.id: size for c, size in usage["containers"]}
     running = [c for c in containers if c.running]
-    volumes = engine.volumes.list()
-    volume_sizes = {v["Name"]: tree_size(Path(v["Mountpoint"])) if v.get("Mountpoint") else 0 for v in volumes}
-    used_volumes = [v for v in volumes if engine.volumes.users(v["Name"])]
+    volumes = [v for v, _, _ in usage["volumes"]]
+    volume_sizes = {v["Name"]: size for v, size, _ in usage["volumes"]}
+    used_volumes = [v for v, _, users in usage["volumes"] if users]
     volume_size = sum(volume_sizes.values())
     volume_free = volume_size - sum(volume_sizes[v["Name"]] for v in used_volumes)
 

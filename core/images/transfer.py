@@ -303,6 +303,50 @@ def open_registry(engine, host: str, credentials: tuple[str, str] | None = None,
     return cls.for_host(engine.config, host, credentials=credentials, auth_file=auth_file)
 
 
+def search(engine, term: str, limit: int = 25, filters: dict[str, list[str]] | None = None) -> list[dict]:
+    """`search TERM` and GET /images/search: the repositories matching `term` (`HOST/words`
+    searches that registry's catalog, anything else Docker Hub's index), at most `limit`,
+    passing Docker's filters (is-official, is-automated, stars). Each a dict as Docker's
+    daemon answers: name, description, star_count, is_official, is_automated."""
+    if limit < 1 or limit > 100:
+        raise InvalidArgument(f"Limit {limit} is outside the range of [1, 100]")
+    official = automated = None
+    min_stars = 0
+    for key, values in (filters or {}).items():
+        for value in values:
+            if key in ("is-official", "is-automated"):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise InvalidArgument(f"invalid filter '{key}={value}'")
+                if key == "is-official":
+                    official = value.lower() in ("true", "1")
+                else:
+                    automated = value.lower() in ("true", "1")
+            elif key == "stars":
+                try:
+                    min_stars = max(min_stars, int(value))
+                except ValueError:
+                    raise InvalidArgument(f"invalid filter 'stars={value}'") from None
+            else:
+                raise InvalidArgument(f"invalid filter '{key}'")
+    first = term.split("/", 1)[0]
+    if "/" in term and ("." in first or ":" in first or first == "localhost"):
+        host, query = first, term.split("/", 1)[1]
+    else:
+        host, query = "docker.io", term
+    out = []
+    for r in open_registry(engine, host).search(query, limit):
+        row = {"name": r.get("name") or r.get("repo_name", ""),
+               "description": r.get("description") or r.get("short_description") or "",
+               "star_count": int(r.get("star_count", r.get("stars", 0)) or 0),
+               "is_official": bool(r.get("is_official", r.get("official", False))),
+               "is_automated": bool(r.get("is_automated", False))}
+        if row["star_count"] < min_stars or (official is not None and row["is_official"] != official) \
+                or (automated is not None and row["is_automated"] != automated):
+            continue
+        out.append(row)
+    return out[:limit]
+
+
 def _mirrors(engine, host: str) -> list[str]:
     mirrors = (engine.config.get("registries.mirrors") or {}).get(host) or []
     return [mirrors] if isinstance(mirrors, str) else list(mirrors)

@@ -54,10 +54,12 @@ class Limits(Record):
 class Stats(Record):
     """A snapshot for metrics / `berth stats`: memory_usage, memory_limit
     (or None), cpu_usage_ns, pids, block_read / block_write (bytes), and
-    net_rx / net_tx (bytes, every interface but lo; 0 until read_stats fills them)."""
+    net_rx / net_tx (bytes, every interface but lo; 0 until read_stats fills them);
+    interfaces: {name: /proc/net/dev's counters as Docker names them (rx_bytes, rx_packets,
+    rx_errors, rx_dropped, tx_...)} for every interface but lo (None until read_stats)."""
 
     REQUIRED = ("memory_usage", "memory_limit", "cpu_usage_ns", "pids")
-    FIELDS = {"block_read": 0, "block_write": 0, "net_rx": 0, "net_tx": 0}
+    FIELDS = {"block_read": 0, "block_write": 0, "net_rx": 0, "net_tx": 0, "interfaces": None}
 
 
 def is_v2() -> bool:
@@ -405,10 +407,15 @@ def read_stats(pid: int) -> Stats | None:
         if group is None:
             return None
         stats = group.stats()
+        stats.interfaces = {}
         for line in _read(f"/proc/{pid}/net/dev").splitlines()[2:]:
             name, _, counters = line.partition(":")
             fields = counters.split()
-            if name.strip() != "lo" and len(fields) >= 9:
+            if name.strip() != "lo" and len(fields) >= 12:
+                rx, tx = fields[0:4], fields[8:12]
+                stats.interfaces[name.strip()] = {
+                    **{f"rx_{k}": int(v) for k, v in zip(("bytes", "packets", "errors", "dropped"), rx)},
+                    **{f"tx_{k}": int(v) for k, v in zip(("bytes", "packets", "errors", "dropped"), tx)}}
                 stats.net_rx += int(fields[0])
                 stats.net_tx += int(fields[8])
         return stats

@@ -5,8 +5,10 @@ docker-registry on 127.0.0.1."""
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
+import tarfile
 import time
 import urllib.request
 
@@ -194,3 +196,40 @@ def test_save_load_commit_history(api, berth, tmp_path):
     loaded = api.docker("load", "-i", str(archive))
     assert loaded.returncode == 0 and "Loaded image: busybox:latest" in loaded.stdout, loaded.stderr
     assert api.docker("run", "--rm", "--network", "none", "busybox", "echo", "back").stdout == "back\n"
+
+
+def test_export_search_df_and_stats_io(api, berth, registry_open):
+    """docker export (the tar streamed), docker search (a registry's catalog), docker system df [-v]
+    (containers, volumes and build cache beside images, as `berth system df`), docker stats' network
+    and block I/O (runtime.cgroups.read_stats, as `berth stats`)."""
+    cid = api.docker("run", "-d", "--name", "io", "-v", "dfvol:/v", "busybox", "sh", "-c",
+                     f"echo made > /made-here; echo v > /v/f; ping -c1 -W1 {berth.subnet}.1; touch /done; "
+                     "exec sleep 60").stdout.strip()
+    wait_for(lambda: api.docker("exec", cid, "test", "-f", "/done").returncode == 0)
+    stats = api.docker("stats", "--no-stream", "--format", "{{.NetIO}}|{{.BlockIO}}", cid).stdout.strip()
+    net, block = stats.split("|")
+    assert net.split(" / ")[1] != "0B" and len(block.split(" / ")) == 2, stats
+    _, raw = api.json("GET", f"/containers/{cid}/stats?stream=0&one-shot=1", expect=200)
+    assert raw["networks"]["eth0"]["tx_packets"] >= 1
+    assert [e["op"] for e in raw["blkio_stats"]["io_service_bytes_recursive"]] == ["read", "write"]
+    exported = api.docker("export", cid, input=b"")
+    with tarfile.open(fileobj=io.BytesIO(exported.stdout)) as tar:
+        member = next(m for m in tar.getmembers() if m.name.lstrip("./") == "made-here")
+        assert tar.extractfile(member).read() == b"made\n"
+    missing = api.docker("export", "ghost")
+    assert missing.returncode == 1 and "No such container: ghost" in missing.stderr
+    fmt = "{{.Type}} {{.TotalCount}} {{.Active}}"
+    shown = api.docker("system", "df", "--format", fmt).stdout
+    assert shown == berth("system", "df", "--format", fmt).stdout
+    assert shown.splitlines() == ["Images 1 1", "Containers 1 1", "Local Volumes 1 1", "Build Cache 0 0"]
+    verbose = api.docker("system", "df", "-v").stdout
+    assert "dfvol" in verbose and cid[:12] in verbose
+    for repo in ("srch/web", "srch/webapp", "srch/db"):
+        berth("tag", "busybox", f"{registry_open.location}/{repo}:v1", check=True)
+        berth("push", "-q", f"{registry_open.location}/{repo}:v1", check=True)
+    found = api.docker("search", "--format", "{{.Name}}", f"{registry_open.location}/srch/web")
+    assert sorted(found.stdout.split()) == [f"{registry_open.location}/srch/web",
+                                            f"{registry_open.location}/srch/webapp"], found.stderr
+    bad = api.docker("search", "--limit", "101", f"{registry_open.location}/web")
+    assert bad.returncode == 1 and "Limit 101 is outside the range of [1, 100]" in bad.stderr
+    api.docker("rm", "-f", cid)
