@@ -283,7 +283,19 @@ def disk_usage(engine) -> dict:
     for v in engine.volumes.list():
         size = tree_size(Path(v["Mountpoint"])) if v.get("Mountpoint") else 0
         volumes.append((v, size, len(engine.volumes.users(v["Name"]))))
-    return {"images": images, "containers": containers, "volumes": volumes, "build_cache": []}
+    return {"images": images, "containers": containers, "volumes": volumes, "build_cache": [],
+            "shared": _shared_sizes(engine, [img for img, _ in images])}
+
+
+def _shared_sizes(engine, images) -> dict[str, int]:
+    """Image ID -> bytes of its layers that another image also has (Docker's SharedSize)."""
+    sizes = {row["chain_id"]: row["size"] or 0 for row in engine.store.all(
+        "SELECT chain_id, size FROM layers WHERE driver = ?", (engine.storage_driver_name,))}
+    holders: dict[str, int] = {}
+    for img in images:
+        for chain_id in set(img.chain_ids):
+            holders[chain_id] = holders.get(chain_id, 0) + 1
+    return {img.id: sum(sizes.get(c, 0) for c in set(img.chain_ids) if holders[c] > 1) for img in images}
 
 
 def _plugins() -> dict:

@@ -132,7 +132,8 @@ async def df(request: web.Request) -> web.Response:
         out = {}
         if "image" in kinds:
             out["LayersSize"] = sum(img.size for img, _ in usage["images"])
-            out["Images"] = [image_summary(img, containers=n, shared_size=0) for img, n in usage["images"]]
+            out["Images"] = [image_summary(img, containers=n, shared_size=usage["shared"][img.id])
+                              for img, n in usage["images"]]
         if "container" in kinds:
             out["Containers"] = [{**summary(engine, c, False), "SizeRw": size, "SizeRootFs": size}
                                  for c, size in usage["containers"]]

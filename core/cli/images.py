@@ -271,6 +271,10 @@ def prune(all_, force, filters):
     from berth.core.plumbing.units import human_size
 
     accepts = filters_.prune_accepts(filters_.parse(filters))
+    what = "all images without at least one container associated to them" if all_ else "all dangling images"
+    if not force and not click.confirm(f"WARNING! This will remove {what}.\n"
+                                       "Are you sure you want to continue?", default=False):
+        return
     deleted, reclaimed = prune_images(get_engine(), all_, accepts)
     click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
 

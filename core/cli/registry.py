@@ -4,77 +4,12 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
-import time
 
 import click
 
 from berth.core.cli.main import CONTEXT, get_engine
+from berth.core.cli.progress import ProgressView
 from berth.core.errors import InvalidArgument
-
-
-class ProgressView:
-    """Per-layer progress: redrawn bars on a terminal, one line per step otherwise."""
-
-    QUIET_STEPS = {"Downloading", "Pushing", "Preparing", "Pulling fs layer"}
-
-    def __init__(self, tty: bool, quiet: bool = False):
-        self.tty = tty
-        self.quiet = quiet
-        self.lock = threading.Lock()
-        self.order: list[str] = []
-        self.state: dict[str, tuple[str, int, int]] = {}
-        self.started: dict[str, float] = {}
-        self.drawn = 0
-        self.last_draw = 0.0
-
-    def __call__(self, label: str, status: str, current: int = 0, total: int = 0) -> None:
-        if self.quiet:
-            return
-        with self.lock:
-            if label not in self.state:
-                self.order.append(label)
-            previous = self.state.get(label, ("", 0, 0))[0]
-            self.state[label] = (status, current, total)
-            if status in ("Downloading", "Pushing"):
-                self.started.setdefault(label, time.monotonic())
-            if self.tty:
-                now = time.monotonic()
-                if status in ("Downloading", "Pushing") and now - self.last_draw < 0.1:
-                    return
-                self.last_draw = now
-                self._draw()
-            elif status != previous and status not in ("Downloading", "Pushing"):
-                click.echo(f"{label}: {status}")
-
-    def _line(self, label: str) -> str:
-        status, current, total = self.state[label]
-        if status not in ("Downloading", "Pushing") or not total:
-            return f"{label}: {status}"
-        from berth.core.plumbing.units import human_size
-
-        width = 40
-        filled = min(width, int(width * current / total))
-        bar = "=" * max(0, filled - 1) + (">" if filled < width else "=") + " " * (width - filled)
-        elapsed = max(time.monotonic() - self.started.get(label, time.monotonic()), 1e-3)
-        speed = human_size(current / elapsed)
-        return f"{label}: {status} [{bar}] {human_size(current)}/{human_size(total)} {speed}/s"
-
-    def _draw(self) -> None:
-        out = sys.stdout
-        if self.drawn:
-            out.write(f"\x1b[{self.drawn}A")
-        for label in self.order:
-            out.write("\x1b[2K" + self._line(label) + "\n")
-        self.drawn = len(self.order)
-        out.flush()
-
-    def reset(self) -> None:
-        """A new image starts: forget the lines already drawn."""
-        with self.lock:
-            self.order.clear()
-            self.state.clear()
-            self.drawn = 0
 
 
 def _terminate_as_interrupt() -> None:

@@ -262,13 +262,16 @@ def system():
 
 @click.command("df", context_settings=CONTEXT)
 @click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
-def df(fmt):
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage.")
+def df(fmt, verbose):
     """Show disk usage."""
     from berth.core.cli import output
     from berth.core.engine import disk_usage
     from berth.core.plumbing.units import human_size
 
     usage = disk_usage(get_engine())
+    if verbose and (not fmt or fmt == "json"):
+        return _df_verbose(usage, fmt)
     images = [img for img, _ in usage["images"]]
     active_images = [img for img, users in usage["images"] if users]
     image_size = sum(img.size for img in images)
@@ -297,6 +300,48 @@ def df(fmt):
     ]
     output.table(rows, [("Type", "TYPE"), ("TotalCount", "TOTAL"), ("Active", "ACTIVE"), ("Size", "SIZE"),
                         ("Reclaimable", "RECLAIMABLE")], fmt)
+
+
+def _df_verbose(usage: dict, fmt: str | None) -> None:
+    """`system df -v`: Docker's four sections, a table each (or one JSON object with --format json)."""
+    import json
+
+    from berth.core.cli import template
+    from berth.core.cli.containers import _ps_row
+    from berth.core.oci import reference as refs
+    from berth.core.plumbing.units import ago, human_size
+
+    images = []
+    for img, users in usage["images"]:
+        shared = usage["shared"][img.id]
+        for name in img.tags or [None]:
+            ref = refs.parse(name) if name else None
+            images.append({"Repository": ref.familiar_name if ref else "<none>", "Tag": ref.tag if ref else "<none>",
+                           "ID": img.short_id, "CreatedSince": ago(img.created), "Size": human_size(img.size),
+                           "SharedSize": human_size(shared), "UniqueSize": human_size(img.size - shared),
+                           "Containers": str(users)})
+    containers = [{**_ps_row(c, False), "LocalVolumes": str(sum(1 for m in c.mounts if m.get("Type") == "volume")),
+                   "Size": human_size(size)} for c, size in usage["containers"]]
+    volumes = [{"Name": v["Name"], "Links": str(users), "Size": human_size(size)} for v, size, users in usage["volumes"]]
+    if fmt == "json":
+        click.echo(json.dumps({"Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}))
+        return
+
+    def section(title: str, rows: list[dict], columns: list[tuple[str, str]]) -> str:
+        return f"{title}\n\n" + template.columns([[t for _, t in columns]] + [[r[f] for f, _ in columns] for r in rows])
+
+    click.echo("\n".join([
+        section("Images space usage:", images, [
+            ("Repository", "REPOSITORY"), ("Tag", "TAG"), ("ID", "IMAGE ID"), ("CreatedSince", "CREATED"),
+            ("Size", "SIZE"), ("SharedSize", "SHARED SIZE"), ("UniqueSize", "UNIQUE SIZE"),
+            ("Containers", "CONTAINERS")]),
+        section("Containers space usage:", containers, [
+            ("ID", "CONTAINER ID"), ("Image", "IMAGE"), ("Command", "COMMAND"), ("LocalVolumes", "LOCAL VOLUMES"),
+            ("Size", "SIZE"), ("RunningFor", "CREATED"), ("Status", "STATUS"), ("Names", "NAMES")]),
+        section("Local Volumes space usage:", volumes, [("Name", "VOLUME NAME"), ("Links", "LINKS"), ("Size", "SIZE")]),
+        "Build cache usage: 0B\n\n" + template.columns([["CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED",
+                                                         "USAGE", "SHARED"]]),
+    ]), nl=False)
 
 
 @click.command("prune", context_settings=CONTEXT)

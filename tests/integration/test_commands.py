@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
+
+from harness import inspect
+
+from berth.core.plumbing.units import human_size
+
 
 def _names(berth, *filters: str) -> list[str]:
     argv = ["ps", "-a", "--format", "{{.Names}}"]
@@ -115,6 +122,12 @@ def test_container_and_image_prune_filters(berth):
     assert bad.returncode != 0 and bad.stderr.strip() == "Error: invalid filter 'colour'"
     berth("rm", "keepme", check=True)
     berth("tag", img, "extra:1", check=True)
+    # without -f, Docker's question; anything but y keeps everything
+    refused = berth("image", "prune", "-a", input="n\n")
+    assert refused.returncode == 0 and refused.stdout.startswith(
+        "WARNING! This will remove all images without at least one container associated to them.\n"
+        "Are you sure you want to continue? [y/N]")
+    assert "extra:1" in berth("images", "--format", "{{.Repository}}:{{.Tag}}").stdout
     out = berth("image", "prune", "-a", "-f", "--filter", "until=1h", check=True).stdout
     assert "Deleted Images:" not in out
     out = berth("image", "prune", "-a", "-f", "--filter", "label=nope", check=True).stdout
@@ -177,6 +190,23 @@ def test_system_df(berth):
     assert by_type["Local Volumes"][:3] == ["1", "1", "300kB"]
     assert by_type["Local Volumes"][3:] == ["0B", "(0%)"]
     assert by_type["Build Cache"] == ["0", "0", "0B", "0B"]
+    # -v: Docker's four sections; an image committed from the container shares the base's layer
+    berth("commit", "writer", "dfimage:1", check=True)
+    verbose = berth("system", "df", "-v", check=True).stdout
+    sections = verbose.split("\n\n")
+    assert sections[0] == "Images space usage:" and sections[2] == "Containers space usage:"
+    assert sections[4] == "Local Volumes space usage:" and sections[6] == "Build cache usage: 0B"
+    assert re.split(" {2,}", sections[1].splitlines()[0]) == ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE",
+                                                       "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]
+    committed = next(line.split() for line in sections[1].splitlines() if line.startswith("dfimage "))
+    base = json.loads(berth("image", "inspect", img, check=True).stdout)[0]
+    assert committed[-3] == human_size(base["Size"]) and committed[-1] == "0"  # shared: the base layer; no container
+    container = sections[3].splitlines()[1]
+    assert container.startswith(inspect(berth, "writer")["Id"][:12]) and container.endswith("   writer")
+    assert "   1   " in container  # one local volume
+    assert sections[5].splitlines()[1].split() == ["dfvol", "1", "300kB"]
+    as_json = json.loads(berth("system", "df", "-v", "--format", "json", check=True).stdout)
+    assert {v["Name"]: v["Links"] for v in as_json["Volumes"]} == {"dfvol": "1"}
     berth("rm", "writer", check=True)
     assert berth("system", "df", "--format", "{{.Type}} {{.Active}} {{.Reclaimable}}",
                  check=True).stdout.splitlines()[2] == "Local Volumes 0 300kB (100%)"

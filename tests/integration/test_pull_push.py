@@ -164,6 +164,15 @@ def test_push_then_pull_on_a_clean_root(berth, other, registry):
     assert lines[-1].startswith("v1: digest: sha256:") and " size: " in lines[-1]
     digest = lines[-1].split()[2]
 
+    # the pull inside run: Docker's words and the same progress as pull, on stderr; stdout is the container's
+    ran = other("run", "--rm", "--network", "none", f"{registry}/team/busybox:v1", "echo", "hi", check=True)
+    assert ran.stdout == "hi\n"
+    err = ran.stderr.splitlines()
+    assert err[:2] == [f"Unable to find image '{name}' locally", "v1: Pulling from team/busybox"], err
+    assert any(line.endswith(": Pull complete") for line in err)
+    assert err[-2:] == [f"Digest: {digest}", f"Status: Downloaded newer image for {name}"]
+    other("rmi", name, check=True)
+
     res = other("pull", name, check=True)
     out = res.stdout.splitlines()
     assert out[0] == "v1: Pulling from team/busybox"
