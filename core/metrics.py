@@ -10,7 +10,6 @@ metrics command.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections import Counter
 
@@ -23,37 +22,21 @@ class JournalCounter:
     """Counts events by (type, action), reading the journal incrementally."""
 
     def __init__(self, path):
-        self.path = path
-        self.counts: Counter = Counter()
-        self._offset = 0
-        self._inode = None
-        self._lock = threading.Lock()
-        self._count_file(self.path.with_name(self.path.name + ".1"), 0)
+        from berth.core.plumbing.events import JournalTail
 
-    def _count_file(self, path, offset: int) -> int:
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except FileNotFoundError:
-            return offset
-        complete = data[: data.rfind(b"\n") + 1]
-        for line in complete.splitlines():
+        self.counts: Counter = Counter()
+        self._lock = threading.Lock()
+        self._count(JournalTail(path.with_name(path.name + ".1")).lines())  # the previous generation, once
+        self._tail = JournalTail(path)
+
+    def _count(self, lines) -> None:
+        for line in lines:
             event = json.loads(line)
             self.counts[(event["Type"], event["Action"].split(":", 1)[0])] += 1
-        return offset + len(complete)
 
     def update(self) -> Counter:
         with self._lock:
-            try:
-                inode = os.stat(self.path).st_ino
-            except FileNotFoundError:
-                return self.counts
-            if inode != self._inode:  # rotated: the old file is now .1; finish it
-                if self._inode is not None:
-                    self._count_file(self.path.with_name(self.path.name + ".1"), self._offset)
-                self._inode, self._offset = inode, 0
-            self._offset = self._count_file(self.path, self._offset)
+            self._count(self._tail.lines())
             return self.counts
 
 

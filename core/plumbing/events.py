@@ -85,52 +85,84 @@ class Journal:
         """Past events (both generations), then with `follow` new ones as they
         come, until `stop()` (when given) turns true."""
         start_ns = time.time_ns()
-        for path in (self.path.with_name(self.path.name + ".1"), self.path):
-            if since_ns is None and follow:
-                break  # following without --since shows only new events
-            for event in _read_lines(path):
+        past = not (since_ns is None and follow)  # following without --since shows only new events
+        if past:
+            for event in _read_lines(self.previous):
                 if since_ns is not None and event["timeNano"] < since_ns:
                     continue
                 if until_ns is not None and event["timeNano"] > until_ns:
                     return
                 yield event
-        if not follow:
-            return
-        f, inode = _open_at_end(self.path, since_ns is None)
-        buffer = b""
+        tail = JournalTail(self.path, at_end=not past)
         while True:
-            chunk = f.read() if f else b""
-            if chunk:
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    event = json.loads(line)
-                    if since_ns is not None and event["timeNano"] < since_ns:
-                        continue
-                    if since_ns is None and event["timeNano"] < start_ns:
-                        continue
-                    if until_ns is not None and event["timeNano"] > until_ns:
-                        return
-                    yield event
+            lines = tail.lines()
+            for line in lines:
+                event = json.loads(line)
+                if since_ns is not None and event["timeNano"] < since_ns:
+                    continue
+                if since_ns is None and follow and event["timeNano"] < start_ns:
+                    continue
+                if until_ns is not None and event["timeNano"] > until_ns:
+                    return
+                yield event
+            if not follow:
+                return
+            if lines:
                 continue
             if until_ns is not None and time.time_ns() > until_ns:
                 return
             if stop is not None and stop():
                 return
-            try:
-                current = os.stat(self.path).st_ino
-            except FileNotFoundError:
-                current = None
-            if current != inode:  # rotated: drain the old file, then switch
-                rest = f.read() if f else b""
-                if rest:
-                    buffer += rest
-                    continue
-                if f:
-                    f.close()
-                f, inode = _open_at_end(self.path, False)
-                continue
             time.sleep(poll)
+
+    @property
+    def previous(self) -> Path:
+        """The generation before the current one."""
+        return self.path.with_name(self.path.name + ".1")
+
+
+class JournalTail:
+    """A journal's complete lines as they are appended, across rotations: when the file at
+    the journal's path is a new one, what was left unread of the old one (now the previous
+    generation) comes first. `berth events` follows with it, metrics count with it."""
+
+    def __init__(self, path: Path, at_end: bool = False):
+        self.path = Path(path)
+        self.inode: int | None = None
+        self.offset = 0
+        if at_end:
+            try:
+                st = os.stat(self.path)
+            except FileNotFoundError:
+                return
+            self.inode, self.offset = st.st_ino, st.st_size
+
+    def lines(self) -> list[bytes]:
+        """The complete lines appended since the last call."""
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return []
+        out: list[bytes] = []
+        if inode != self.inode:
+            if self.inode is not None:  # rotated: finish the old file, if it is still the previous one
+                out += self._read(self.path.with_name(self.path.name + ".1"))
+            self.inode, self.offset = inode, 0
+        return out + self._read(self.path)
+
+    def _read(self, path: Path) -> list[bytes]:
+        try:
+            f = open(path, "rb")
+        except FileNotFoundError:
+            return []
+        with f:
+            if os.fstat(f.fileno()).st_ino != self.inode:
+                return []  # rotated again meanwhile: the next call sees the new file
+            f.seek(self.offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return complete.splitlines()
 
 
 def matches(event: dict, filters: dict[str, list[str]]) -> bool:
@@ -181,13 +213,3 @@ def _read_lines(path: Path) -> Iterator[dict]:
                     yield json.loads(line)
     except FileNotFoundError:
         return
-
-
-def _open_at_end(path: Path, at_end: bool):
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return None, None
-    if at_end:
-        f.seek(0, os.SEEK_END)
-    return f, os.fstat(f.fileno()).st_ino

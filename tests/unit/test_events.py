@@ -63,3 +63,38 @@ def test_signals_reach_in_process_subscribers():
     finally:
         events.signal("volume").disconnect(on_event)
     assert seen == ["create"]
+
+
+def test_following_since_shows_each_past_event_once(tmp_path):
+    """`berth events --since 1h` (which follows): the past once, then what comes."""
+    j = Journal(tmp_path / "events.jsonl")
+    j.append(make_event("volume", "create", "v1"))
+    j.append(make_event("volume", "destroy", "v1"))
+    polls = []
+
+    def stop():  # a new event at the second idle poll, the end at the fourth
+        polls.append(1)
+        if len(polls) == 2:
+            j.append(make_event("volume", "create", "v2"))
+        return len(polls) >= 4
+
+    got = [(e["Action"], e["Actor"]["ID"]) for e in j.read(since_ns=0, follow=True, poll=0.01, stop=stop)]
+    assert got == [("create", "v1"), ("destroy", "v1"), ("create", "v2")]
+
+
+def test_metrics_count_each_event_once_across_rotations(tmp_path, monkeypatch):
+    from berth.core.metrics import JournalCounter
+
+    monkeypatch.setattr(events, "ROTATE_BYTES", 600)
+    path = tmp_path / "events.jsonl"
+    j = Journal(path)
+    j.append(make_event("container", "start", "x"))
+    counter = JournalCounter(path)
+    assert counter.update()[("container", "start")] == 1
+    for i in range(30):  # a rotation every few events, one at most between two scrapes
+        j.append(make_event("container", "die", "x"))
+        if i % 2:
+            counter.update()
+    assert path.with_name("events.jsonl.1").exists()  # it did rotate
+    assert counter.update()[("container", "die")] == 30
+    assert counter.update()[("container", "start")] == 1
