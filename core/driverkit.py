@@ -253,11 +253,18 @@ def tree_changes(old: Path | None, new: Path) -> list[Change]:
     return archive.tree_changes(old, new)
 
 
-def overlay_changes(upper: Path, lowers: list[Path]) -> list[Change]:
-    """Changes recorded in an overlayfs upper directory over `lowers` (top first)."""
+def overlay_changes(upper: Path, lowers: list[Path], whiteout_files: bool = False) -> list[Change]:
+    """Changes recorded in an overlayfs upper directory over `lowers` (top
+    first; in the kernel's format, as extract_layer's "overlay" writes them).
+
+    Whiteouts are 0/0 character devices and opaque directories carry
+    ``trusted.overlay.opaque``. `whiteout_files`: the upper was written by
+    fuse-overlayfs, which also writes whiteouts as files: ``.wh.NAME``
+    deletes NAME, ``.wh..wh..opq`` makes its directory opaque, and no name
+    starting with ``.wh.`` is content."""
     from berth.core.oci import archive
 
-    return archive.overlay_changes(upper, lowers)
+    return archive.overlay_changes(upper, lowers, whiteout_files)
 
 
 def write_layer(root: Path, changes: Iterable[Change], out: BinaryIO, opaque_dirs: Iterable[str] = ()) -> None:
@@ -268,12 +275,13 @@ def write_layer(root: Path, changes: Iterable[Change], out: BinaryIO, opaque_dir
     archive.write_layer(root, changes, out, opaque_dirs)
 
 
-def overlay_upper_entries(upper: Path) -> tuple[list[Change], set[str]]:
-    """What to export of an overlayfs upper directory: its changes (whiteout
-    devices as D) and the set of its opaque directories (for write_layer)."""
+def overlay_upper_entries(upper: Path, whiteout_files: bool = False) -> tuple[list[Change], set[str]]:
+    """What to export of an overlayfs upper directory: its changes (whiteouts
+    as D) and the set of its opaque directories (for write_layer).
+    `whiteout_files`: as for overlay_changes (fuse-overlayfs's upper)."""
     from berth.core.oci import archive
 
-    return archive.overlay_upper_entries(upper)
+    return archive.overlay_upper_entries(upper, whiteout_files)
 
 
 def tree_size(root: Path) -> int:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from berth.core.driverkit import host_routes_overlap, mounts_under
 
-__all__ = ["sh", "mounts_under", "unmount_all_under", "free_port", "free_subnet", "fetch", "tree_listing"]
+__all__ = ["sh", "mounts_under", "unmount_all_under", "loop_devices_under", "detach_loop_devices_under", "free_port",
+           "free_subnet", "fetch", "tree_listing"]
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -26,6 +27,27 @@ def unmount_all_under(path) -> None:
     """Lazily unmount whatever is mounted at or below `path`, deepest first."""
     for point in mounts_under(path):
         subprocess.run(["umount", "-l", point], capture_output=True)
+
+
+def loop_devices_under(path) -> list[str]:
+    """The loop devices (``/dev/loopN``) whose backing file is at or below `path`."""
+    base = os.path.realpath(path).rstrip("/") + "/"
+    found = []
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            target = backing.read_text().strip()
+        except OSError:  # detached meanwhile
+            continue
+        if target.removesuffix(" (deleted)").startswith(base):
+            found.append("/dev/" + backing.parent.parent.name)
+    return sorted(found)
+
+
+def detach_loop_devices_under(path) -> None:
+    """Detach every loop device whose backing file is at or below `path`
+    (after unmount_all_under: a mounted one is freed when its mount goes)."""
+    for device in loop_devices_under(path):
+        subprocess.run(["losetup", "-d", device], capture_output=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -2,7 +2,8 @@
 
 Each case gets a fresh temporary home; teardown unmounts whatever is still
 mounted under the case's directory (the driver's mounts and any bind
-source) before deleting it, even when the case failed. The driver is built
+source) and detaches the loop devices of files there before deleting it,
+even when the case failed, and then fails the case if any was left. The driver is built
 as ``cls(home, options)`` with the ``--berth-conformance-opt`` options.
 """
 
@@ -15,7 +16,7 @@ import pytest
 from berth.core import plugins
 from berth.core.drivers import VolumeDriver
 from berth.core.errors import InvalidArgument, NotFound
-from berth.testing.support import mounts_under, unmount_all_under
+from berth.testing.support import detach_loop_devices_under, loop_devices_under, mounts_under, unmount_all_under
 
 C1 = "bt" + "a" * 62
 C2 = "bt" + "b" * 62
@@ -30,9 +31,12 @@ class VolumeSuite:
         home = tmp_path / "volumes"
         request.node.berth_homes = [home]
         yield home
+        mounted, loops = mounts_under(tmp_path), loop_devices_under(tmp_path)
         unmount_all_under(tmp_path)
+        detach_loop_devices_under(tmp_path)
         shutil.rmtree(tmp_path, ignore_errors=True)
         assert not mounts_under(tmp_path)
+        assert not loops, f"the driver left loop devices attached: {loops} (mounts: {mounted})"
 
     @pytest.fixture
     def make_driver(self, driver_name, home, driver_options):

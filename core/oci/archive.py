@@ -661,26 +661,57 @@ def lower_lookup(lowers: list[Path], rel: str) -> os.stat_result | None:
     return None
 
 
-def overlay_changes(upper: Path, lowers: list[Path]) -> list[Change]:
+def _upper_entries(directory: Path, whiteout_files: bool) -> tuple[list[tuple[str, os.stat_result | None]], bool]:
+    """The entries of an upper directory as (name, lstat), lstat None for a
+    whiteout of `name`; and whether the directory holds an opaque marker file.
+
+    A 0/0 character device is a whiteout (the kernel's format). With
+    `whiteout_files` (fuse-overlayfs's format, which it writes beside the
+    kernel's), no name starting with ``.wh.`` is content: ``.wh..wh..opq``
+    makes its directory opaque and ``.wh.NAME`` whites out NAME.
+    """
+    entries: list[tuple[str, os.stat_result | None]] = []
+    marker = False
+    for name in _children(directory):
+        if whiteout_files and name.startswith(WHITEOUT_PREFIX):
+            if name == OPAQUE_MARKER:
+                marker = True
+            elif not name[len(WHITEOUT_PREFIX):].startswith(WHITEOUT_PREFIX):
+                entries.append((name[len(WHITEOUT_PREFIX):], None))
+            continue
+        st = os.lstat(directory / name)
+        entries.append((name, None if is_whiteout_device(st) else st))
+    if whiteout_files:  # one entry per name; beside a whiteout, NAME itself is content
+        unique: dict[str, os.stat_result | None] = {}
+        for name, st in entries:
+            if unique.get(name) is None:
+                unique[name] = st
+        entries = sorted(unique.items())
+    return entries, marker
+
+
+def overlay_changes(upper: Path, lowers: list[Path], whiteout_files: bool = False) -> list[Change]:
     """Changes recorded in an overlayfs upper directory over `lowers` (top first).
 
-    A whiteout device is D; an opaque directory is C (A if new) and each
-    child the lowers had but the upper lacks is D; anything else is A when
-    the lowers lack it, else C (directories in the upper exist because
-    something inside them changed). Sorted by path.
+    A whiteout is D; an opaque directory is C (A if new) and each child the
+    lowers had but the upper lacks is D; anything else is A when the lowers
+    lack it, else C (directories in the upper exist because something inside
+    them changed). Sorted by path. `whiteout_files`: the upper may also hold
+    fuse-overlayfs's whiteout and opaque files (see _upper_entries); the
+    lowers are in the kernel's format (extract_layer's "overlay").
     """
     changes: list[Change] = []
 
     def walk(rel: str, directory: Path, below_new: bool):  # a generator: see iterate
-        names = _children(directory)
-        if rel and is_opaque_dir(directory) and not below_new:
+        entries, marker = _upper_entries(directory, whiteout_files)
+        if rel and (marker or is_opaque_dir(directory)) and not below_new:
+            names = {name for name, _ in entries}
             for name in _children_of_lowers(lowers, rel):
                 if name not in names:
                     changes.append(Change("D", f"{rel}/{name}"))
-        for name in names:
+        for name, st in entries:
             path = f"{rel}/{name}"
-            st = os.lstat(directory / name)
-            if is_whiteout_device(st):
+            if st is None:
                 if not below_new and lower_lookup(lowers, path) is not None:
                     changes.append(Change("D", path))
                 continue
@@ -704,25 +735,26 @@ def _children_of_lowers(lowers: list[Path], rel: str) -> set[str]:
     return names
 
 
-def overlay_upper_entries(upper: Path) -> tuple[list[Change], set[str]]:
+def overlay_upper_entries(upper: Path, whiteout_files: bool = False) -> tuple[list[Change], set[str]]:
     """What to export from an overlayfs upper dir: (entries, opaque dirs).
 
-    Whiteout devices become D entries, every other path an A entry; opaque
+    Whiteouts become D entries, every other path an A entry; opaque
     directories are returned apart so that write_layer adds their marker.
+    `whiteout_files`: as for overlay_changes.
     """
     entries: list[Change] = []
     opaque: set[str] = set()
 
     def walk(rel: str, directory: Path):  # a generator: see iterate
-        for name in _children(directory):
+        for name, st in _upper_entries(directory, whiteout_files)[0]:
             path = f"{rel}/{name}"
-            st = os.lstat(directory / name)
-            if is_whiteout_device(st):
+            if st is None:
                 entries.append(Change("D", path))
                 continue
             entries.append(Change("A", path))
             if stat.S_ISDIR(st.st_mode):
-                if is_opaque_dir(directory / name):
+                if is_opaque_dir(directory / name) or (
+                        whiteout_files and os.path.lexists(directory / name / OPAQUE_MARKER)):
                     opaque.add(path)
                 yield walk(path, directory / name)
 

@@ -447,3 +447,28 @@ def test_fractional_mtimes_of_pax_headers_are_extracted(dest):
     buf.seek(0)
     extract_layer(buf, dest, "delete")
     assert int((dest / "d" / "f").stat().st_mtime) == 1445412480
+
+
+def test_fuse_overlayfs_whiteout_files_are_changes_not_content(dest):
+    """fuse-overlayfs's upper (whiteout_files): ``.wh.NAME`` deletes NAME and
+    ``.wh..wh..opq`` makes its directory opaque; neither is exported as content."""
+    lower, upper = dest / "lower", dest / "upper"
+    for rel in ("bin/ls", "bin/sh", "etc/old/a", "etc/old/b"):
+        (lower / rel).parent.mkdir(parents=True, exist_ok=True)
+        (lower / rel).write_text(rel)
+    (upper / "bin").mkdir(parents=True)
+    (upper / "bin" / ".wh.ls").write_text("")
+    (upper / "etc" / "old").mkdir(parents=True)
+    (upper / "etc" / "old" / ".wh..wh..opq").write_text("")
+    (upper / "etc" / "old" / "b").write_text("new b")
+    assert archive.overlay_changes(upper, [lower], whiteout_files=True) == [
+        Change("C", "/bin"), Change("D", "/bin/ls"), Change("C", "/etc"), Change("C", "/etc/old"),
+        Change("D", "/etc/old/a"), Change("C", "/etc/old/b")]
+    entries, opaque = archive.overlay_upper_entries(upper, whiteout_files=True)
+    assert entries == [Change("A", "/bin"), Change("D", "/bin/ls"), Change("A", "/etc"), Change("A", "/etc/old"),
+                       Change("A", "/etc/old/b")]
+    assert opaque == {"/etc/old"}
+    out = io.BytesIO()
+    archive.write_layer(upper, entries, out, opaque)
+    names = tarfile.open(fileobj=io.BytesIO(out.getvalue())).getnames()
+    assert sorted(names) == ["bin", "bin/.wh.ls", "etc", "etc/old", "etc/old/.wh..wh..opq", "etc/old/b"]

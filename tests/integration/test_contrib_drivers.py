@@ -1,0 +1,99 @@
+"""berth's contrib drivers from the command line, as their users see them.
+
+Each contrib driver is its own distribution (contrib/berth-*), installed
+beside berth as a third party's plugin is (CI: .ci/run); the conformance
+suites of tests/conformance run their drivers with berth's own, and
+tests/conformance/test_contrib_installed.py checks that they are
+installed. Here: a container on fuse-overlayfs, a size-limited loop volume.
+Every test leaves no mount, loop device or fuse-overlayfs process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness import wait_for
+
+from berth.testing.support import loop_devices_under, mounts_under
+
+
+def _fuse_overlayfs_processes() -> set[int]:
+    """PIDs of live (not zombie) fuse-overlayfs processes."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if comm == "fuse-overlayfs" and state != "Z":
+            found.add(int(entry.name))
+    return found
+
+
+def test_a_container_runs_on_fuse_overlayfs(berth):
+    before = _fuse_overlayfs_processes()
+    berth.storage_driver = "fuse-overlayfs"  # berth --storage-driver fuse-overlayfs ...
+    try:
+        info = berth("info", check=True).stdout
+        assert "Storage Driver: fuse-overlayfs\n" in info and "Mount Program: /usr/bin/fuse-overlayfs" in info
+        run = berth("run", "--name", "btfo", "--network", "none", berth.image, "sh", "-c",
+                    "grep -c ' / fuse.fuse-overlayfs ' /proc/mounts; mkdir /new; echo made > /new/f; rm /bin/ls")
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == "1\n"  # its root is the fuse-overlayfs union
+        diff = berth("diff", "btfo", check=True).stdout.splitlines()
+        assert {"C /bin", "D /bin/ls", "A /new", "A /new/f"} <= set(diff)
+        [inspect] = json.loads(berth("inspect", "btfo", check=True).stdout)
+        assert inspect["GraphDriver"]["Name"] == "fuse-overlayfs"
+        upper = Path(inspect["GraphDriver"]["Data"]["UpperDir"])
+        assert (upper / "new/f").read_text() == "made\n"
+
+        berth("commit", "btfo", "btfo-image", check=True)
+        again = berth("run", "--rm", "--network", "none", "btfo-image", "sh", "-c",
+                      "cat /new/f; ls /bin/ls 2>&1; id -u > /tmp/x && cat /tmp/x")
+        assert again.returncode == 0, again.stderr
+        assert again.stdout.splitlines() == ["made", "ls: /bin/ls: No such file or directory", "0"]
+        berth("rm", "btfo", check=True)
+        berth("rmi", "btfo-image", check=True)
+        assert not mounts_under(berth.root / "fuse-overlayfs")
+    finally:
+        berth.cleanup()
+    # unmounted: every fuse-overlayfs this test started has exited
+    wait_for(lambda: not (_fuse_overlayfs_processes() - before), what="fuse-overlayfs processes to exit")
+
+
+def test_a_loop_volume_holds_its_size_and_frees_its_loop_device(berth):
+    try:
+        assert berth("volume", "create", "-d", "loop", "-o", "size=8m", "btloop", check=True).stdout == "btloop\n"
+        [volume] = json.loads(berth("volume", "inspect", "btloop", check=True).stdout)
+        assert (volume["Driver"], volume["Options"]) == ("loop", {"size": "8m"})
+        assert not loop_devices_under(berth.root)  # mounted only while in use
+
+        full = berth("run", "--rm", "--network", "none", "-v", "btloop:/data", berth.image, "sh", "-c",
+                     "echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=16")
+        assert full.returncode != 0
+        assert "No space left on device" in full.stderr
+        assert not loop_devices_under(berth.root)
+
+        berth("run", "-d", "--name", "btuser", "--network", "none", "--mount",
+              "type=volume,src=btloop,dst=/data,volume-driver=loop", berth.image, "sleep", "600", check=True)
+        assert len(loop_devices_under(berth.root)) == 1
+        seen = berth("exec", "btuser", "sh", "-c", "cat /data/f; df -k /data | tail -1", check=True).stdout.split()
+        assert seen[0] == "kept" and 6000 < int(seen[2]) <= 8192  # its own 8 MiB filesystem
+        berth("rm", "-f", "btuser", check=True)
+        assert not loop_devices_under(berth.root)
+
+        bad = berth("volume", "create", "-d", "loop", "-o", "size=lots", "btloop2")
+        assert (bad.returncode, bad.stderr) == (125, "Error: invalid size 'lots': must be a number of bytes with an "
+                                                     "optional k, m, g or t suffix\n")
+        berth("volume", "rm", "btloop", check=True)
+        assert not os.path.exists(volume["Mountpoint"])
+        assert berth("volume", "ls", "-q", check=True).stdout == ""
+    finally:
+        berth.cleanup()
+        assert not mounts_under(berth.root)
+        assert not loop_devices_under(berth.root)
