@@ -148,7 +148,9 @@ async def start(request: web.Request) -> web.StreamResponse:
         spec.stdin = spec.stdout = spec.stderr = null
         close_after.append(null)
     elif ex.tty:
-        master, slave = os.openpty()
+        from berth.core.runtime.devices import open_pty
+
+        master, slave = open_pty(ex.container.pid)  # in the container's own devpts, as runc's
         os.set_blocking(master, False)
         ex.master = master
         size = body.get("ConsoleSize")

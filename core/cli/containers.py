@@ -433,7 +433,9 @@ def exec_(detach, interactive, tty, env, env_file, workdir, user, privileged, de
         spec.stdin = spec.stdout = spec.stderr = null
         close_after.append(null)
     elif tty:
-        master, slave = os.openpty()
+        from berth.core.runtime.devices import open_pty
+
+        master, slave = open_pty(c.pid)  # in the container's own devpts, as runc's
         if os.isatty(0):
             from berth.core.containers.attach import set_window_size, window_size
 

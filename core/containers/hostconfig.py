@@ -19,6 +19,7 @@ import os
 import re
 
 from berth.core.errors import InvalidArgument
+from berth.core.runtime.proc import oom_score_adj_floor
 from berth.core.runtime.rlimits import NUMBERS as ULIMITS
 
 # The namespaced sysctls Docker accepts (opts.ValidateSysctl).
@@ -296,6 +297,10 @@ def check_combinations(config: dict, host_config: dict, *, hostname_given: bool)
     if memory and reservation and memory < reservation:
         raise InvalidArgument("Minimum memory limit can not be less than memory reservation limit, see usage")
     warnings = []
+    floor = oom_score_adj_floor()
+    if floor is not None and score < floor:
+        warnings.append(f"berth lacks CAP_SYS_RESOURCE on this host: OomScoreAdj {score} is below its own "
+                        f"oom_score_adj ({floor}), which the container keeps")
     if mode == "host" and host_config.get("PortBindings"):
         warnings.append("Published ports are discarded when using host network mode")
     if host_config.get("OomKillDisable") and cgroup_v2():

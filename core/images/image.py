@@ -634,7 +634,7 @@ class ImageService:
             "Size": image.size,
             "GraphDriver": {"Name": self.engine.storage_driver_name, "Data": graph},
             "RootFS": {"Type": "layers", "Layers": image.diff_ids},
-            "Metadata": {"LastTagTime": ""},
+            "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},  # Go zero time: clients parse it
         }
 
     def history(self, image: Image) -> list[dict]:

@@ -161,3 +161,41 @@ def _replace_with_node(target: str, device: Device) -> None:
     kind = stat.S_IFCHR if device.kind == "c" else stat.S_IFBLK
     os.mknod(target, device.mode | kind, os.makedev(device.major, device.minor))
     os.chown(target, device.uid, device.gid, follow_symlinks=False)
+
+
+_TIOCSPTLCK = 0x40045431  # _IOW('T', 0x31, int): unlock the pty's slave
+_TIOCGPTPEER = 0x5441  # the slave of a master, opened without a path (Linux 4.13)
+_PTMX = os.makedev(5, 2)
+
+
+def open_pty(pid: int | None) -> tuple[int, int]:
+    """(master, slave) for an exec's terminal, from the devpts of the container whose process is
+    `pid` (its /dev/pts/ptmx), as runc allocates it: inside, the terminal is that devpts's
+    /dev/pts/N, so `tty` and ttyname() name it. Both close-on-exec. The host's pair (os.openpty)
+    when the container's devpts cannot be reached."""
+    import fcntl
+    import struct
+
+    if pid:
+        try:
+            # O_PATH + O_NOFOLLOW, then the node checked: whatever the container put at that path,
+            # only a ptmx is ever opened.
+            path_fd = os.open(f"/proc/{pid}/root/dev/pts/ptmx", os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            path_fd = None
+        if path_fd is not None:
+            try:
+                st = os.fstat(path_fd)
+                if stat.S_ISCHR(st.st_mode) and st.st_rdev == _PTMX:
+                    master = os.open(f"/proc/self/fd/{path_fd}", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                    try:
+                        fcntl.ioctl(master, _TIOCSPTLCK, struct.pack("i", 0))
+                        slave = fcntl.ioctl(master, _TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+                        return master, slave
+                    except OSError:
+                        os.close(master)
+            except OSError:
+                pass
+            finally:
+                os.close(path_fd)
+    return os.openpty()

@@ -33,3 +33,21 @@ def write_file(path: str, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def oom_score_adj_floor() -> int | None:
+    """The lowest oom_score_adj a container started from here can get, when there is one: this
+    process's own, if it lacks CAP_SYS_RESOURCE (a host that withholds it: a container, a CI
+    sandbox; lowering the value needs it); None when any value in [-1000, 1000] can be set."""
+    try:
+        with open("/proc/self/status") as f:
+            effective = next(int(line.split()[1], 16) for line in f if line.startswith("CapEff:"))
+        if effective & (1 << CAP_SYS_RESOURCE):
+            return None
+        with open("/proc/self/oom_score_adj") as f:
+            return int(f.read())
+    except (OSError, ValueError, StopIteration):
+        return None

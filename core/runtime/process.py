@@ -38,7 +38,7 @@ from berth.core.runtime import capabilities, cgroups, filesystem, rlimits, secco
 from berth.core.runtime import syscalls as sc
 from berth.core.runtime.cgroups import Cgroup
 from berth.core.runtime.errors import CommandNotExecutable, CommandNotFound, StartError
-from berth.core.runtime.proc import write_file
+from berth.core.runtime.proc import oom_score_adj_floor, write_file
 from berth.core.runtime.spec import DEFAULT_PATH, ContainerSpec, ProcessSpec
 from berth.core.runtime.users import resolve_user
 
@@ -384,7 +384,9 @@ def _container_child(spec, cgroup, joined, new_netns, cap_mask, last_cap,
             cgroup.add(0)
         if spec.oom_score_adj is not None:
             step.current = "oom_score_adj"
-            write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
+            floor = oom_score_adj_floor()  # lowering it needs CAP_SYS_RESOURCE, which a host may withhold:
+            if floor is None or spec.oom_score_adj > floor:  # then ours is kept (create warned)
+                write_file("/proc/self/oom_score_adj", str(spec.oom_score_adj))
         step.current = "create namespaces"
         flags = sc.CLONE_NEWNS
         for value, flag in ((spec.utsns, sc.CLONE_NEWUTS), (spec.ipcns, sc.CLONE_NEWIPC),

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import socket
 import urllib.parse
+from datetime import datetime
 
 import pytest
 from api_service import ApiService, wait_for
+
+from berth.core.runtime.proc import oom_score_adj_floor
 
 pytestmark = pytest.mark.root
 
@@ -36,10 +39,17 @@ def test_pod_lifecycle_as_cri_dockerd_drives_it(api, berth):
     _, sandbox = api.json("POST", "/v1.43/containers/create?name=k8s_POD_web", {
         "Image": "busybox", "Hostname": "web-pod", "Entrypoint": ["sleep"], "Cmd": ["300"],
         "Labels": {"io.kubernetes.docker.type": "podsandbox", "io.kubernetes.pod.name": "web"},
-        "HostConfig": {"NetworkMode": "none", "IpcMode": "shareable", "OomScoreAdj": 500,
+        "HostConfig": {"NetworkMode": "none", "IpcMode": "shareable", "OomScoreAdj": -998,
                        "ShmSize": 64 << 20, "SecurityOpt": ["no-new-privileges"], "CpuShares": 2}}, expect=201)
     sb = sandbox["Id"]
     api.json("POST", f"/v1.43/containers/{sb}/start", expect=204)
+    # -998 is what cri-dockerd gives sandboxes; lowering it needs CAP_SYS_RESOURCE, which a host may withhold:
+    # then the sandbox keeps berth's own value and create says so.
+    floor = oom_score_adj_floor()
+    _, sb_info = api.json("GET", f"/containers/{sb}/json", expect=200)
+    with open(f"/proc/{sb_info['State']['Pid']}/oom_score_adj") as f:
+        assert int(f.read()) == (-998 if floor is None else floor)
+    assert any("CAP_SYS_RESOURCE" in w for w in sandbox["Warnings"] or []) == (floor is not None)
     running = f"/containers/json?filters={_filters(label=['io.kubernetes.docker.type=podsandbox'], status=['running'])}"
     _, found = api.json("GET", running, expect=200)
     assert [c["Id"] for c in found] == [sb]
@@ -70,30 +80,40 @@ def test_pod_lifecycle_as_cri_dockerd_drives_it(api, berth):
     _, stats = api.json("GET", f"/containers/{cid}/stats?stream=0&one-shot=1", expect=200)
     assert stats["id"] == cid and stats["memory_stats"]["usage"] > 0
     # exec, hijacked, as cri-dockerd's ExecSync
-    _, created = api.json("POST", f"/containers/{cid}/exec", {"Cmd": ["sh", "-c", "echo $((6*7))"],
-                                                               "AttachStdout": True, "AttachStderr": True},
-                          expect=201)
-    with socket.socket(socket.AF_UNIX) as s:
-        s.connect(api.socket)
-        body = json.dumps({"Detach": False, "Tty": False}).encode()
-        s.sendall(f"POST /exec/{created['Id']}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
+    exec_id, data = _exec(api, cid, ["sh", "-c", "echo $((6*7))"], tty=False)
     assert data.startswith(b"HTTP/1.1 101") and data.endswith(b"\x01\x00\x00\x00\x00\x00\x00\x0342\n")
-    _, execd = api.json("GET", f"/exec/{created['Id']}/json", expect=200)
+    _, execd = api.json("GET", f"/exec/{exec_id}/json", expect=200)
     assert (execd["ExitCode"], execd["Running"]) == (0, False)
+    # `crictl exec -it`: the terminal comes from the container's own devpts, so `tty` names it (as runc's)
+    _, data = _exec(api, cid, ["tty"], tty=True)
+    assert data.endswith(b"\r\n\r\n/dev/pts/0\r\n"), data
     for ref in (cid, sb):
         api.json("POST", f"/containers/{ref}/stop?t=1", expect=204)
         api.json("DELETE", f"/containers/{ref}", expect=204)
     assert berth("ps", "-aq").stdout == ""
 
 
+def _exec(api, cid: str, cmd: list[str], tty: bool) -> tuple[str, bytes]:
+    """exec create + a hijacked start: (exec ID, everything the connection carried)."""
+    _, created = api.json("POST", f"/containers/{cid}/exec", {"Cmd": cmd, "AttachStdout": True,
+                                                               "AttachStderr": True, "Tty": tty}, expect=201)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(api.socket)
+        body = json.dumps({"Detach": False, "Tty": tty}).encode()
+        s.sendall(f"POST /exec/{created['Id']}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return created["Id"], data
+
+
 def test_images_by_reference_id_and_digest(api, berth):
     _, listed = api.json("GET", f"/images/json?filters={_filters(reference=['busybox'])}", expect=200)
     assert [i["RepoTags"] for i in listed] == [["busybox:latest"]]
     image_id = listed[0]["Id"]
+    _, inspected = api.json("GET", "/images/busybox/json", expect=200)
+    datetime.fromisoformat(inspected["Metadata"]["LastTagTime"])  # a time Go parses (cri-dockerd's runp)
     api.json("POST", "/images/busybox/tag?repo=registry.local/pause&tag=3.9", expect=201)
     _, untagged = api.json("DELETE", "/images/registry.local/pause:3.9", expect=200)
     assert untagged == [{"Untagged": "registry.local/pause:3.9"}]
