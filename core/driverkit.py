@@ -25,6 +25,10 @@ module is imported on every container start): the layer-tar code
   ``FullTreeDriver``, the base of a storage driver that keeps each layer as
   a full tree (vfs, btrfs): subclasses write ``clone`` and ``delete`` and
   get changes, diffs and export for free (moby's NaiveDiffDriver);
+- volumes: ``DirectoryVolumeDriver``, the base of a volume driver that
+  keeps each volume in a directory of its home (options on disk, built
+  under a temporary name, removed through a trash name, leftovers swept):
+  subclasses write ``prepare``, ``path``, ``mount`` and ``unmount``;
 - host tools and networks: ``run`` (a host command whose failure is one
   BerthError line), ``host_routes_overlap`` (whether a route of the host
   covers a subnet).
@@ -41,7 +45,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from berth.core.drivers import Change, StorageDriver
+from berth.core.drivers import Change, StorageDriver, VolumeDriver
 from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
 from berth.core.plumbing import atomic
 from berth.core.plumbing.trees import remove_tree  # noqa: F401 - public here, for drivers
@@ -405,6 +409,121 @@ class FullTreeDriver(StorageDriver):
 # --------------------------------------------------------------------------
 # host tools and networks
 # --------------------------------------------------------------------------
+
+
+class DirectoryVolumeDriver(VolumeDriver):
+    """A volume driver that keeps each volume in a directory of its home
+    (the contrib tmpfs and loop drivers)::
+
+        <home>/<name>/options.json   the volume's options (validate_options'), written last
+        <home>/<name>/lock           flock'd around (un)mounting and removing: volume_lock(name)
+        <home>/<name>/...            what prepare() put there (a mount point, an image)
+
+    Only the disk counts, never this object's memory, so any number of
+    berth processes can use one volume. Every method refuses a name that
+    could leave home (check_name). ``create`` builds the volume under
+    ``.tmp-*``, calls ``prepare`` and renames it into place; creating it
+    again with equal options does nothing, with others is Conflict.
+    ``remove`` unmounts everything under the volume (FailedPrecondition if
+    busy), renames it to ``.trash-*`` and deletes it. What a crash left
+    (``.trash-*``, ``.tmp-*`` older than STALE_SECONDS) is swept by the next
+    ``create``. A subclass writes ``validate_options``, ``prepare``,
+    ``path``, ``mount`` and ``unmount``, and may extend ``create``.
+    """
+
+    STALE_SECONDS = 600
+
+    def __init__(self, home, options=None):
+        super().__init__(home, options)
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.home, 0o700)
+
+    @staticmethod
+    def validate_options(options) -> dict[str, str]:
+        """The volume's options with defaults filled in (equal options must
+        compare equal); InvalidArgument if one is bad. Default: none allowed."""
+        for key in options:
+            raise InvalidArgument(f'invalid option: "{key}"')
+        return {}
+
+    def prepare(self, tmp: Path, name: str, options: dict[str, str]) -> None:
+        """Fill `tmp`, the new volume's directory (still under its temporary name)."""
+
+    def volume_dir(self, name: str) -> Path:
+        """The volume's directory (which may not exist); InvalidArgument for a bad name."""
+        return self.home / check_name(name, f"{self.name} volume")
+
+    def require(self, name: str) -> Path:
+        """The directory of existing volume `name`; NotFound "no such volume: NAME"."""
+        target = self.volume_dir(name)
+        if not (target / "options.json").is_file():
+            raise NotFound(f"no such volume: {name}")
+        return target
+
+    def volume_options(self, name: str) -> dict[str, str]:
+        """The options volume `name` was created with ({} if it does not exist)."""
+        import json
+
+        try:
+            return json.loads((self.volume_dir(name) / "options.json").read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            raise BerthError(f"volume {name}: unreadable options.json") from None
+
+    def volume_lock(self, name: str):
+        """A context manager holding volume `name`'s lock (NotFound if it does not exist)."""
+        return locked(self.require(name) / "lock")
+
+    def create(self, name: str, options) -> None:
+        import json
+
+        target = self.volume_dir(name)
+        opts = self.validate_options(dict(options or {}))
+        if not target.exists():
+            self._sweep()
+            tmp = self.home / f".tmp-{name}-{os.urandom(4).hex()}"
+            try:
+                tmp.mkdir(mode=0o700)
+                self.prepare(tmp, name, opts)
+                write_atomic(tmp / "options.json", json.dumps(opts).encode())  # last: a volume with it is whole
+                try:
+                    os.rename(tmp, target)
+                except OSError:  # another process made it meanwhile
+                    if not target.exists():
+                        raise
+            finally:
+                remove_tree(tmp, ignore_errors=True)
+        if self.volume_options(name) != opts:
+            raise Conflict(f"volume {name} already exists with different options")
+
+    def remove(self, name: str) -> None:
+        target = self.require(name)
+        trash = self.home / f".trash-{name}-{os.urandom(4).hex()}"
+        with locked(target / "lock"):
+            for point in mounts_under(target):  # the deepest first
+                unmount_all(point, "volume path")
+            if mounts_under(target):
+                raise FailedPrecondition(f"remove {name}: volume has mounts under {target}")
+            os.rename(target, trash)
+        remove_tree(trash, ignore_errors=True)
+
+    def list(self) -> list[str]:
+        return sorted(e.name for e in os.scandir(self.home)
+                      if not e.name.startswith(".") and os.path.isfile(os.path.join(e.path, "options.json")))
+
+    def capabilities(self) -> dict[str, str]:
+        return {"Scope": "local"}
+
+    def _sweep(self) -> None:
+        """Delete what crashed creates and removes left behind."""
+        import time
+
+        now = time.time()
+        for e in os.scandir(self.home):
+            stale = e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > self.STALE_SECONDS
+            if (stale or e.name.startswith(".trash-")) and not mounts_under(e.path):
+                remove_tree(e.path, ignore_errors=True)
 
 
 def run(argv: list[str], what: str, cwd: Path | None = None) -> str:

@@ -30,10 +30,9 @@ after the last one's ``unmount`` (also when the volume is removed), so a
 loop device is held only while the volume is in use; the data stays in the
 image. Only the state on disk counts (``options.json``, ``users.json``,
 the kernel's mount table), never this object's memory, so any number of
-berth processes can use one volume at once. A volume is built under
-``.tmp-*`` and renamed into place; a removed one is unmounted, renamed to
-``.trash-*`` and deleted, so a crash never leaves half a volume (leftovers
-are swept on the next create).
+berth processes can use one volume at once. The directory per volume and
+crash-safe create and remove come from
+``berth.core.driverkit.DirectoryVolumeDriver``.
 """
 
 from __future__ import annotations
@@ -41,21 +40,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import shutil
-import time
 from pathlib import Path
 from typing import Mapping
 
 from berth.core import driverkit
-from berth.core.drivers import VolumeDriver
-from berth.core.errors import BerthError, Conflict, FailedPrecondition, InvalidArgument, NotFound
+from berth.core.errors import InvalidArgument
 
 DEFAULT_SIZE = "64m"
 MIN_SIZE = 1 << 20
 _SIZE_RE = re.compile(r"^([1-9][0-9]*)([kmgt]?)b?$")
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-_STALE_TMP_SECONDS = 600
 
 
 def parse_size(text: str) -> int:
@@ -69,15 +64,10 @@ def parse_size(text: str) -> int:
     return size
 
 
-class LoopVolumeDriver(VolumeDriver):
+class LoopVolumeDriver(driverkit.DirectoryVolumeDriver):
     """Named volumes of a fixed size, each an ext4 image loop-mounted while in use."""
 
     name = "loop"
-
-    def __init__(self, home: Path, options: Mapping[str, str] | None = None):
-        super().__init__(home, options)
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.home, 0o700)
 
     @classmethod
     def unsupported_reason(cls) -> str | None:
@@ -91,12 +81,6 @@ class LoopVolumeDriver(VolumeDriver):
             return "the kernel has no ext4 filesystem (try: modprobe ext4)"
         return None
 
-    # -- names and options -------------------------------------------------------
-
-    def _dir(self, name: str) -> Path:
-        """The volume's directory; refuses names that could leave home."""
-        return self.home / driverkit.check_name(name, "loop volume")
-
     @staticmethod
     def validate_options(options: Mapping[str, str]) -> dict[str, str]:
         """The volume's options with defaults filled in; InvalidArgument if bad."""
@@ -107,58 +91,21 @@ class LoopVolumeDriver(VolumeDriver):
         parse_size(size)
         return {"size": size}
 
-    def _options(self, name: str) -> dict[str, str]:
-        try:
-            return json.loads((self._dir(name) / "options.json").read_text())
-        except FileNotFoundError:
-            return {}
-        except ValueError:
-            raise BerthError(f"volume {name}: unreadable options.json") from None
-
-    # -- the VolumeDriver interface ----------------------------------------------
-
-    def create(self, name: str, options: Mapping[str, str]) -> None:
-        target = self._dir(name)
-        opts = self.validate_options(dict(options or {}))
-        if not target.exists():
-            self._sweep()
-            tmp = self.home / f".tmp-{name}-{secrets.token_hex(4)}"
-            try:
-                tmp.mkdir(mode=0o700)
-                (tmp / "fs").mkdir(mode=0o755)
-                template = tmp / "template"
-                (template / "data").mkdir(mode=0o755, parents=True)
-                with open(tmp / "image", "wb") as f:
-                    f.truncate(parse_size(opts["size"]))  # sparse: blocks are taken as they are written
-                # -m 0: no blocks reserved for root (the whole size is the volume's);
-                # -d: the filesystem starts with the empty data directory
-                driverkit.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=0:0", "-d", str(template),
-                               "-L", name[:16], str(tmp / "image")], f"creating loop volume {name}")
-                shutil.rmtree(template)
-                (tmp / "options.json").write_text(json.dumps(opts))  # last: a volume with it is whole
-                try:
-                    os.rename(tmp, target)
-                except OSError:  # another process made it meanwhile
-                    if not target.exists():
-                        raise
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-        if self._options(name) != opts:
-            raise Conflict(f"volume {name} already exists with different options")
-
-    def remove(self, name: str) -> None:
-        target = self._check(name)
-        trash = self.home / f".trash-{name}-{secrets.token_hex(4)}"
-        with driverkit.locked(target / "lock"):
-            driverkit.unmount_all(target / "fs", "volume path")  # frees the loop device (autoclear)
-            if driverkit.mounts_under(target):
-                raise FailedPrecondition(f"remove {name}: volume has mounts under {target}")
-            os.rename(target, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    def prepare(self, tmp: Path, name: str, options: dict[str, str]) -> None:
+        (tmp / "fs").mkdir(mode=0o755)
+        template = tmp / "template"
+        (template / "data").mkdir(mode=0o755, parents=True)
+        with open(tmp / "image", "wb") as f:
+            f.truncate(parse_size(options["size"]))  # sparse: blocks are taken as they are written
+        # -m 0: no blocks reserved for root (the whole size is the volume's);
+        # -d: the filesystem starts with the empty data directory
+        driverkit.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-E", "root_owner=0:0", "-d", str(template),
+                       "-L", name[:16], str(tmp / "image")], f"creating loop volume {name}")
+        shutil.rmtree(template)
 
     def mount(self, name: str, container_id: str) -> Path:
-        target = self._check(name)
-        with driverkit.locked(target / "lock"):
+        target = self.require(name)
+        with self.volume_lock(name):
             if not driverkit.is_mounted(target / "fs"):
                 users: set[str] = set()  # nobody can use an unmounted volume (a reboot, a crash)
                 driverkit.run(["mount", "-t", "ext4", "-o", "loop,nosuid,nodev", str(target / "image"),
@@ -170,47 +117,24 @@ class LoopVolumeDriver(VolumeDriver):
         return self.path(name)
 
     def unmount(self, name: str, container_id: str) -> None:
-        target = self._check(name)
-        with driverkit.locked(target / "lock"):
+        target = self.require(name)
+        with self.volume_lock(name):
             users = self._users(name)
             if container_id not in users:
                 return
             users.discard(container_id)
             if not users:
-                driverkit.unmount_all(target / "fs", "volume path")
+                driverkit.unmount_all(target / "fs", "volume path")  # frees the loop device (autoclear)
             self._save_users(name, users)
 
     def path(self, name: str) -> Path:
-        return self._dir(name) / "fs" / "data"
-
-    def list(self) -> list[str]:
-        return sorted(e.name for e in os.scandir(self.home)
-                      if not e.name.startswith(".") and os.path.isfile(os.path.join(e.path, "options.json")))
-
-    def capabilities(self) -> dict[str, str]:
-        return {"Scope": "local"}
-
-    # -- helpers -----------------------------------------------------------------
-
-    def _check(self, name: str) -> Path:
-        target = self._dir(name)
-        if not (target / "options.json").is_file():
-            raise NotFound(f"no such volume: {name}")
-        return target
+        return self.volume_dir(name) / "fs" / "data"
 
     def _users(self, name: str) -> set[str]:
         try:
-            return set(json.loads((self._dir(name) / "users.json").read_text()))
+            return set(json.loads((self.volume_dir(name) / "users.json").read_text()))
         except (FileNotFoundError, ValueError):
             return set()
 
     def _save_users(self, name: str, users: set[str]) -> None:
-        driverkit.write_atomic(self._dir(name) / "users.json", json.dumps(sorted(users)).encode())
-
-    def _sweep(self) -> None:
-        """Delete what crashed creates and removes left behind."""
-        now = time.time()
-        for e in os.scandir(self.home):
-            stale_tmp = e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > _STALE_TMP_SECONDS
-            if (stale_tmp or e.name.startswith(".trash-")) and not driverkit.mounts_under(e.path):
-                shutil.rmtree(e.path, ignore_errors=True)
+        driverkit.write_atomic(self.volume_dir(name) / "users.json", json.dumps(sorted(users)).encode())
