@@ -25,6 +25,9 @@ module is imported on every container start): the layer-tar code
   ``FullTreeDriver``, the base of a storage driver that keeps each layer as
   a full tree (vfs, btrfs): subclasses write ``clone`` and ``delete`` and
   get changes, diffs and export for free (moby's NaiveDiffDriver);
+  ``OverlayDriver``, the base of a storage driver that keeps each layer as
+  an overlay upper directory, laid out as Docker's overlay2 (overlay2,
+  fuse-overlayfs): subclasses write ``mount_union``;
 - volumes: ``DirectoryVolumeDriver``, the base of a volume driver that
   keeps each volume in a directory of its home (options on disk, built
   under a temporary name, removed through a trash name, leftovers swept):
@@ -409,6 +412,205 @@ class FullTreeDriver(StorageDriver):
 # --------------------------------------------------------------------------
 # host tools and networks
 # --------------------------------------------------------------------------
+
+
+class OverlayDriver(StorageDriver):
+    """A storage driver that keeps each layer as an overlay upper directory,
+    laid out under home as Docker's overlay2::
+
+        <dir>/diff     the layer's own files (an overlay upper dir: whiteouts are
+                       0/0 character devices, opaque dirs carry trusted.overlay.opaque)
+        <dir>/link     the layer's short name; l/<short> -> ../<dir>/diff
+        <dir>/lower    the ancestors' short links, nearest first ("l/A:l/B")
+        <dir>/parent   the parent's id (absent for a base layer)
+        <dir>/work     the union's work dir (writable layers only)
+        <dir>/merged   where mount() puts the union
+        <dir>/mounts   the mount count, shared by every berth process (flock)
+
+    ``<dir>`` is ``layer_dir_name(id)``. Short links keep the union's
+    options, relative to home, short even with 100+ layers. A layer is built
+    under ``.tmp-*`` and renamed into place, so a layer under its real name
+    is complete. A subclass writes ``mount_union`` (the kernel's overlay,
+    fuse-overlayfs ...) and ``status``; ``union_is_served`` when a mounted
+    union can die (a FUSE server), ``whiteout_files`` when the union also
+    writes whiteouts as ``.wh.`` files (fuse-overlayfs).
+    """
+
+    independent_layers = True  # create() only links the parent's diff by name
+    whiteout_files = False
+
+    def __init__(self, home, options=None):
+        super().__init__(home, options)
+        (self.home / "l").mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+
+    @abstractmethod
+    def mount_union(self, merged: Path, options: str, id: str) -> None:
+        """Mount on `merged` the union that `options` describe, overlay's
+        mount options (``lowerdir=A:B[,upperdir=U,workdir=W]``) with every
+        path relative to home; a BerthError naming layer `id` if it fails."""
+
+    def union_is_served(self, merged: Path) -> bool:
+        """Whether the union mounted on `merged` works (default: it is mounted)."""
+        return is_mounted(merged)
+
+    # ------------------------------------------------------------ layout
+
+    def _dir(self, id: str) -> Path:
+        name = layer_dir_name(id)
+        if name == "l":  # home/l holds the short links
+            raise InvalidArgument(f"invalid layer id {id!r}")
+        return self.home / name
+
+    def _lowers(self, id: str) -> list[str]:
+        """The ancestors' short links relative to home, nearest first."""
+        try:
+            text = (self._dir(id) / "lower").read_text().strip()
+        except FileNotFoundError:
+            return []
+        return text.split(":") if text else []
+
+    def _lower_dirs(self, id: str) -> list[Path]:
+        return [Path(os.path.realpath(self.home / link)) for link in self._lowers(id)]
+
+    def _link(self, id: str) -> str:
+        return "l/" + (self._dir(id) / "link").read_text().strip()
+
+    def _require(self, id: str) -> Path:
+        if not self.exists(id):
+            raise NotFound(f"{self.name}: layer {id} does not exist")
+        return self._dir(id)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self, id: str, parent: str | None) -> None:
+        self._make(id, parent, writable=False)
+
+    def create_rw(self, id: str, parent: str | None) -> None:
+        self._make(id, parent, writable=True)
+
+    def _make(self, id: str, parent: str | None, writable: bool) -> None:
+        from berth.core.plumbing.ids import random_choice
+
+        final = self._dir(id)
+        if self.exists(id):
+            raise Conflict(f"{self.name}: layer {id} already exists")
+        if parent is not None and not self.exists(parent):
+            raise NotFound(f"{self.name}: parent layer {parent} does not exist")
+        if os.path.lexists(final):  # half made by a crash
+            self.remove(id)
+        tmp = self.home / f".tmp-{final.name}-{os.urandom(4).hex()}"
+        tmp.mkdir(mode=0o700)
+        try:
+            (tmp / "diff").mkdir(mode=0o755)
+            (tmp / "merged").mkdir(mode=0o700)
+            if writable:
+                (tmp / "work").mkdir(mode=0o700)
+            short = "".join(random_choice(_LINK_ALPHABET) for _ in range(26))
+            (tmp / "link").write_text(short)
+            if parent is not None:
+                (tmp / "parent").write_text(parent)
+                (tmp / "lower").write_text(":".join([self._link(parent), *self._lowers(parent)]))
+            # the short link first (dangling for a moment): a layer under its real name is complete
+            os.symlink(f"../{final.name}/diff", self.home / "l" / short)
+            os.rename(tmp, final)
+        except BaseException:
+            remove_tree(tmp, ignore_errors=True)
+            raise
+
+    def apply_diff(self, id: str, diff: BinaryIO) -> int:
+        upper = self._require(id) / "diff"
+        try:
+            return extract_layer(decompressed(diff), upper, "overlay")
+        except BaseException:
+            remove_tree(upper)  # back to the state after create
+            upper.mkdir(mode=0o755)
+            raise
+
+    def exists(self, id: str) -> bool:
+        d = self._dir(id)
+        return (d / "diff").is_dir() and (d / "link").is_file()
+
+    def remove(self, id: str) -> None:
+        d = self._dir(id)
+        if not os.path.lexists(d):
+            return
+        for point in mounts_under(d):
+            unmount(point)
+        try:
+            (self.home / "l" / (d / "link").read_text().strip()).unlink(missing_ok=True)
+        except (FileNotFoundError, ValueError):
+            pass
+        remove_tree(d)
+
+    def layer_ids(self) -> list[str]:
+        return sorted(e.name for e in os.scandir(self.home)
+                      if e.name != "l" and not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+
+    # ------------------------------------------------------------ mounts
+
+    def mount(self, id: str) -> Path:
+        d = self._require(id)
+        lowers = self._lowers(id)
+        if not lowers:
+            return d / "diff"  # a base layer needs no union
+        merged = d / "merged"
+        with locked_counter(d / "mounts") as count:
+            if count[0] > 0 and self.union_is_served(merged):
+                count[0] += 1
+                return merged
+            if (d / "work").is_dir():
+                options = f"lowerdir={':'.join(lowers)},upperdir={d.name}/diff,workdir={d.name}/work"
+            else:  # an image layer: a read-only union of itself and its ancestors
+                options = f"lowerdir={':'.join([self._link(id), *lowers])}"
+            if is_mounted(merged):  # left over by a crash, or its server died: start afresh
+                unmount(merged)
+            self.mount_union(merged, options, id)
+            count[0] = 1
+        return merged
+
+    def unmount(self, id: str) -> None:
+        d = self._dir(id)
+        if not (d / "merged").is_dir() or not self._lowers(id):
+            return
+        with locked_counter(d / "mounts") as count:
+            count[0] -= 1
+            if count[0] <= 0:
+                count[0] = 0
+                unmount(d / "merged")  # lazy, as Docker: a process still inside keeps it until it leaves
+
+    def cleanup(self) -> None:
+        for point in mounts_under(self.home):
+            unmount(point)
+        for counter in self.home.glob("*/mounts"):
+            counter.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ contents
+
+    def changes(self, id: str) -> list[Change]:
+        d = self._require(id)
+        return overlay_changes(d / "diff", self._lower_dirs(id), self.whiteout_files)
+
+    def export_diff(self, id: str, out: BinaryIO) -> None:
+        upper = self._require(id) / "diff"
+        entries, opaque = overlay_upper_entries(upper, self.whiteout_files)
+        write_layer(upper, entries, out, opaque)
+
+    def usage(self, id: str) -> int:
+        return tree_size(self._require(id) / "diff")
+
+    def metadata(self, id: str) -> dict[str, str]:
+        d = self._require(id)
+        data = {"UpperDir": str(d / "diff"), "MergedDir": str(d / "merged")}
+        if (d / "work").is_dir():
+            data["WorkDir"] = str(d / "work")
+        lowers = self._lower_dirs(id)
+        if lowers:
+            data["LowerDir"] = ":".join(map(str, lowers))
+        return data
+
+
+_LINK_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 class DirectoryVolumeDriver(VolumeDriver):
