@@ -273,9 +273,22 @@ def _device(item) -> str:
 
 def _security_opt(item: str) -> str:
     key, value = (item.split("=", 1) if "=" in item else item.split(":", 1) if ":" in item else (item, ""))
-    if key == "seccomp" and value not in ("unconfined", "builtin"):
-        raise bad_request("berth does not support a seccomp profile through the API yet")
+    if key == "seccomp" and value not in ("unconfined", "builtin") and not value.lstrip().startswith("{"):
+        # Docker's clients send the profile's JSON, never a path on the daemon's host
+        raise bad_request(f"Decoding seccomp profile failed: invalid character '{value[:1]}' looking for "
+                          "beginning of value")
     return item
+
+
+def _paths(dest):
+    """MaskedPaths/ReadonlyPaths: absent or null keeps Docker's defaults, a list (even empty) replaces them."""
+    def apply(values, value, where):
+        if value is not None:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise bad_request(f"json: cannot unmarshal {json_type(value)} into Go struct field {where} "
+                                  "of type []string")
+            values.setdefault("_flags", {})[dest] = list(value)
+    return apply
 
 
 def _sysctls(values, value, where):
@@ -337,7 +350,7 @@ FIELDS = {
         "PublishAllPorts": _set("publish_all", bool), "ReadonlyRootfs": _set("read_only", bool),
         "SecurityOpt": _flag("security_opt", _security_opt), "StorageOpt": None, "Tmpfs": _tmpfs, "UTSMode": _flag("uts"), "UsernsMode": _flag("userns"),
         "ShmSize": _positive("shm_size"), "Sysctls": _sysctls, "Runtime": None, "Isolation": None,
-        "MaskedPaths": None, "ReadonlyPaths": None,
+        "MaskedPaths": _paths("masked_paths"), "ReadonlyPaths": _paths("readonly_paths"),
     },
 }
 

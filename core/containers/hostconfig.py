@@ -147,7 +147,8 @@ def sysctl(value: str) -> tuple[str, str]:
 
 def security_opts(values) -> list[str]:
     """--security-opt as Docker's CLI and daemon check it; a seccomp profile
-    file is read here and kept as its compact JSON (as Docker sends it)."""
+    file is read here and kept as its compact JSON (as Docker sends it); a
+    value that is a JSON object is the profile itself (the API's form)."""
     out = []
     for opt in values:
         key, sep, value = opt.partition("=")
@@ -161,8 +162,11 @@ def security_opts(values) -> list[str]:
             raise InvalidArgument(f"invalid --security-opt 2: {json.dumps(opt)}")
         if key == "seccomp" and value not in ("unconfined", "builtin"):
             try:
-                with open(value, "rb") as f:
-                    profile = json.loads(f.read())
+                if value.lstrip().startswith("{"):  # the profile itself, as Docker's API carries it
+                    profile = json.loads(value)
+                else:
+                    with open(value, "rb") as f:
+                        profile = json.loads(f.read())
             except OSError as exc:
                 raise InvalidArgument(f"opening seccomp profile ({value}) failed: open {value}: "
                                       f"{exc.strerror.lower()}") from None
@@ -177,6 +181,16 @@ def security_opts(values) -> list[str]:
                 raise InvalidArgument(f"invalid seccomp profile ({value}): {exc}") from None
         out.append(opt)
     return out
+
+
+def _absolute_paths(paths, field: str) -> list[str] | None:
+    """HostConfig.MaskedPaths/ReadonlyPaths (the API's only): None keeps the defaults."""
+    if paths is None:
+        return None
+    for path in paths:
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid {field} {path!r}: must be an absolute path")
+    return list(paths)
 
 
 _BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
@@ -330,6 +344,8 @@ def from_flags(kw: dict) -> dict:
         "DeviceCgroupRules": [device_cgroup_rule(v) for v in kw.get("device_cgroup_rule") or ()] or None,
         "Ulimits": list({u["Name"]: u for u in map(ulimit, kw.get("ulimit") or ())}.values()) or None,
         "SecurityOpt": security_opts(kw.get("security_opt") or ()) or None,
+        "MaskedPaths": _absolute_paths(kw.get("masked_paths"), "MaskedPaths"),
+        "ReadonlyPaths": _absolute_paths(kw.get("readonly_paths"), "ReadonlyPaths"),
         "GroupAdd": list(kw.get("group_add") or ()) or None,
         "ContainerIDFile": kw.get("cidfile") or "",
         "Sysctls": sysctls or None,

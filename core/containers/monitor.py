@@ -822,6 +822,11 @@ def _netns(service, container) -> str | None:
     return _namespace(service, container.network_mode, "net", "network")
 
 
+def _listed(paths, default):
+    """HostConfig.MaskedPaths/ReadonlyPaths: None keeps Docker's defaults, a list (even empty) replaces them."""
+    return default if paths is None else tuple(paths)
+
+
 def _namespace(service, mode: str, kind: str, what: str) -> str | None:
     """The runtime's argument for a namespace mode: None (a new one), "host",
     or the /proc path of a running container's namespace."""
@@ -909,8 +914,8 @@ def host_spec(service, container) -> tuple[dict, dict]:
         "privileged": privileged, "devices": nodes, "sysctls": dict(hc.get("Sysctls") or {}),
         "oom_score_adj": hc.get("OomScoreAdj") or None, "init": init,
         "writable_cgroups": security["writable_cgroups"],
-        "masked_paths": () if unconfined_paths else DEFAULT_MASKED_PATHS,
-        "readonly_paths": () if unconfined_paths else DEFAULT_READONLY_PATHS,
+        "masked_paths": () if unconfined_paths else _listed(hc.get("MaskedPaths"), DEFAULT_MASKED_PATHS),
+        "readonly_paths": () if unconfined_paths else _listed(hc.get("ReadonlyPaths"), DEFAULT_READONLY_PATHS),
         **process_settings(hc),
     }
     limits = {"cpu_shares": hc.get("CpuShares") or None, "cpuset_cpus": hc.get("CpusetCpus") or None,

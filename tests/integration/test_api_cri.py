@@ -170,3 +170,36 @@ def test_update_resources(api, berth):
     status, body = api.json("POST", f"/containers/{cid}/update", {"BlkioWeight": 300})
     assert status == 400 and "BlkioWeight" in body["message"]
     api.docker("rm", "-f", cid)
+
+
+def test_seccomp_profile_masked_and_readonly_paths(api, berth, tmp_path):
+    """critest's Security Context cases: cri-dockerd sends a localhost seccomp profile as its JSON in
+    SecurityOpt (as the docker CLI does), and the pod's MaskedPaths/ReadonlyPaths; all three hold."""
+    profile = {"defaultAction": "SCMP_ACT_ALLOW",
+               "syscalls": [{"names": ["sethostname"], "action": "SCMP_ACT_ERRNO"}]}
+    script = "hostname blocked; echo hostname=$?; cat /etc/hostname; echo masked=$?; touch /tmp/x; echo ro=$?; " \
+             "touch /var/x; echo rw=$?"
+    _, created = api.json("POST", "/v1.43/containers/create", {
+        "Image": "busybox", "Cmd": ["sh", "-c", script],
+        "HostConfig": {"NetworkMode": "none", "CapAdd": ["SYS_ADMIN"],
+                       "SecurityOpt": ["seccomp=" + json.dumps(profile)],
+                       "MaskedPaths": ["/etc/hostname"], "ReadonlyPaths": ["/tmp"]}}, expect=201)
+    cid = created["Id"]
+    api.json("POST", f"/containers/{cid}/start", expect=204)
+    _, waited = api.json("POST", f"/containers/{cid}/wait", expect=200)
+    out = api.docker("logs", cid).stdout
+    assert waited["StatusCode"] == 0 and "hostname=1\nmasked=0\n" in out, out  # /etc/hostname reads empty
+    assert "ro=1" in out and "rw=0" in out and "Read-only file system" in api.docker("logs", cid).stderr, out
+    _, info = api.json("GET", f"/containers/{cid}/json", expect=200)
+    assert (info["HostConfig"]["MaskedPaths"], info["HostConfig"]["ReadonlyPaths"]) == (["/etc/hostname"], ["/tmp"])
+    # the docker CLI reads the profile file and sends its JSON the same way
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+    run = api.docker("run", "--rm", "--network", "none", "--cap-add", "SYS_ADMIN", "--security-opt",
+                     f"seccomp={path}", "busybox", "sh", "-c", "hostname x || echo refused")
+    assert run.stdout.strip() == "refused", run
+    # a path on the daemon's host is no profile, and an empty list unmasks everything
+    status, body = api.json("POST", "/containers/create", {"Image": "busybox",
+                                                           "HostConfig": {"SecurityOpt": [f"seccomp={path}"]}})
+    assert status == 400 and "seccomp" in body["message"]
+    api.json("DELETE", f"/containers/{cid}", expect=204)
