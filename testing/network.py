@@ -20,8 +20,10 @@ Needs root, iproute2 (``ip``, ``nsenter``) and busybox.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
+import time
 import urllib.request
 from types import MappingProxyType
 
@@ -126,6 +128,11 @@ class NetworkFixtures:
             proc = subprocess.Popen(["ip", "netns", "exec", name, "busybox", "httpd", "-f", "-p", "80",
                                      "-h", str(www)])
             procs.append(proc)
+            # `ip netns exec` enters the namespace after it started: hand out the PID once it has
+            target, deadline = os.stat(f"/run/netns/{name}").st_ino, time.monotonic() + 10
+            while os.stat(f"/proc/{proc.pid}/ns/net").st_ino != target:
+                assert time.monotonic() < deadline and proc.poll() is None, "ip netns exec did not start"
+                time.sleep(0.005)
             return proc.pid
 
         yield make

@@ -97,3 +97,39 @@ def test_a_loop_volume_holds_its_size_and_frees_its_loop_device(berth):
         berth.cleanup()
         assert not mounts_under(berth.root)
         assert not loop_devices_under(berth.root)
+
+
+def test_containers_on_a_macvlan_network_reach_each_other(berth):
+    """network create -d macvlan -o parent=: two containers talk over the parent's layer 2;
+    -p is refused, a parent the host lacks is one line; nothing is left on the host."""
+    import secrets
+    import subprocess
+
+    img = berth.image
+    tag = secrets.token_hex(3)
+    parent, peer = f"btp{tag}", f"btq{tag}"
+    subprocess.run(["ip", "link", "add", parent, "type", "veth", "peer", "name", peer], check=True)
+    try:
+        for link in (parent, peer):
+            subprocess.run(["ip", "link", "set", link, "up"], check=True)
+        bad = berth("network", "create", "-d", "macvlan", "-o", f"parent=nx{tag}", "lan")
+        assert bad.returncode == 125 and bad.stderr == f"Error: -o parent interface was not found on the host: nx{tag}\n"
+        berth("network", "create", "-d", "macvlan", "-o", f"parent={parent}", "--subnet", "10.231.77.0/24", "lan",
+              check=True)
+        options = json.loads(berth("network", "inspect", "lan", check=True).stdout)[0]["Options"]
+        assert options == {"parent": parent, "macvlan_mode": "bridge"}
+        refused = berth("run", "--rm", "--network", "lan", "-p", "8080:80", img, "true")
+        assert refused.returncode == 125 and len(refused.stderr.splitlines()) == 1
+        berth("run", "-d", "--name", "web", "--network", "lan", "--ip", "10.231.77.10", img,
+              "sh", "-c", "echo hello from macvlan > /index.html; exec httpd -f -p 80 -h /", check=True)
+        out = berth("run", "--rm", "--network", "lan", img, "sh", "-c",
+                    "ip -o link show eth0; timeout 5 wget -q -O - http://10.231.77.10/")
+        assert out.returncode == 0, out.stderr
+        assert "macvlan" in out.stdout or "@if" in out.stdout
+        assert out.stdout.endswith("hello from macvlan\n")
+        berth("rm", "-f", "web", check=True)
+        berth("network", "rm", "lan", check=True)
+        left = subprocess.run(["ip", "-o", "link", "show", "type", "macvlan"], capture_output=True, text=True).stdout
+        assert f"@{parent}" not in left  # no macvlan link left on the host
+    finally:
+        subprocess.run(["ip", "link", "del", parent], check=False)
