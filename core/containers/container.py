@@ -770,10 +770,10 @@ class ContainerService:
             config["ExposedPorts"] = dict(icfg["ExposedPorts"])
         self.engine.networks.apply_create_options(config, host_config, publish=opts.publish,
                                                   publish_all=opts.publish_all, expose=opts.expose, links=opts.links)
-        self._host_options(opts, config, host_config)
+        self._host_options(opts, config, host_config, image_ports=icfg.get("ExposedPorts") or {})
         return config, host_config
 
-    def _host_options(self, opts: CreateOptions, config: dict, host_config: dict) -> None:
+    def _host_options(self, opts: CreateOptions, config: dict, host_config: dict, image_ports=()) -> None:
         """The flags of berth.core.containers.hostconfig: Docker's refusals raised, its warnings kept in
         opts.warnings; the containers whose namespaces this one joins must exist now."""
         from berth.core.containers import hostconfig
@@ -782,7 +782,7 @@ class ContainerService:
         if opts.endpoint.get("MacAddress"):
             config["MacAddress"] = opts.endpoint["MacAddress"]
         opts.warnings = list(opts.warnings) + hostconfig.check_combinations(
-            config, host_config, hostname_given=bool(opts.hostname))
+            config, host_config, hostname_given=bool(opts.hostname), image_ports=image_ports)
         opts.warnings += hostconfig.discarded_security_opts(host_config.get("SecurityOpt"))
         for key in ("NetworkMode", "PidMode", "IpcMode"):
             mode = host_config.get(key) or ""

@@ -275,7 +275,7 @@ def mac_address(value: str) -> str:
     return value.strip()
 
 
-def check_combinations(config: dict, host_config: dict, *, hostname_given: bool) -> list[str]:
+def check_combinations(config: dict, host_config: dict, *, hostname_given: bool, image_ports=()) -> list[str]:
     """Docker's refusals (raised) and warnings (returned) for combinations of flags."""
     mode = host_config.get("NetworkMode") or ""
     if mode.startswith("container:"):
@@ -287,7 +287,7 @@ def check_combinations(config: dict, host_config: dict, *, hostname_given: bool)
             raise InvalidArgument("conflicting options: custom host-to-IP mapping and the network mode")
         if host_config.get("PortBindings") or host_config.get("PublishAllPorts"):
             raise InvalidArgument("conflicting options: port publishing and the container type network mode")
-        if config.get("ExposedPorts"):
+        if set(config.get("ExposedPorts") or ()) - set(image_ports):  # the image's own EXPOSE is no conflict
             raise InvalidArgument("conflicting options: port exposing and the container type network mode")
         if config.get("MacAddress"):
             raise InvalidArgument("conflicting options: mac-address and the network mode")

@@ -846,7 +846,7 @@ def _shared_shm(service, container) -> str | None:
     """/dev/shm of a shared IPC namespace, as Docker's: the host's for --ipc
     host, none for --ipc none; for --ipc shareable a tmpfs mounted in the run directory (so that
     others can bind it; unmounted when the container stops); the donor's for
-    --ipc container:NAME, which must be shareable."""
+    --ipc container:NAME, which must be shareable or on the host's IPC namespace."""
     from berth.core.runtime import syscalls as sc
 
     hc = container.host_config
@@ -857,6 +857,8 @@ def _shared_shm(service, container) -> str | None:
         return ""  # no /dev/shm at all
     if mode.startswith("container:"):
         other = service.get(mode.split(":", 1)[1])
+        if (other.host_config.get("IpcMode") or "") == "host":  # a donor on the host's IPC: its /dev/shm, as Docker's
+            return "/dev/shm"
         shm = service.run_dir(other.id) / "shm"
         if not os.path.ismount(shm):
             from berth.core.errors import InvalidArgument

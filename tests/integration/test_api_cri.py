@@ -7,6 +7,7 @@ image references, and Docker's exact not-found texts."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import urllib.parse
 from datetime import datetime
@@ -150,7 +151,6 @@ def _cgroup(controller: str, cid: str, name: str) -> str:
 
 def test_update_resources(api, berth):
     """docker update and cri-dockerd's UpdateContainerResources (CpuQuota/CpuPeriod): stored and applied."""
-    import os
 
     cid = api.docker("run", "-d", "--network", "none", "busybox", "sleep", "60").stdout.strip()
     assert api.docker("update", "--memory", "64m", "--cpus", "0.5", cid).returncode == 0
@@ -203,3 +203,32 @@ def test_seccomp_profile_masked_and_readonly_paths(api, berth, tmp_path):
                                                            "HostConfig": {"SecurityOpt": [f"seccomp={path}"]}})
     assert status == 400 and "seccomp" in body["message"]
     api.json("DELETE", f"/containers/{cid}", expect=204)
+
+
+def test_app_container_of_an_exposing_image_and_a_host_ipc_sandbox(api, berth):
+    """critest's nginx/httpd cases and HostIpc: an app container joins the sandbox's network although its
+    image EXPOSEs a port (only the request's own ExposedPorts conflict, as Docker's), and a sandbox on the
+    host's IPC namespace is a donor (its /dev/shm is the host's)."""
+    image = f"cri-exposing-{berth.root.name}"
+    berth("create", "--name", image, "busybox", "true", check=True)
+    berth("commit", "--change", "EXPOSE 80", image, image, check=True)
+    berth("rm", image, check=True)
+    _, sandbox = api.json("POST", "/containers/create", {
+        "Image": "busybox", "Cmd": ["sleep", "60"],
+        "HostConfig": {"NetworkMode": "none", "IpcMode": "host"}}, expect=201)
+    sb = sandbox["Id"]
+    api.json("POST", f"/containers/{sb}/start", expect=204)
+    _, app = api.json("POST", "/containers/create", {
+        "Image": image, "Cmd": ["sh", "-c", "readlink /proc/self/ns/ipc; ls -d /dev/shm"],
+        "HostConfig": {"NetworkMode": f"container:{sb}", "IpcMode": f"container:{sb}",
+                       "PidMode": f"container:{sb}"}}, expect=201)
+    api.json("POST", f"/containers/{app['Id']}/start", expect=204)
+    _, waited = api.json("POST", f"/containers/{app['Id']}/wait", expect=200)
+    out = api.docker("logs", app["Id"]).stdout
+    assert waited["StatusCode"] == 0 and out.split() == [os.readlink("/proc/self/ns/ipc"), "/dev/shm"], out
+    status, body = api.json("POST", "/containers/create", {
+        "Image": image, "ExposedPorts": {"8080/tcp": {}}, "HostConfig": {"NetworkMode": f"container:{sb}"}})
+    assert status == 400 and "port exposing" in body["message"]
+    for ref in (app["Id"], sb):
+        api.json("DELETE", f"/containers/{ref}?force=1", expect=204)
+    berth("rmi", image, check=True)
