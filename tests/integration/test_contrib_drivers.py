@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from harness import wait_for
@@ -133,3 +134,60 @@ def test_containers_on_a_macvlan_network_reach_each_other(berth):
         assert f"@{parent}" not in left  # no macvlan link left on the host
     finally:
         subprocess.run(["ip", "link", "del", parent], check=False)
+
+
+def _local_records(path: Path) -> list[dict]:
+    """Docker's local format, decoded here independently of the driver: each record a protobuf
+    LogEntry (source=1, time_nano=2, line=3, partial=4) with its big-endian length before and after."""
+    import struct
+
+    def varint(data, pos):
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, pos
+
+    data, pos, records = path.read_bytes(), 0, []
+    while pos < len(data):
+        (n,) = struct.unpack_from(">I", data, pos)
+        assert struct.unpack_from(">I", data, pos + 4 + n) == (n,)
+        body, fields, p = data[pos + 4:pos + 4 + n], {}, 0
+        while p < len(body):
+            key, p = varint(body, p)
+            if key & 7 == 2:
+                size, p = varint(body, p)
+                fields[key >> 3], p = body[p:p + size], p + size
+            else:
+                fields[key >> 3], p = varint(body, p)
+        records.append(fields)
+        pos += 8 + n
+    return records
+
+
+def test_the_local_log_driver_writes_dockers_format_and_berth_logs_reads_it(berth):
+    img = berth.image
+    cid = berth("run", "--name", "talker", "--log-driver", "local", "--log-opt", "max-size=1k", "--log-opt",
+                "max-file=3", "-d", img, "sh", "-c", "for i in $(seq 1 100); do echo line $i; done; echo oops >&2; "
+                "printf 'no newline'", check=True).stdout.strip()
+    wait_for(lambda: berth("inspect", "-f", "{{.State.Status}}", cid).stdout.strip() == "exited")
+    logs = berth("logs", "talker", check=True)
+    out = logs.stdout.splitlines()
+    assert out[-2:] == ["line 100", "no newline"] and logs.stderr == "oops\n"
+    assert len(out) < 101 and out == [f"line {i}" for i in range(101 - len(out) + 1, 101)] + ["no newline"]
+    tail = berth("logs", "--tail", "3", "-t", "talker", check=True)  # line 100, oops, no newline
+    assert [line.split(" ", 1)[1] for line in tail.stdout.split("\n")] == ["line 100", "no newline"]
+    assert tail.stderr.endswith(" oops\n")
+    directory = Path(berth.root) / "containers" / cid
+    files = sorted(p.name for p in directory.glob("container.log*"))
+    assert files == ["container.log", "container.log.1", "container.log.2"]  # rotated, max-file kept
+    records = _local_records(directory / "container.log")
+    assert records[-1][1] == b"stdout" and records[-1][3] == b"no newline" and records[-1][4] == 1
+    oops = next(r for r in records if r[3] == b"oops")
+    assert oops[1] == b"stderr" and 4 not in oops and abs(oops[2] / 1e9 - time.time()) < 120
+    bad = berth("run", "--rm", "--log-driver", "local", "--log-opt", "colour=red", img, "true")
+    assert bad.returncode == 125 and bad.stderr == "Error: unknown log opt 'colour' for local log driver\n"
+    berth("rm", "talker", check=True)
