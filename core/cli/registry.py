@@ -28,12 +28,13 @@ def _terminate_as_interrupt() -> None:
 @click.option("--authfile", metavar="PATH", help="Path of the authentication file (default: berth's, then Docker's).")
 def pull(name, all_tags, platform, quiet, authfile):
     """Download an image from a registry."""
+    from berth.core.images.transfer import path_transport
     from berth.core.images.transfer import pull as do_pull
     from berth.core.oci import reference as refs
 
     engine = get_engine()
-    ref = refs.parse(name, default_tag=False)
-    if ref.tag is None and ref.digest is None and not all_tags:
+    ref = name if path_transport(name) else refs.parse(name, default_tag=False)  # oci:PATH[:TAG] as it is
+    if not isinstance(ref, str) and ref.tag is None and ref.digest is None and not all_tags:
         if not quiet:
             click.echo("Using default tag: latest")
         ref = ref.with_tag(refs.DEFAULT_TAG)
@@ -84,11 +85,12 @@ def _pull_all(engine, ref, platform, view, quiet, authfile=None):
 
 @click.command("push", context_settings=CONTEXT)
 @click.argument("name")
+@click.argument("destination", required=False)
 @click.option("-a", "--all-tags", is_flag=True, help="Push all tags of an image to the repository.")
 @click.option("-q", "--quiet", is_flag=True, help="Suppress verbose output.")
 @click.option("--authfile", metavar="PATH", help="Path of the authentication file (default: berth's, then Docker's).")
-def push(name, all_tags, quiet, authfile):
-    """Upload an image to a registry."""
+def push(name, destination, all_tags, quiet, authfile):
+    """Upload an image to a registry (or to DESTINATION, a TRANSPORT:PATH[:TAG] such as oci:/srv/images:v1)."""
     from berth.core.images.transfer import push as do_push
     from berth.core.oci import reference as refs
 
@@ -96,15 +98,17 @@ def push(name, all_tags, quiet, authfile):
     ref = refs.parse(name, default_tag=False)
     if all_tags and ref.tag:
         raise InvalidArgument("tag can't be used with --all-tags/-a")
+    if destination is not None and all_tags:
+        raise InvalidArgument("--all-tags is for registries, not for " + destination.split(":", 1)[0])
     if not quiet:
         if ref.tag is None and not all_tags:
             click.echo("Using default tag: latest")
-        click.echo(f"The push refers to repository [{ref.name}]")
+        click.echo(f"The push refers to repository [{destination or ref.name}]")
     view = ProgressView(sys.stdout.isatty(), quiet)
     _terminate_as_interrupt()
     target = ref.name if all_tags else str(ref if ref.tag else ref.with_tag(refs.DEFAULT_TAG))
     for one, digest, size in do_push(engine, target, progress=view, all_tags=all_tags, auth_file=authfile,
-                                     on_start=lambda one: view.reset()):
+                                     on_start=lambda one: view.reset(), destination=destination):
         if not quiet:
             click.echo(f"{one.tag}: digest: {digest} size: {size}")
         else:

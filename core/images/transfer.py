@@ -19,6 +19,8 @@ fetch added are removed again: nothing is left half made.
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO, Callable, Iterable, Iterator
@@ -358,12 +360,74 @@ class PullResult(Record):
     REQUIRED = ("ref", "digest", "image", "up_to_date")
 
 
+def path_transport(name) -> tuple[object, str, str | None] | None:
+    """For `TRANSPORT:PATH[:TAG]` naming a registry driver whose location is a path (contrib's
+    ``oci:``, as skopeo's), (the driver, PATH, TAG or None); None for an image reference."""
+    if not isinstance(name, str) or ":" not in name:
+        return None
+    prefix, rest = name.split(":", 1)
+    if not rest or rest[0].isdigit() or not re.fullmatch(r"[a-z][a-z0-9-]*", prefix):
+        return None  # host:port/...
+    from berth.core import plugins
+
+    registry = plugins.drivers("registry")
+    if prefix not in registry.names():
+        return None
+    cls = registry.supported(prefix)
+    if getattr(cls, "location_kind", "host") != "path":
+        return None
+    path, tag = rest, None
+    if ":" in rest.rsplit("/", 1)[-1]:
+        path, tag = rest.rsplit(":", 1)
+    if not path or (tag is not None and not re.fullmatch(r"[\w][\w.-]{0,127}", tag)):
+        raise InvalidArgument(f"invalid reference format: {name}")
+    return cls(path, {}), path, tag
+
+
+def _pull_from_path(engine, name: str, transport, platform, progress, on_start) -> list[PullResult]:
+    """`pull oci:PATH[:TAG]`: the image gets the name it was pushed as, if the transport kept
+    one, else localhost/<the directory's name>:TAG."""
+    source, path, tag = transport
+    tag = tag or refs.DEFAULT_TAG
+    full = getattr(source, "full_name", lambda t: None)(tag)
+    if not full:
+        base = re.sub(r"[^a-z0-9._-]+", "-", os.path.basename(os.path.normpath(path)).lower()).strip("._-")
+        full = f"localhost/{base or 'image'}:{tag}"
+    ref = refs.parse(full)
+    source.get_manifest(ref.name, tag)  # a missing tag: the transport's own words, naming the path
+    if on_start:
+        on_start(ref)
+    with engine.lock("gc", shared=True):
+        return [_pull_one(engine, _Named(source, ref.name), ref, parse_platform(platform), progress)]
+
+
+class _Named:
+    """A path transport asked for the image under its full name (as push_to_path stored it), whatever
+    repository the pull names."""
+
+    def __init__(self, source, name: str):
+        self.source, self.name = source, name
+        self.parallel = getattr(source, "parallel", True)
+
+    def get_manifest(self, repository, reference, accept=None):
+        return self.source.get_manifest(self.name, reference, accept)
+
+    def __getattr__(self, attr):
+        return getattr(self.source, attr)
+
+
 def pull(engine, name: str | refs.Reference, *, platform: str | None = None, progress: Progress = _no_progress,
          all_tags: bool = False, on_start: Callable[[refs.Reference], None] | None = None,
          auth_file=None, credentials: tuple[str, str] | None = None) -> list[PullResult]:
-    """Pull `name` (every tag of its repository with `all_tags`) into the store.
+    """Pull `name` (every tag of its repository with `all_tags`) into the store; `name` may be
+    a path transport's `TRANSPORT:PATH[:TAG]` (see path_transport).
     `auth_file`: read credentials from this file only (--authfile); `credentials`:
     (user, password) for the registry instead (the Engine API's X-Registry-Auth)."""
+    transport = path_transport(name)
+    if transport is not None:
+        if all_tags:
+            raise InvalidArgument("--all-tags is for registries, not for " + name.split(":", 1)[0])
+        return _pull_from_path(engine, name, transport, platform, progress, on_start)
     ref = name if isinstance(name, refs.Reference) else refs.parse(name, default_tag=not all_tags)
     if all_tags and (ref.tag or ref.digest):
         raise InvalidArgument("tag can't be used with --all-tags/-a")
@@ -475,13 +539,32 @@ def send(engine, image, dest, repo: str, *, mount_candidates: Callable[[str], li
 
 def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool = False,
          on_start: Callable[[refs.Reference], None] | None = None,
-         auth_file=None, credentials: tuple[str, str] | None = None) -> list[tuple[refs.Reference, str, int]]:
+         auth_file=None, credentials: tuple[str, str] | None = None,
+         destination: str | None = None) -> list[tuple[refs.Reference, str, int]]:
     """`berth push`: returns (reference, manifest digest, manifest size) for each tag pushed.
+    `destination`: a path transport's `TRANSPORT:PATH[:TAG]` to push to instead of the name's
+    registry (podman's `push IMAGE DESTINATION`).
     `auth_file`: read credentials from this file only (--authfile); `credentials`:
     (user, password) for the registry instead (the Engine API's X-Registry-Auth)."""
     ref = refs.parse(name, default_tag=not all_tags)
     if ref.digest:
         raise InvalidArgument("cannot push a digest reference")
+    if destination is not None:
+        transport = path_transport(destination)
+        if transport is None:
+            raise InvalidArgument(f"invalid destination {destination!r}: TRANSPORT:PATH[:TAG] (e.g. oci:/srv/images:v1)")
+        dest, _, tag = transport
+        image_id = engine.images.find_id(str(ref))
+        if image_id is None:
+            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+        image = engine.images.get(image_id)
+        if on_start:
+            on_start(ref)
+        # the full name (registry included) as the repository: a pull gives the image its name back
+        data, media_type = send(engine, image, dest, ref.name, progress=progress)
+        digest = dest.put_manifest(ref.name, tag or ref.tag, data, media_type)
+        engine.emit("image", "push", image.id, {"name": destination})
+        return [(ref.with_tag(tag or ref.tag), digest, len(data))]
     if all_tags:
         rows = engine.store.all("SELECT name FROM tags WHERE name LIKE ? ORDER BY name", (f"{ref.name}:%",))
         wanted = [refs.parse(r["name"]) for r in rows if refs.parse(r["name"]).name == ref.name]

@@ -1,7 +1,8 @@
-"""berth's HTTP registry driver through the kit's registry suite (berth.testing.registry)."""
+"""berth's HTTP registry driver, and contrib's OCI layout transport (oci:), through the kit's
+registry suite (berth.testing.registry)."""
 
 from berth.testing.registry import RegistrySuite
 
 
 class TestRegistry(RegistrySuite):
-    DRIVERS = ["docker"]
+    DRIVERS = ["docker", "oci"]

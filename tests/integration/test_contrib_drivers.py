@@ -191,3 +191,36 @@ def test_the_local_log_driver_writes_dockers_format_and_berth_logs_reads_it(bert
     bad = berth("run", "--rm", "--log-driver", "local", "--log-opt", "colour=red", img, "true")
     assert bad.returncode == 125 and bad.stderr == "Error: unknown log opt 'colour' for local log driver\n"
     berth("rm", "talker", check=True)
+
+
+def test_oci_layout_transport_round_trips_with_skopeo(berth, tmp_path):
+    """push IMAGE oci:DIR:TAG is read by skopeo and umoci; a layout skopeo wrote is pulled and runs."""
+    import subprocess
+
+    img = berth.image
+    layout = tmp_path / "layout"
+    out = berth("push", img, f"oci:{layout}:v1", check=True).stdout.splitlines()
+    digest = out[-1].split()[2]
+    seen = json.loads(subprocess.run(["skopeo", "inspect", f"oci:{layout}:v1"], check=True, capture_output=True,
+                                     text=True).stdout)
+    assert seen["Digest"] == digest
+    assert "v1" in subprocess.run(["umoci", "ls", "--layout", str(layout)], check=True, capture_output=True,
+                                  text=True).stdout
+    # the other way: skopeo writes a layout from berth's docker-archive; berth pulls and runs it
+    archive = tmp_path / "image.tar"
+    berth("save", "-o", str(archive), img, check=True)
+    theirs = tmp_path / "Their-Images"
+    subprocess.run(["skopeo", "copy", "-q", f"docker-archive:{archive}", f"oci:{theirs}:stable"], check=True)
+    pulled = berth("pull", f"oci:{theirs}:stable", check=True).stdout.splitlines()
+    assert pulled[0] == "stable: Pulling from their-images" and pulled[-1] == "localhost/their-images:stable"
+    assert berth("run", "--rm", "localhost/their-images:stable", "echo", "from a layout",
+                 check=True).stdout == "from a layout\n"
+    # berth's own layout gives the image its name back
+    berth("rmi", "-f", img, check=True)
+    assert berth("pull", "-q", f"oci:{layout}:v1", check=True).stdout.strip() == "docker.io/library/busybox:v1"
+    for bad, words in ((f"oci:{layout}:nope", f"no image tagged 'nope' in the OCI layout {layout}"),
+                       (f"oci:{tmp_path}/none:v1", f"{tmp_path}/none is not a directory")):
+        res = berth("pull", bad)
+        assert res.returncode == 1 and res.stderr == f"Error: manifest unknown: {words}\n"
+    refused = berth("push", "localhost/their-images:stable", "nosuch:/x")
+    assert refused.returncode == 125 and len(refused.stderr.splitlines()) == 1
