@@ -1066,7 +1066,12 @@ class ContainerService:
 
     def inspect(self, container: Container) -> dict:
         """Docker-shaped `inspect` JSON."""
-        run = self.run_dir(container.id)
+        etc = self.run_dir(container.id)
+        if container.network_mode.startswith("container:"):  # the donor's files, which it shares (as Docker's)
+            try:
+                etc = self.run_dir(self.get(container.network_mode.split(":", 1)[1]).id)
+            except BerthError:
+                pass
         state = {k: v for k, v in container.state.items() if k not in _PRIVATE_STATE}
         graph = {}
         try:
@@ -1094,9 +1099,9 @@ class ContainerService:
             "Args": cmd[1:],
             "State": state,
             "Image": container.image_id,
-            "ResolvConfPath": str(run / "resolv.conf"),
-            "HostnamePath": str(run / "hostname"),
-            "HostsPath": str(run / "hosts"),
+            "ResolvConfPath": str(etc / "resolv.conf"),
+            "HostnamePath": str(etc / "hostname"),
+            "HostsPath": str(etc / "hosts"),
             "LogPath": log_path,
             "Name": "/" + container.name,
             "RestartCount": int(container.state.get("RestartCount") or 0),

@@ -951,6 +951,10 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
     from berth.core.plumbing import atomic
 
     mode = container.network_mode
+    if mode.startswith("container:"):  # the donor's own files, as Docker's: what is written to them reaches both
+        shared = donor_etc_files(engine, mode.split(":", 1)[1])
+        if shared:
+            return shared
     networks = engine.networks
     hc = container.host_config
     extra = "".join(_extra_host_line(engine, entry) for entry in hc.get("ExtraHosts") or ())
@@ -975,6 +979,19 @@ def write_etc_files(engine, container, run_dir) -> dict[str, str]:
         atomic.write_text(path, text, 0o644)
         out[f"/etc/{name}"] = str(path)
     return out
+
+
+def donor_etc_files(engine, donor: str) -> dict[str, str] | None:
+    """The hostname, hosts and resolv.conf of the container `donor` (a --network container:DONOR),
+    container path -> host file; None when it has none (not started yet)."""
+    from berth.core.errors import BerthError
+
+    try:
+        run_dir = engine.containers.run_dir(engine.containers.get(donor).id)
+    except BerthError:  # gone: the joiner gets files of its own
+        return None
+    files = {f"/etc/{name}": str(run_dir / name) for name in ("hostname", "hosts", "resolv.conf")}
+    return files if all(os.path.exists(path) for path in files.values()) else None
 
 
 def _extra_host_line(engine, entry: str) -> str:

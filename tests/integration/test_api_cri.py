@@ -206,9 +206,10 @@ def test_seccomp_profile_masked_and_readonly_paths(api, berth, tmp_path):
 
 
 def test_app_container_of_an_exposing_image_and_a_host_ipc_sandbox(api, berth):
-    """critest's nginx/httpd cases and HostIpc: an app container joins the sandbox's network although its
-    image EXPOSEs a port (only the request's own ExposedPorts conflict, as Docker's), and a sandbox on the
-    host's IPC namespace is a donor (its /dev/shm is the host's)."""
+    """critest's nginx/httpd cases, HostIpc and DNS config: an app container joins the sandbox's network
+    although its image EXPOSEs a port (only the request's own ExposedPorts conflict, as Docker's), a
+    sandbox on the host's IPC namespace is a donor (its /dev/shm is the host's), and the joiner shares
+    the sandbox's resolv.conf (what cri-dockerd writes there reaches it)."""
     image = f"cri-exposing-{berth.root.name}"
     berth("create", "--name", image, "busybox", "true", check=True)
     berth("commit", "--change", "EXPOSE 80", image, image, check=True)
@@ -218,14 +219,23 @@ def test_app_container_of_an_exposing_image_and_a_host_ipc_sandbox(api, berth):
         "HostConfig": {"NetworkMode": "none", "IpcMode": "host"}}, expect=201)
     sb = sandbox["Id"]
     api.json("POST", f"/containers/{sb}/start", expect=204)
+    # cri-dockerd writes the pod's DNS into the sandbox's ResolvConfPath, in place, after its start:
+    # the containers joining its network share that file (critest's "DNS config")
+    _, sb_info = api.json("GET", f"/containers/{sb}/json", expect=200)
+    with open(sb_info["ResolvConfPath"], "r+") as f:
+        f.truncate()
+        f.write("nameserver 10.10.10.10\n")
     _, app = api.json("POST", "/containers/create", {
-        "Image": image, "Cmd": ["sh", "-c", "readlink /proc/self/ns/ipc; ls -d /dev/shm"],
+        "Image": image, "Cmd": ["sh", "-c", "readlink /proc/self/ns/ipc; ls -d /dev/shm; cat /etc/resolv.conf"],
         "HostConfig": {"NetworkMode": f"container:{sb}", "IpcMode": f"container:{sb}",
                        "PidMode": f"container:{sb}"}}, expect=201)
     api.json("POST", f"/containers/{app['Id']}/start", expect=204)
     _, waited = api.json("POST", f"/containers/{app['Id']}/wait", expect=200)
     out = api.docker("logs", app["Id"]).stdout
-    assert waited["StatusCode"] == 0 and out.split() == [os.readlink("/proc/self/ns/ipc"), "/dev/shm"], out
+    assert waited["StatusCode"] == 0 and out.split() == [os.readlink("/proc/self/ns/ipc"), "/dev/shm",
+                                                         "nameserver", "10.10.10.10"], out
+    _, app_info = api.json("GET", f"/containers/{app['Id']}/json", expect=200)
+    assert app_info["ResolvConfPath"] == sb_info["ResolvConfPath"]
     status, body = api.json("POST", "/containers/create", {
         "Image": image, "ExposedPorts": {"8080/tcp": {}}, "HostConfig": {"NetworkMode": f"container:{sb}"}})
     assert status == 400 and "port exposing" in body["message"]
