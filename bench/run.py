@@ -432,15 +432,86 @@ def bench_api(tmp: Path, rootfs: Path) -> list[dict]:
                 s.stop()
 
 
+def _pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+
+
+def _monitors_pss_kib(e: Engine) -> int:
+    """Total PSS of the processes that watch e's containers: the parent of each container's
+    PID 1 (berth's monitor, podman's conmon)."""
+    total = 0
+    for cid in e.run("ps", "-q").stdout.split():
+        pid = json.loads(e.run("inspect", cid).stdout)[0]["State"]["Pid"]
+        with open(f"/proc/{pid}/stat") as f:
+            total += _pss_kib(int(f.read().rsplit(")", 1)[1].split()[1]))
+    return total
+
+
+def _median_of(e: Engine, times: int, *args: str) -> float:
+    return statistics.median(timed([e.cmd(*args)]) for _ in range(times))
+
+
+def bench_scale(tmp: Path, rootfs: Path) -> list[dict]:
+    """N detached containers per engine (N from --n, e.g. 100,1000): run -d of each, ps -a,
+    inspect of one, the monitors' memory, rm -f of all; and how each grows from the smallest N
+    to the largest (growth / N's growth: 1.0 is linear)."""
+    rows, figures = [], {}
+    for n in SCALE_N:
+        for kind in ("berth", "podman"):
+            e = Engine(kind, tmp / f"scale-{kind}-{n}")
+            try:
+                e.run("import", str(rootfs), "bench/busybox")
+                start = time.perf_counter()
+                for _ in range(n):
+                    sh(e.cmd("run", "-d", "--network", "none", "bench/busybox", "sleep", "3600"), env=e.env)
+                per_run = (time.perf_counter() - start) / n
+                ids = e.run("ps", "-aq").stdout.split()
+                assert len(ids) == n, f"{kind}: {len(ids)} containers, not {n}"
+                ps = _median_of(e, 3, "ps", "-a")
+                one = _median_of(e, 5, "inspect", ids[len(ids) // 2])
+                pss = _monitors_pss_kib(e)
+                rm = e.cmd("rm", "-f", *ids) if kind == "berth" else e.cmd("rm", "-f", "-t", "0", *ids)
+                rm_all = timed([rm])
+                figures[(kind, n)] = {"run -d (each)": per_run, "ps -a": ps, "inspect one": one, "rm -f all": rm_all,
+                                      "monitors' PSS": pss / 1000}
+                print(f"scale N={n} {kind}: " + ", ".join(f"{k} {v:.3f}" for k, v in figures[(kind, n)].items()),
+                      flush=True)
+            finally:
+                e.cleanup()
+        for op in ("run -d (each)", "ps -a", "inspect one", "rm -f all", "monitors' PSS"):
+            b, p = figures[("berth", n)][op], figures[("podman", n)][op]
+            row = {"scenario": f"scale N={n}: {op}", "berth_s": b, "peer_s": p, "ratio": b / p, "rounds": 1}
+            if op == "monitors' PSS":
+                row["unit"] = "MiB"
+            rows.append(row)
+    low, high = min(SCALE_N), max(SCALE_N)
+    if low != high:
+        for op in ("ps -a", "inspect one", "rm -f all", "monitors' PSS"):
+            growth = {k: figures[(k, high)][op] / figures[(k, low)][op] / (high / low) for k in ("berth", "podman")}
+            print(f"scale growth {op} N={low}->{high} (1.0 = linear): berth {growth['berth']:.2f}, "
+                  f"podman {growth['podman']:.2f}", flush=True)
+            rows.append({"scenario": f"scale growth N={low}->{high}: {op} (1.0 = linear)", "berth_s": growth["berth"],
+                         "peer_s": growth["podman"], "ratio": growth["berth"] / growth["podman"], "rounds": 1,
+                         "unit": "x"})
+    return rows
+
+
+SCALE_N = [100, 1000]
+
+
 SCENARIOS = {"help": bench_help, "import": bench_import, "run": bench_run, "run-flags": bench_run_flags,
              "many": bench_many,
-             "bridge": bench_bridge, "pull": bench_pull, "build": bench_build, "api": bench_api}
+             "bridge": bench_bridge, "pull": bench_pull, "build": bench_build, "api": bench_api,
+             "scale": bench_scale}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    ap.add_argument("scenarios", nargs="*", default=[s for s in SCENARIOS if s != "scale"])
+    ap.add_argument("--n", default="100,1000", help="the scale scenario's counts of containers (default 100,1000)")
     args = ap.parse_args()
+    SCALE_N[:] = [int(x) for x in args.n.split(",")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="berth-bench-") as t:
         tmp = Path(t)
@@ -469,6 +540,8 @@ def main() -> None:
 def _shown(value: float, row: dict) -> str:
     if row.get("unit") == "MiB":
         return f"{value * 1000 / 1024:.1f} MiB"
+    if row.get("unit") == "x":
+        return f"{value:.2f}x"
     return f"{value * 1000:.1f} ms"
 
 
