@@ -554,10 +554,7 @@ def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool
         if transport is None:
             raise InvalidArgument(f"invalid destination {destination!r}: TRANSPORT:PATH[:TAG] (e.g. oci:/srv/images:v1)")
         dest, _, tag = transport
-        image_id = engine.images.find_id(str(ref))
-        if image_id is None:
-            raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
-        image = engine.images.get(image_id)
+        image = _local_image(engine, ref)
         if on_start:
             on_start(ref)
         # the full name (registry included) as the repository: a pull gives the image its name back
@@ -575,10 +572,7 @@ def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool
     dest = open_registry(engine, ref.registry, auth_file=auth_file, credentials=credentials)
     out = []
     for one in wanted:
-        image_id = engine.images.find_id(str(one))
-        if image_id is None:
-            raise NotFound(f"An image does not exist locally with the tag: {one.familiar_name}")
-        image = engine.images.get(image_id)
+        image = _local_image(engine, one)
         if on_start:
             on_start(one)
         data, media_type = send(engine, image, dest, one.repository,
@@ -590,6 +584,14 @@ def push(engine, name: str, *, progress: Progress = _no_progress, all_tags: bool
         engine.emit("image", "push", image.id, {"name": one.familiar})
         out.append((one, digest, len(data)))
     return out
+
+
+def _local_image(engine, ref: refs.Reference):
+    """The image tagged `ref`, with Docker's words when there is none."""
+    image_id = engine.images.find_id(str(ref))
+    if image_id is None:
+        raise NotFound(f"An image does not exist locally with the tag: {ref.familiar_name}")
+    return engine.images.get(image_id)
 
 
 def _mount_candidates(engine, ref: refs.Reference, digest: str) -> list[str]:
