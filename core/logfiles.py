@@ -77,13 +77,14 @@ def parse_bool(text: str) -> bool:
 class RotatingLogDriver(LogDriver):
     """A log driver on rotating files (see the module's doc). Subclasses set
     ``FILE_NAME`` (``{id}`` is the container's ID), the defaults of
-    ``max-size`` and ``max-file``, and write ``encode``, ``decode`` and
-    ``validate_options`` (which may call ``check_rotation_options``)."""
+    ``max-size`` and ``max-file``, the options it takes (``KNOWN_OPTIONS``),
+    and write ``encode`` and ``decode``."""
 
     readable = True
     FILE_NAME = "{id}.log"
     DEFAULT_MAX_SIZE = "-1"
     DEFAULT_MAX_FILE = "1"
+    KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress"})
 
     @abstractmethod
     def encode(self, entry: LogEntry) -> bytes:
@@ -116,10 +117,17 @@ class RotatingLogDriver(LogDriver):
         return size + os.write(fd, b"\n")
 
     @classmethod
-    def check_rotation_options(cls, options: Mapping[str, str]) -> None:
-        """InvalidArgument for a bad max-size or max-file (Docker's texts)."""
+    def validate_options(cls, options: Mapping[str, str]) -> None:
+        """Docker's checks: an option outside KNOWN_OPTIONS, a bad max-size or max-file; and
+        compress=true, which berth does not do (rotated files stay plain)."""
+        for key in options:
+            if key not in cls.KNOWN_OPTIONS:
+                raise InvalidArgument(f"unknown log opt '{key}' for {cls.name} log driver")
+        # max-file > 1 without max-size: Docker accepts it and never rotates; so do we
         parse_max_size(options.get("max-size", cls.DEFAULT_MAX_SIZE))
         parse_max_file(options.get("max-file", cls.DEFAULT_MAX_FILE))
+        if "compress" in options and parse_bool(options["compress"]):
+            raise InvalidArgument(f"{cls.name} log driver: compress is not supported by berth")
 
     def __init__(self, container_id: str, log_dir: Path, options: Mapping[str, str] | None = None):
         super().__init__(container_id, log_dir, options)

@@ -24,11 +24,34 @@ class ProgressView:
         self.started: dict[str, float] = {}
         self.drawn = 0
         self.last_draw = 0.0
+        self.header: str | None = None
+
+    def begin(self, ref) -> None:
+        """A pull of `ref` starts. Its "TAG: Pulling from REPO" line waits for the registry's first
+        answer (a layer's progress, or `end`): an unreachable registry is one error line, as Docker's."""
+        self.reset()
+        self.header = f"{ref.tag or ref.digest}: Pulling from {ref.repository}"
+
+    def _say_header(self) -> None:
+        if self.header is not None and not self.quiet:
+            self.out.write(self.header + "\n")
+            self.out.flush()
+        self.header = None
+
+    def end(self, result) -> None:
+        """A pull is done: Docker's Digest and Status lines for its PullResult."""
+        with self.lock:
+            self._say_header()
+            if not self.quiet:
+                status = "Image is up to date" if result.up_to_date else "Downloaded newer image"
+                self.out.write(f"Digest: {result.digest}\nStatus: {status} for {result.ref.familiar}\n")
+                self.out.flush()
 
     def __call__(self, label: str, status: str, current: int = 0, total: int = 0) -> None:
         if self.quiet:
             return
         with self.lock:
+            self._say_header()
             if label not in self.state:
                 self.order.append(label)
             previous = self.state.get(label, ("", 0, 0))[0]

@@ -40,24 +40,16 @@ def pull(name, all_tags, platform, quiet, authfile):
         ref = ref.with_tag(refs.DEFAULT_TAG)
     view = ProgressView(sys.stdout.isatty(), quiet)
 
-    def on_start(one):
-        view.reset()
-        if not quiet:
-            what = one.tag or one.digest
-            click.echo(f"{what}: Pulling from {one.repository}")
-
     _terminate_as_interrupt()
     results = do_pull(engine, ref, platform=platform, progress=view, all_tags=all_tags,
-                      on_start=None if all_tags else on_start, auth_file=authfile) if not all_tags else \
+                      on_start=view.begin, auth_file=authfile) if not all_tags else \
         _pull_all(engine, ref, platform, view, quiet, authfile)
     for result in results:
         if quiet:
             click.echo(str(result.ref))
             continue
         if not all_tags:
-            click.echo(f"Digest: {result.digest}")
-            status = "Image is up to date" if result.up_to_date else "Downloaded newer image"
-            click.echo(f"Status: {status} for {result.ref.familiar}")
+            view.end(result)
             click.echo(str(result.ref))
     if all_tags and not quiet:
         newer = any(not r.up_to_date for r in results)

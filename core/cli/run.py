@@ -341,28 +341,10 @@ def _resolve_image(engine, name: str, pull: str = "missing", platform: str | Non
     from berth.core.cli.progress import ProgressView
     from berth.core.images import transfer  # a pull's modules: only when one is needed
 
-    # Docker's pull output, on stderr: stdout stays the container's (or create's ID). "Pulling from"
-    # waits for the registry's first answer, so an unreachable one fails in one line, as Docker's.
+    # Docker's pull output, on stderr: stdout stays the container's (or create's ID)
     view = ProgressView(sys.stderr.isatty(), quiet, stream=sys.stderr)
-    header: list[str] = []
-
-    def say_header():
-        if header and not quiet:
-            print(header.pop(), file=sys.stderr, flush=True)
-
-    def on_start(one):
-        view.reset()
-        header[:] = [f"{one.tag or one.digest}: Pulling from {one.repository}"]
-
-    def progress(*args):
-        say_header()
-        view(*args)
-
-    result = transfer.pull(engine, name, platform=platform, progress=progress, on_start=on_start)[0]
-    say_header()
-    if not quiet:
-        status = "Image is up to date" if result.up_to_date else "Downloaded newer image"
-        print(f"Digest: {result.digest}\nStatus: {status} for {result.ref.familiar}", file=sys.stderr, flush=True)
+    result = transfer.pull(engine, name, platform=platform, progress=view, on_start=view.begin)[0]
+    view.end(result)
     return result.image
 
 

@@ -85,28 +85,20 @@ class Journal:
         """Past events (both generations), then with `follow` new ones as they
         come, until `stop()` (when given) turns true."""
         start_ns = time.time_ns()
-        past = not (since_ns is None and follow)  # following without --since shows only new events
-        if past:
-            for event in _read_lines(self.previous):
-                if since_ns is not None and event["timeNano"] < since_ns:
-                    continue
-                if until_ns is not None and event["timeNano"] > until_ns:
-                    return
-                yield event
-        tail = JournalTail(self.path, at_end=not past)
+        new_only = since_ns is None and follow  # following without --since shows only new events
+        tail = JournalTail(self.path, at_end=new_only)
+        lines = ([] if new_only else JournalTail(self.previous).lines()) + tail.lines()
         while True:
-            lines = tail.lines()
             for line in lines:
                 event = json.loads(line)
-                if since_ns is not None and event["timeNano"] < since_ns:
-                    continue
-                if since_ns is None and follow and event["timeNano"] < start_ns:
+                if event["timeNano"] < (start_ns if new_only else since_ns or 0):
                     continue
                 if until_ns is not None and event["timeNano"] > until_ns:
                     return
                 yield event
             if not follow:
                 return
+            lines = tail.lines()
             if lines:
                 continue
             if until_ns is not None and time.time_ns() > until_ns:
@@ -203,13 +195,3 @@ def check_filters(filters: dict[str, list[str]]) -> None:
 
 
 FILTER_KEYS = ("type", "event", "container", "image", "volume", "network", "label")
-
-
-def _read_lines(path: Path) -> Iterator[dict]:
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                if line.endswith(b"\n"):
-                    yield json.loads(line)
-    except FileNotFoundError:
-        return

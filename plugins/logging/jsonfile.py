@@ -19,15 +19,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
 from datetime import datetime, timezone
 
 from berth.core.drivers import LogEntry
-from berth.core.errors import InvalidArgument
-from berth.core.logfiles import RotatingLogDriver, parse_bool, parse_max_size  # noqa: F401 - parse_max_size: public
-
-_KNOWN_OPTIONS = {"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex", "tag"}
-
+from berth.core.logfiles import RotatingLogDriver, parse_max_size  # noqa: F401 - parse_max_size: public
 
 # -- the line format ---------------------------------------------------------------
 
@@ -114,16 +109,8 @@ class JsonFileLogDriver(RotatingLogDriver):
 
     name = "json-file"
     FILE_NAME = "{id}-json.log"
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, str]) -> None:
-        for key in options:
-            if key not in _KNOWN_OPTIONS:
-                raise InvalidArgument(f"unknown log opt '{key}' for json-file log driver")
-        # max-file > 1 without max-size: Docker accepts it and never rotates; so do we
-        cls.check_rotation_options(options)
-        if "compress" in options and parse_bool(options["compress"]):
-            raise InvalidArgument("json-file log driver: compress is not supported by berth")
+    KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
+                               "tag"})
 
     def encode(self, entry: LogEntry) -> bytes:
         return encode_entry(entry)

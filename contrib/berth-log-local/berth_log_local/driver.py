@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
 from berth.core.drivers import LogEntry
-from berth.core.errors import InvalidArgument
-from berth.core.logfiles import RotatingLogDriver, parse_bool
+from berth.core.logfiles import RotatingLogDriver
 
-_KNOWN_OPTIONS = {"max-size", "max-file", "compress"}
 _LEN = struct.Struct(">I")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -40,15 +38,6 @@ class LocalLogDriver(RotatingLogDriver):
     FILE_NAME = "container.log"
     DEFAULT_MAX_SIZE = str(20 * 1024 * 1024)
     DEFAULT_MAX_FILE = "5"
-
-    @classmethod
-    def validate_options(cls, options: Mapping[str, str]) -> None:
-        for key in options:
-            if key not in _KNOWN_OPTIONS:
-                raise InvalidArgument(f"unknown log opt '{key}' for local log driver")
-        cls.check_rotation_options(options)
-        if "compress" in options and parse_bool(options["compress"]):
-            raise InvalidArgument("local log driver: compress is not supported by berth")
 
     def encode(self, entry: LogEntry) -> bytes:
         body = encode_proto(entry)
