@@ -243,6 +243,19 @@ class LogDriver(Driver):
     def close(self) -> None:
         """Flush and release; the container has exited. Idempotent."""
 
+    def handoff(self) -> dict | None:
+        """Let the container's monitor go on without this driver: once the container
+        runs, the monitor re-executes into a small interpreter that holds only the
+        standard library's C modules (berth.core.containers.steady), so that each
+        running container costs little memory. None (the default): the monitor
+        keeps this driver loaded instead. ``{}``: the output is discarded.
+        Otherwise ``{"writer": FILE, "encoder": [FILE, FUNCTION], **state}``:
+        FILE a module that imports only C modules, loaded by its path alone;
+        the writer's ``RotatingWriter(**state)`` (berth.core.logwriter's
+        interface) is given ``function(stream, line, time_ns)``'s records.
+        Called once; the driver is not used after it."""
+        return None
+
     def read(
         self,
         *,

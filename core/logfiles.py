@@ -35,6 +35,7 @@ from pathlib import Path
 
 from berth.core.drivers import LogDriver, LogEntry
 from berth.core.errors import InvalidArgument
+from berth.core.logwriter import RotatingWriter, seal_line
 
 _SI = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15}
 READ_CHUNK = 1 << 16
@@ -85,6 +86,9 @@ class RotatingLogDriver(LogDriver):
     DEFAULT_MAX_SIZE = "-1"
     DEFAULT_MAX_FILE = "1"
     KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress"})
+    # "module:function" of a stdlib-only module, function(stream, line, time_ns) -> one record;
+    # it lets a container's monitor write this driver's records without the driver (handoff)
+    LINE_ENCODER: str | None = None
 
     @abstractmethod
     def encode(self, entry: LogEntry) -> bytes:
@@ -114,7 +118,7 @@ class RotatingLogDriver(LogDriver):
         """The file behind `fd` (O_APPEND) is `size` bytes and its complete records end at `complete`:
         make what is written next parse; the new size. Default: end the torn line with a newline,
         which readers skip as a record that does not decode."""
-        return size + os.write(fd, b"\n")
+        return seal_line(fd, size, complete)
 
     @classmethod
     def validate_options(cls, options: Mapping[str, str]) -> None:
@@ -135,8 +139,7 @@ class RotatingLogDriver(LogDriver):
         self.max_size = parse_max_size(self.options.get("max-size", self.DEFAULT_MAX_SIZE))
         self.max_file = parse_max_file(self.options.get("max-file", self.DEFAULT_MAX_FILE))
         self.path = self.log_dir / self.FILE_NAME.format(id=container_id)
-        self._fd: int | None = None
-        self._size = 0
+        self._writer: RotatingWriter | None = None
 
     # -- writing ---------------------------------------------------------------
 
@@ -152,43 +155,29 @@ class RotatingLogDriver(LogDriver):
                 complete = self.complete_end(f.fileno())
             if complete != size:
                 size = self.seal(fd, size, complete)
-        self._fd, self._size = fd, size
+        self._writer = RotatingWriter(str(self.path), self.max_size, self.max_file, fd, size, self.seal)
 
     def write(self, entry: LogEntry) -> None:
-        data = self.encode(entry)
-        if self._fd is None:
+        if self._writer is None or self._writer.fd is None:  # (closed by a failed write: reopen and seal)
             self._open()
-        if self.max_size > 0 and self._size >= self.max_size:
-            self._rotate()
-        before = self._size
-        written = os.write(self._fd, data)
-        self._size += written
-        if written != len(data):  # disk full: seal the torn record so the next one parses
-            try:
-                self._size = self.seal(self._fd, self._size, before)
-            except OSError:
-                self.close()  # the next write reopens and heals the file
-            raise OSError(errno.ENOSPC, f"short write to {self.path}")
+        self._writer.write(self.encode(entry))
 
-    def _rotate(self) -> None:
-        os.close(self._fd)
-        self._fd = None
-        if self.max_file < 2:
-            self.path.unlink(missing_ok=True)  # a follower still drains the old file
-        else:
-            for n in range(self.max_file - 1, 1, -1):
-                try:
-                    os.rename(f"{self.path}.{n - 1}", f"{self.path}.{n}")
-                except FileNotFoundError:
-                    pass
-            os.rename(self.path, f"{self.path}.1")
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o640)
-        self._size = 0
+    def handoff(self) -> dict | None:
+        """The monitor's light steady state writes on through berth.core.logwriter with
+        ``LINE_ENCODER`` (see LogDriver.handoff); None without one."""
+        if self.LINE_ENCODER is None:
+            return None
+        if self._writer is None:
+            self._open()
+        module, _, function = self.LINE_ENCODER.partition(":")
+        w = self._writer
+        return {"writer": _module_file("berth.core.logwriter"), "encoder": [_module_file(module), function],
+                "path": w.path, "max_size": w.max_size, "max_file": w.max_file, "fd": w.fd, "size": w.size}
 
     def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     # -- reading ---------------------------------------------------------------
 
@@ -454,3 +443,9 @@ def _aware(t: datetime | None) -> datetime | None:
     if t is not None and t.tzinfo is None:
         return t.replace(tzinfo=timezone.utc)
     return t
+
+
+def _module_file(name: str) -> str:
+    import importlib
+
+    return importlib.import_module(name).__file__

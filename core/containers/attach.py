@@ -17,41 +17,21 @@ import selectors
 import signal
 import socket
 import struct
-import time
 
-STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF = range(6)
-_HEADER = struct.Struct(">BI")
-# termios's values, without loading termios (a container start does not need it)
-_TIOCGWINSZ = 0x5413
-_TIOCSWINSZ = 0x5414
-
-
-def frame(kind: int, payload: bytes = b"") -> bytes:
-    return _HEADER.pack(kind, len(payload)) + payload
-
-
-class FrameReader:
-    """Split a byte stream into (kind, payload) frames."""
-
-    def __init__(self):
-        self.buffer = b""
-
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
-        self.buffer += data
-        out = []
-        while len(self.buffer) >= _HEADER.size:
-            kind, length = _HEADER.unpack_from(self.buffer)
-            if len(self.buffer) < _HEADER.size + length:
-                break
-            out.append((kind, self.buffer[_HEADER.size:_HEADER.size + length]))
-            self.buffer = self.buffer[_HEADER.size + length:]
-        return out
-
-
-def short_path(path: str) -> tuple[str, int]:
-    """A unix socket path under 108 bytes: /proc/self/fd/N/<name> on an O_PATH dir fd."""
-    dir_fd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
-    return f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}", dir_fd
+from berth.core.containers.frames import (  # noqa: F401 - the protocol's pieces, public here too
+    _TIOCGWINSZ,
+    EXIT,
+    RESIZE,
+    STDERR,
+    STDIN,
+    STDIN_EOF,
+    STDOUT,
+    FrameReader,
+    frame,
+    set_window_size,
+    short_path,
+    write_all,
+)
 
 
 def connect(path: str) -> socket.socket:
@@ -185,20 +165,3 @@ def attach(path: str, *, stdin_fd: int | None, stdout_fd: int | None, stderr_fd:
         os.close(wake_r)
         os.close(wake_w)
 
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            time.sleep(0.001)
-            continue
-        view = view[n:]
-
-
-
-
-def set_window_size(fd: int, rows: int, cols: int) -> None:
-    """Give the terminal `fd` a size (the container's follows its client's)."""
-    fcntl.ioctl(fd, _TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

@@ -33,8 +33,9 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from berth.core.containers.attach import (
+from berth.core.containers.frames import (
     EXIT,
     RESIZE,
     STDERR,
@@ -77,11 +78,7 @@ def main(make_engine, go_r: int, ready_w: int, network: str | None) -> int:  # p
                 os.close(fd)
             except OSError:
                 pass
-    # Caught, not ignored: an ignored signal stays ignored across execve, and
-    # the container's PID 1 must start with default dispositions.
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
-                signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, _ignore)
+    _catch_signals()
     if failure is not None:
         message = failure.message if hasattr(failure, "message") else f"{type(failure).__name__}: {failure}"
         _send_ready(ready, {"error": f"monitor: {message}", "code": 125})
@@ -167,8 +164,59 @@ def fork_network_setup(engine, pipes: tuple[int, ...], prepare: Callable[[], Non
         return None
 
 
+def _catch_signals() -> None:
+    # Caught, not ignored: an ignored signal stays ignored across execve, and
+    # the container's PID 1 must start with default dispositions.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP,
+                signal.SIGTTIN, signal.SIGTTOU, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, _ignore)
+
+
 def _ignore(*_):
     pass
+
+
+# steady.py by its cached bytecode (a script would be compiled on each start), its package not imported
+STEADY = ("import sys; from _frozen_importlib import module_from_spec as m; "
+          "from _frozen_importlib_external import spec_from_file_location as f; "
+          "s = f('berth_steady', sys.argv[1]); d = m(s); s.loader.exec_module(d); d.main(sys.argv[1:])")
+RESUME = "import sys; from berth.core.containers.monitor import resume; sys.exit(resume(*sys.argv[1:]))"
+
+
+def resume(handoff: str, exit_code: str, listener: str, clients: str) -> int:  # pragma: no cover
+    """The steady state (berth.core.containers.steady) saw the container's process
+    exit: back in a full interpreter, the monitor goes on as it does without one
+    (a restart as the policy says, else the end)."""
+    from berth.core.runtime.cgroups import Cgroup
+    from berth.core.runtime.spec import Mount
+
+    _catch_signals()
+    told = json.loads(handoff)
+    config = _load_class(told["config_class"])(told["config"])
+    monitor = Monitor(_load_class(told["engine"])(config), told["container"], -1, False)
+    if monitor.container is None:
+        return 1
+    monitor.listener = socket.socket(fileno=int(listener))
+    for fd in filter(None, clients.split(",")):
+        monitor.clients[int(fd)] = _Client(socket.socket(fileno=int(fd)))
+    monitor.exit_code = int(exit_code)
+    monitor.pid = told["pid"]
+    monitor.cgroup = Cgroup(*told["cgroup"]) if told["cgroup"] else None
+    monitor.netns_fd = told["netns_fd"]
+    monitor.reused = ([Mount(**m) for m in told["mounts"]], told["files"])
+    monitor.rootfs = told["rootfs"]
+    monitor.restarts.delay, monitor.restarts.since = told["restart_delay"], told["restart_since"]
+    monitor.steady = None  # a restarted process hands off again
+    monitor.health = _checker(monitor)
+    monitor.log = monitor._log_driver()  # (a restart reuses the first start's, and this is a new process)
+    monitor._watch()
+    monitor._supervise(told["rootfs"], Path(told["run_dir"]), running=False)
+    return 0
+
+
+def _load_class(path: str):
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _open_fds() -> list[int]:
@@ -262,6 +310,8 @@ class Monitor:
         self.netns_fd: int | None = None  # the network namespace kept across restarts
         self.error = ""  # why a restart failed
         self.health = None  # a health.Checker when the container has a health check
+        self.steady = None  # False: the hand-off to the steady state was tried (or is not wanted)
+        self.rootfs = None
 
     # -- setup ---------------------------------------------------------------------
 
@@ -288,7 +338,7 @@ class Monitor:
                             {"error": f"No such container: {c.id}", "code": 125})
                 return 1
             try:
-                rootfs = storage.mount(c.id)
+                rootfs = self.rootfs = storage.mount(c.id)
                 started, child_fds = self._start(rootfs, run_dir)
             except BaseException as exc:
                 failure = exc
@@ -301,15 +351,21 @@ class Monitor:
         self._announce_start()
         _send_ready(self.ready_w, {"pid": started.pid})
         self._watch()
+        self._supervise(rootfs, run_dir)
+        return 0
+
+    def _supervise(self, rootfs, run_dir, running: bool = True) -> None:
+        """The process runs (or, `running` False, has exited): follow it, restart it as its policy says, finish."""
         while True:
-            self.loop()
-            if self.health is not None:
-                self.health.end()
+            if running:
+                self.loop()
+                if self.health is not None:
+                    self.health.end()
+            running = True
             outcome = self._restart(rootfs, run_dir)
             if outcome is not True:
                 break
         self.finish(die=outcome is None)
-        return 0
 
     def _running(self, started, child_fds, **state) -> None:
         """The container's process runs: record it, say so."""
@@ -320,6 +376,7 @@ class Monitor:
         self.cgroup = started.cgroup
         self.exit_code = None
         self.restarts.started()
+        self.steady = None  # each process may hand off
         stored = self.service.update_state(
             c.id, Status="running", Running=True, Paused=False, Restarting=False, Pid=started.pid,
             PidStart=started.start_time, MonitorPid=os.getpid(), MonitorStart=_self_start(), ExitCode=0, Error="",
@@ -546,6 +603,8 @@ class Monitor:
         drain_deadline = None
         self._reap()
         while True:
+            if self._can_hand_off():
+                self._hand_off()  # returns only when it could not
             if self.exit_code is not None and self.pumping:
                 if not self.outputs:
                     break
@@ -579,6 +638,58 @@ class Monitor:
                     self.health.end()
             if not self.pumping and time.monotonic() >= self.attach_deadline:
                 self._pump_outputs()
+
+    # -- the steady state ----------------------------------------------------------
+
+    def _can_hand_off(self) -> bool:
+        """Nothing but the output and the attach socket is left to look after (steady.py)."""
+        return (self.pumping and self.exit_code is None and not self.clients and self.health is None
+                and self.network_setup is None and self.steady is not False)
+
+    def _hand_off(self) -> None:
+        """Re-execute into berth.core.containers.steady, a small interpreter, so that a
+        running container costs little memory; it comes back (resume) when the process exits."""
+        self.steady = False  # one attempt
+        try:
+            log = {} if self.log is None else self.log.handoff()
+        except Exception as exc:
+            print(f"steady state: {exc}", file=sys.stderr)
+            return
+        if log is None:
+            return
+        from berth.core.containers import frames, steady
+
+        c = self.container
+        config = self.engine.config
+        cgroup = self.cgroup
+        mounts, files = self.reused
+        resume_told = json.dumps({
+            "engine": _class_path(type(self.engine)), "config_class": _class_path(type(config)),
+            "config": config.data, "container": c.id, "pid": self.pid,
+            "cgroup": [cgroup.parent, cgroup.name] if cgroup is not None else None,
+            "rootfs": str(self.rootfs), "run_dir": str(self.service.run_dir(c.id)), "netns_fd": self.netns_fd,
+            "mounts": [vars(m) for m in mounts], "files": files,
+            "restart_delay": self.restarts.delay, "restart_since": self.restarts.since,
+        }, default=str)
+        told = {
+            "pid": self.pid, "outputs": {str(fd): stream for fd, stream in self.outputs.items()},
+            "master": self.master, "stdin": self.stdin_w, "stdin_once": bool(c.config.get("StdinOnce")),
+            "partial": {stream: rest.decode("latin-1") for stream, rest in self.partial.items()},
+            "listener": self.listener.fileno(), "log": log, "frames": frames.__file__,
+            "resume": [sys.executable, "-c", RESUME, resume_told],
+        }
+        keep = [self.listener.fileno(), *self.outputs, self.master, self.stdin_w, log.get("fd"), self.netns_fd]
+        for fd in keep:
+            if fd is not None:
+                os.set_inheritable(fd, True)
+        sys.stderr.flush()
+        try:
+            os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", STEADY, steady.__file__, json.dumps(told)])
+        except OSError as exc:  # go on as the full monitor, the log written through the writer it was given
+            for fd in keep:
+                if fd is not None:
+                    os.set_inheritable(fd, False)
+            print(f"steady state: {exc}", file=sys.stderr)
 
     def _reap(self) -> None:
         if self.exit_code is not None:
@@ -784,6 +895,10 @@ class Monitor:
                 print(f"auto-remove: {exc}", file=sys.stderr)
         self.listener.close()
         self._tell_clients(code)
+
+
+def _class_path(cls) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _checker(monitor):

@@ -23,38 +23,9 @@ from datetime import datetime, timezone
 
 from berth.core.drivers import LogEntry
 from berth.core.logfiles import RotatingLogDriver, parse_max_size  # noqa: F401 - parse_max_size: public
+from berth.plugins.logging import jsonline
 
 # -- the line format ---------------------------------------------------------------
-
-_HEX = "0123456789abcdef"
-_ESCAPES = {ord("\\"): b"\\\\", ord('"'): b'\\"', ord("\n"): b"\\n", ord("\r"): b"\\r"}
-
-
-def _escape_bytes(data: bytes) -> bytes:
-    """Docker's JSON string escaping of a log line (jsonlog's ffjson writer).
-
-    Control characters and <, >, & as \\u00XX (\\n and \\r short), U+2028 and
-    U+2029 escaped, invalid UTF-8 bytes become \\ufffd.
-    """
-    text = data.decode("utf-8", errors="replace")
-    out = []
-    for ch in text:
-        c = ord(ch)
-        if c < 0x80:
-            if c in _ESCAPES:
-                out.append(_ESCAPES[c].decode())
-            elif c < 0x20 or ch in "<>&":
-                out.append("\\u00" + _HEX[c >> 4] + _HEX[c & 0xF])
-            else:
-                out.append(ch)
-        elif ch == "\ufffd":
-            out.append("\\ufffd")
-        elif ch in "\u2028\u2029":
-            out.append("\\u202" + _HEX[c & 0xF])
-        else:
-            out.append(ch)
-    return "".join(out).encode("utf-8")
-
 
 def format_time(t: datetime) -> str:
     """Go's time.RFC3339Nano of `t` in UTC: fraction without trailing zeros."""
@@ -68,8 +39,7 @@ def format_time(t: datetime) -> str:
 
 def encode_entry(entry: LogEntry) -> bytes:
     """One json-file line, newline included."""
-    return b'{"log":"%s","stream":"%s","time":"%s"}\n' % (
-        _escape_bytes(entry.line), entry.stream.encode(), format_time(entry.time).encode())
+    return jsonline.record(entry.stream, entry.line, format_time(entry.time))
 
 
 _TIME_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)")
@@ -111,6 +81,8 @@ class JsonFileLogDriver(RotatingLogDriver):
     FILE_NAME = "{id}-json.log"
     KNOWN_OPTIONS = frozenset({"max-size", "max-file", "compress", "labels", "labels-regex", "env", "env-regex",
                                "tag"})
+
+    LINE_ENCODER = "berth.plugins.logging.jsonline:encode_line"
 
     def encode(self, entry: LogEntry) -> bytes:
         return encode_entry(entry)
