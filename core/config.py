@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "registries": {"default": "docker.io", "insecure": ["127.0.0.0/8"], "mirrors": {},
                    "idle_timeout": 30, "request_timeout": 600},
     "metrics": {"address": "127.0.0.1:9323"},
+    "monitor": {"steady_probe_gap": 10},
 }
 
 

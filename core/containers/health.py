@@ -156,6 +156,21 @@ class Checker:
         self.due = self.started + self._next_interval()
         self._save()
 
+    def idle(self, gap: float) -> bool:
+        """No probe runs or waits to be reaped, and the next one is `gap` seconds away or more
+        (the monitor may hand off to its steady state: see schedule)."""
+        return (self.probe is None and not self.unreaped
+                and (self.due is None or self.due - time.monotonic() >= gap))
+
+    def schedule(self) -> dict:
+        """What resume() needs in another process (time.monotonic is the system's)."""
+        return {"started": self.started, "due": self.due}
+
+    def resume(self, state: dict, started: float, due: float | None) -> None:
+        """Go on in a new monitor process (berth.core.containers.steady) as this one would have."""
+        self.health = dict(state.get("Health") or {"Status": "starting", "FailingStreak": 0, "Log": []})
+        self.started, self.due = started, due
+
     def end(self) -> None:
         """The process exited: no more probes; one running is killed."""
         self.due = None

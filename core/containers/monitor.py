@@ -183,34 +183,42 @@ STEADY = ("import sys; from _frozen_importlib import module_from_spec as m; "
 RESUME = "import sys; from berth.core.containers.monitor import resume; sys.exit(resume(*sys.argv[1:]))"
 
 
-def resume(handoff: str, exit_code: str, listener: str, clients: str) -> int:  # pragma: no cover
-    """The steady state (berth.core.containers.steady) saw the container's process
-    exit: back in a full interpreter, the monitor goes on as it does without one
-    (a restart as the policy says, else the end)."""
+def resume(handoff: str, returned: str) -> int:  # pragma: no cover
+    """Back from the steady state (berth.core.containers.steady), in a full
+    interpreter: the container's process exited (the monitor restarts it as
+    the policy says, else ends), or a health check's probe is due (the monitor
+    runs it, then hands off again). `handoff`: what Monitor._hand_off gave the
+    steady state for this; `returned`: what the steady state gives back."""
     from berth.core.runtime.cgroups import Cgroup
     from berth.core.runtime.spec import Mount
 
     _catch_signals()
-    told = json.loads(handoff)
+    told, back = json.loads(handoff), json.loads(returned)
     config = _load_class(told["config_class"])(told["config"])
     monitor = Monitor(_load_class(told["engine"])(config), told["container"], -1, False)
     if monitor.container is None:
         return 1
-    monitor.listener = socket.socket(fileno=int(listener))
-    for fd in filter(None, clients.split(",")):
-        monitor.clients[int(fd)] = _Client(socket.socket(fileno=int(fd)))
-    monitor.exit_code = int(exit_code)
-    monitor.pid = told["pid"]
+    monitor.listener = socket.socket(fileno=back["listener"])
+    monitor.pid, monitor.exit_code = told["pid"], back["exit_code"]
     monitor.cgroup = Cgroup(*told["cgroup"]) if told["cgroup"] else None
     monitor.netns_fd = told["netns_fd"]
     monitor.reused = ([Mount(**m) for m in told["mounts"]], told["files"])
     monitor.rootfs = told["rootfs"]
     monitor.restarts.delay, monitor.restarts.since = told["restart_delay"], told["restart_since"]
-    monitor.steady = None  # a restarted process hands off again
-    monitor.health = _checker(monitor)
     monitor.log = monitor._log_driver()  # (a restart reuses the first start's, and this is a new process)
+    monitor.outputs = {int(fd): stream for fd, stream in back["outputs"].items()}
+    monitor.master, monitor.stdin_w = back["master"], back["stdin"]
+    monitor.partial = {"stdout": b"", "stderr": b""} | {k: v.encode("latin-1") for k, v in back["partial"].items()}
     monitor._watch()
-    monitor._supervise(told["rootfs"], Path(told["run_dir"]), running=False)
+    for fd, hello, buffered in back["clients"]:
+        client = monitor.clients[fd] = _Client(socket.socket(fileno=fd))
+        client.hello = dict(zip(("stdin", "stdout", "stderr"), (flag == "1" for flag in hello)))
+        client.reader.buffer = buffered.encode("latin-1")
+        monitor.sel.register(client.sock, selectors.EVENT_READ, ("client", fd))
+    monitor.health = _checker(monitor)
+    if monitor.health is not None and told["health"]:
+        monitor.health.resume(monitor.container.state, **told["health"])
+    monitor._supervise(told["rootfs"], Path(told["run_dir"]), running=monitor.exit_code is None)
     return 0
 
 
@@ -312,6 +320,10 @@ class Monitor:
         self.health = None  # a health.Checker when the container has a health check
         self.steady = None  # False: the hand-off to the steady state was tried (or is not wanted)
         self.rootfs = None
+        try:  # see config/berth.toml's [monitor]
+            self.probe_gap = float(engine.config.get("monitor.steady_probe_gap"))
+        except (KeyError, TypeError, ValueError):
+            self.probe_gap = 10.0
 
     # -- setup ---------------------------------------------------------------------
 
@@ -643,12 +655,13 @@ class Monitor:
 
     def _can_hand_off(self) -> bool:
         """Nothing but the output and the attach socket is left to look after (steady.py)."""
-        return (self.pumping and self.exit_code is None and not self.clients and self.health is None
-                and self.network_setup is None and self.steady is not False)
+        return (self.pumping and self.exit_code is None and not self.clients and self.network_setup is None
+                and self.steady is not False and (self.health is None or self.health.idle(self.probe_gap)))
 
     def _hand_off(self) -> None:
         """Re-execute into berth.core.containers.steady, a small interpreter, so that a
-        running container costs little memory; it comes back (resume) when the process exits."""
+        running container costs little memory; it comes back (resume) when the process
+        exits or a health check's probe is due."""
         self.steady = False  # one attempt
         try:
             log = {} if self.log is None else self.log.handoff()
@@ -670,12 +683,14 @@ class Monitor:
             "rootfs": str(self.rootfs), "run_dir": str(self.service.run_dir(c.id)), "netns_fd": self.netns_fd,
             "mounts": [vars(m) for m in mounts], "files": files,
             "restart_delay": self.restarts.delay, "restart_since": self.restarts.since,
+            "health": self.health.schedule() if self.health is not None else None,
         }, default=str)
         told = {
             "pid": self.pid, "outputs": {str(fd): stream for fd, stream in self.outputs.items()},
             "master": self.master, "stdin": self.stdin_w, "stdin_once": bool(c.config.get("StdinOnce")),
             "partial": {stream: rest.decode("latin-1") for stream, rest in self.partial.items()},
             "listener": self.listener.fileno(), "log": log, "frames": frames.__file__,
+            "probe_due": self.health.due if self.health is not None else None,
             "resume": [sys.executable, "-c", RESUME, resume_told],
         }
         keep = [self.listener.fileno(), *self.outputs, self.master, self.stdin_w, log.get("fd"), self.netns_fd]

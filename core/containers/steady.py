@@ -9,10 +9,12 @@ PID and the children), with the same attach socket, and goes on doing what
 the monitor did: every output line to the log, output to the attached
 clients and their input to the container. When the container's process
 exits it drains the output and re-executes into the full monitor
-(``monitor.resume``), which records the exit and frees the container's
-resources as before. A monitor that needs more than this (a health check,
-a restart policy, a log driver without a handoff, a client attached at the
-time) stays as it is.
+(``monitor.resume``), which restarts the process or records the exit and
+frees the container's resources as before. When a health check's probe is
+due it hands everything back the same way: the full monitor runs the probe,
+records its result, and hands off again. A monitor that needs more than
+this (a log driver without a handoff, a client attached at the time) stays
+as it is.
 
 Run as ``python -S -I steady.py HANDOFF``, HANDOFF the JSON that
 Monitor._hand_off writes. Not imported by berth.
@@ -69,6 +71,7 @@ class Steady:
         self.listener = _socket.socket(fileno=told["listener"])
         self.clients = {}
         self.exit_code = None
+        self.probe_due = told["probe_due"]  # (time.monotonic) a health check's next probe, run by the full monitor
         self.writer = self.encode = None
         log = told["log"] or {}
         if log:
@@ -87,7 +90,7 @@ class Steady:
             self.poll.register(fd, select.EPOLLIN)
 
     def run(self):
-        """Until the process has exited and its output is drained."""
+        """Until the process has exited and its output is drained, or a probe is due."""
         drain_deadline = None
         self.reap()
         while True:
@@ -97,7 +100,14 @@ class Steady:
                 drain_deadline = drain_deadline or time.monotonic() + 2
                 if time.monotonic() > drain_deadline:
                     break
-            for fd, _ in self.poll.poll(0.1 if drain_deadline else -1):
+                timeout = 0.1
+            elif self.probe_due is not None:
+                timeout = self.probe_due - time.monotonic()
+                if timeout <= 0:
+                    break
+            else:
+                timeout = -1
+            for fd, _ in self.poll.poll(timeout):
                 if fd == self.wake_r:
                     try:
                         while os.read(self.wake_r, 512):
@@ -241,24 +251,49 @@ class Steady:
     # -- the end ---------------------------------------------------------------------
 
     def resume(self):
-        """The process has exited: the last partial lines to the log, then the full monitor."""
+        """Back to the full monitor (monitor.resume): the process has exited (the last
+        partial lines to the log first), or a health check is due (everything is handed back)."""
         if self.writer is not None:
-            now = time.time_ns()
-            for stream, rest in self.partial.items():
-                if rest:
-                    self.write_log(stream, rest, now)
+            if self.exit_code is not None:
+                now = time.time_ns()
+                for stream, rest in self.partial.items():
+                    if rest:
+                        self.write_log(stream, rest, now)
+                self.partial = {}
             self.writer.close()
-        for fd in self.outputs:
-            os.close(fd)
-        if self.master is not None:
-            os.close(self.master)
-        self.close_stdin()
-        keep = [self.listener.detach()] + [client.sock.detach() for client in self.clients.values()]
+        if self.exit_code is not None:
+            for fd in self.outputs:
+                os.close(fd)
+            self.outputs = {}
+            if self.master is not None:
+                os.close(self.master)
+                self.master = None
+            self.close_stdin()
+        clients = []
+        for fd, client in self.clients.items():
+            client.sock.detach()
+            hello = "".join("1" if (client.hello or {}).get(k) else "0" for k in ("stdin", "stdout", "stderr"))
+            clients.append(f"[{fd}, {_text(hello)}, {_text(client.reader.buffer)}]")
+        listener = self.listener.detach()
+        keep = [listener, *self.clients, *self.outputs, self.master, self.stdin_w]
         for fd in keep:
-            os.set_inheritable(fd, True)
-        code = self.exit_code if self.exit_code is not None else 255
-        argv = self.told["resume"] + [str(code), str(keep[0]), ",".join(str(fd) for fd in keep[1:])]
+            if fd is not None:
+                os.set_inheritable(fd, True)
+        told = (f'{{"exit_code": {_number(self.exit_code)}, "listener": {listener}, "clients": [{", ".join(clients)}], '
+                f'"outputs": {{{", ".join(f"{_text(str(fd))}: {_text(s)}" for fd, s in self.outputs.items())}}}, '
+                f'"master": {_number(self.master)}, "stdin": {_number(self.stdin_w)}, '
+                f'"partial": {{{", ".join(f"{_text(k)}: {_text(v)}" for k, v in self.partial.items())}}}}}')
+        argv = self.told["resume"] + [told]
         os.execv(argv[0], argv)
+
+
+def _text(value):
+    """A JSON string (bytes as latin-1), without loading json."""
+    return _json.encode_basestring_ascii(value.decode("latin-1") if isinstance(value, bytes) else value)
+
+
+def _number(value):
+    return "null" if value is None else str(int(value))
 
 
 def _ignore(*_):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 from harness import inspect, wait_for
 from test_restart import monitor_pid
@@ -93,13 +92,39 @@ def test_restarts_across_the_steady_state(berth):
              and inspect(berth, "later")["State"]["Status"] == "exited", what="one restart", timeout=30)
 
 
-def test_what_stays_in_the_full_monitor(berth):
-    berth("run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "true", "--health-interval",
-          "1s", berth.image, "sleep", "300", check=True)
+def test_health_checks_come_back_to_the_full_monitor(berth):
+    """Between probes the monitor is the steady state; each probe runs in the full monitor.
+    (Only when the next probe is steady_probe_gap seconds away, 10 by default: this test's is 0.5.)"""
+    with open(berth.config, "a") as f:
+        f.write("[monitor]\nsteady_probe_gap = 0.5\n")
+    berth("run", "-d", "--name", "checked", "--network", "none", "--health-cmd", "test ! -e /tmp/sick",
+          "--health-interval", "1s", "--health-retries", "2", berth.image, "sleep", "300", check=True)
+    wait_steady(berth, "checked")
+    wait_for(lambda: inspect(berth, "checked")["State"]["Health"]["Status"] == "healthy", what="healthy")
+    wait_for(lambda: len(inspect(berth, "checked")["State"]["Health"]["Log"]) >= 3, what="three probes")
+    wait_steady(berth, "checked")
+    berth("exec", "checked", "touch", "/tmp/sick", check=True)
+    wait_for(lambda: inspect(berth, "checked")["State"]["Health"]["Status"] == "unhealthy", what="unhealthy")
+    health = inspect(berth, "checked")["State"]["Health"]
+    assert health["FailingStreak"] >= 2 and health["Log"][-1]["ExitCode"] == 1
+    events = berth("events", "--since", "1m", "--until", "0s", "--filter", "container=checked",
+                   "--filter", "event=health_status", "--format", "{{.Action}}", check=True).stdout.split("\n")
+    assert [e for e in events if e] == ["health_status: healthy", "health_status: unhealthy"]
+    assert inspect(berth, "checked")["State"]["Status"] == "running"
+    berth("rm", "-f", "checked", check=True)
+
+
+def test_frequent_probes_keep_the_full_monitor(berth):
+    berth("run", "-d", "--name", "busy", "--network", "none", "--health-cmd", "true", "--health-interval", "1s",
+          berth.image, "sleep", "300", check=True)
+    wait_for(lambda: len(inspect(berth, "busy")["State"]["Health"]["Log"]) >= 2, what="two probes")
+    assert not steady(berth, "busy")  # a probe each second: returning each time would cost more than it saves
+    berth("rm", "-f", "busy", check=True)
+
+
+def test_log_driver_none(berth):
     berth("run", "-d", "--name", "unlogged", "--network", "none", "--log-driver", "none", berth.image,
-          "sleep", "300", check=True)
+          "sh", "-c", "sleep 1; echo gone; exit 4", check=True)
     wait_steady(berth, "unlogged")  # none has a handoff: nothing to write
-    time.sleep(1)
-    assert not steady(berth, "checked")  # the health checks run in the monitor
-    wait_for(lambda: inspect(berth, "checked")["State"]["Health"]["Status"] == "healthy", what="health")
-    berth("rm", "-f", "checked", "unlogged", check=True)
+    wait_for(lambda: inspect(berth, "unlogged")["State"]["Status"] == "exited", what="the exit")
+    assert inspect(berth, "unlogged")["State"]["ExitCode"] == 4
