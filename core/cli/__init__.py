@@ -3,8 +3,8 @@
 Any command line asking for help (`berth`, `berth --root R --help`, `berth
 volume`, `berth image ls -h`) prints a pre-rendered copy of click's help
 (core/cli/_help.py, kept equal to click's output by tests/unit/test_cli.py)
-so it costs only the interpreter's start, however the line is written. `run` and `create` parse their flags without click
-(berth.core.cli.run); everything else goes through click.
+so it costs only the interpreter's start, however the line is written. `run`, `create` and `inspect` parse their
+flags without click (berth.core.cli.fast); everything else goes through click.
 """
 
 import sys
@@ -16,7 +16,7 @@ def main() -> None:
         sys.stdout.write(text)
         sys.exit(0)
     try:
-        from berth.core.cli.run import fast
+        from berth.core.cli.fast import fast
 
         code = fast(sys.argv[1:])
         if code is None:

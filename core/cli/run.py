@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from berth.core.cli.base import GLOBAL_FLAGS, make_engine, overrides, reported
+from berth.core.cli.base import make_engine, overrides, reported
 from berth.core.cli.flags import Fallback, Flag, parse
 from berth.core.errors import BerthError, ExitCode, InvalidArgument
 
@@ -109,13 +109,10 @@ RUN_FLAGS = [
 ]
 
 
-def fast(argv: list[str]) -> int | None:
-    """Run `berth [GLOBAL FLAGS] run|create ...` without click; None when
-    click must parse this command line (another command, --help, a bad flag)."""
+def fast(global_values: dict, rest: list[str]) -> int | None:
+    """Run `run|create ...` without click (berth.core.cli.fast); None when
+    click must parse this command line (--help, a bad flag)."""
     try:
-        global_values, rest = parse(GLOBAL_FLAGS, argv)
-        if not rest or rest[0] not in ("run", "create"):
-            return None
         values, positionals = parse(RUN_FLAGS if rest[0] == "run" else CREATE_FLAGS, rest[1:])
     except Fallback:
         return None

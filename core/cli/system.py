@@ -8,42 +8,17 @@ import sys
 
 import click
 
+from berth.core.cli import flags
+from berth.core.cli.fast import INSPECT_FLAGS, inspect_objects
 from berth.core.cli.main import CONTEXT, LazyGroup, get_engine
-from berth.core.errors import BerthError, InvalidArgument, NotFound
 
 
 @click.command("inspect", context_settings=CONTEXT)
-@click.option("-f", "--format", "fmt", help="Format output using a Go template.")
-@click.option("-s", "--size", is_flag=True, help="Display total file sizes if the type is container.")
-@click.option("--type", "type_", type=click.Choice(["container", "image"]), help="Return JSON for specified type.")
+@flags.click_options(INSPECT_FLAGS)
 @click.argument("names", nargs=-1, required=True)
 def inspect(fmt, size, type_, names):
     """Return low-level information on berth objects (containers, then images)."""
-    from berth.core.cli import output
-
-    engine = get_engine()
-    found, errors = [], []
-    for name in names:
-        obj = None
-        if type_ in (None, "container"):
-            try:
-                obj = engine.containers.inspect(engine.containers.get(name))
-            except NotFound:
-                pass
-        if obj is None and type_ in (None, "image"):
-            try:
-                obj = engine.images.inspect(engine.images.get(name))
-            except (NotFound, InvalidArgument):
-                pass
-        if obj is None:
-            errors.append(f"No such object: {name}")
-        else:
-            found.append(obj)
-    output.inspect(found, fmt)
-    if errors:
-        for message in errors:
-            click.echo(f"Error: {message}", err=True)
-        raise BerthError("")
+    return inspect_objects(get_engine(), names, fmt, type_)
 
 
 # -- events -------------------------------------------------------------------------------

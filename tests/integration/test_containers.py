@@ -81,7 +81,7 @@ def test_run_and_create_parse_without_click_and_bad_flags_go_to_click(berth, ids
     none of the slow modules a start has no use for."""
     img = berth.image
     slow = ("click", "pluggy", "tomllib", "dataclasses", "typing", "inspect", "hashlib", "shutil")
-    code = ("import sys\nfrom berth.core.cli.run import fast\n"
+    code = ("import sys\nfrom berth.core.cli.fast import fast\n"
             f"code = fast(sys.argv[1:])\nprint(code, [m for m in {slow!r} if m in sys.modules])")
     python = [sys.executable, "-c", code, *berth.args()]
     more = ["--add-host", "db:10.0.0.2", "--dns", "10.0.0.53", "--ulimit", "nofile=100", "--sysctl",
@@ -96,6 +96,13 @@ def test_run_and_create_parse_without_click_and_bad_flags_go_to_click(berth, ids
             assert rest.strip() == "0 []", proc.stderr
     proc = subprocess.run(python + ["create", "--bogus", img], capture_output=True, text=True, env=berth.env)
     assert proc.stdout.strip() == "None []"  # not taken: click will say what is wrong
+    # inspect, which tools call once per container, is taken too
+    proc = subprocess.run(python + ["inspect", "-f", "{{.Name}}", "fast", img], capture_output=True, text=True,
+                          env=berth.env)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "/fast" and lines[-1].startswith("0 [") and "click" not in lines[-1], proc.stderr
+    proc = subprocess.run(python + ["inspect", "nothing-here"], capture_output=True, text=True, env=berth.env)
+    assert proc.stdout.splitlines()[-1].startswith("1 [") and proc.stderr == "Error: No such object: nothing-here\n"
     bad = berth("create", "--bogus", img)
     assert bad.returncode == 125
     assert bad.stderr.splitlines() == ["unknown flag: --bogus", "See 'berth create --help'."]

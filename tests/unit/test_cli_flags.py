@@ -13,6 +13,7 @@ import pytest
 
 from berth.core.cli import flags
 from berth.core.cli.base import GLOBAL_FLAGS
+from berth.core.cli.fast import INSPECT_FLAGS
 from berth.core.cli.run import CREATE_FLAGS, RUN_CONTEXT, RUN_FLAGS
 
 
@@ -100,3 +101,15 @@ def test_create_and_global_tables():
     assert rest == ["run", "--rm", "img"]
     with pytest.raises(flags.Fallback):
         flags.parse(GLOBAL_FLAGS, ["--log-format", "xml", "run", "img"])
+
+
+@pytest.mark.parametrize("args", [["c1"], ["-f", "{{.Id}}", "c1", "c2"], ["--format={{.Name}}", "-s", "c1"],
+                                  ["--type", "image", "img"], ["-sf", "json", "c1"]])
+def test_inspect_table_agrees_with_click(args):
+    assert flags.parse(INSPECT_FLAGS, args) == click_parse(INSPECT_FLAGS, args)
+
+
+@pytest.mark.parametrize("args", [["--type", "volume", "x"], ["--bogus", "x"], ["-f"]])
+def test_inspect_leaves_the_rest_to_click(args):
+    with pytest.raises(flags.Fallback):
+        flags.parse(INSPECT_FLAGS, args)
