@@ -7,7 +7,8 @@ import sys
 import click
 
 from berth.core.cli import filters as filters_
-from berth.core.cli import output
+from berth.core.cli import flags, output
+from berth.core.cli.fast import IMAGES_FLAGS, IMPORT_FLAGS, import_image, list_images
 from berth.core.cli.main import CONTEXT, get_engine
 from berth.core.errors import InvalidArgument, NotFound
 from berth.core.images.image import containers_using
@@ -15,119 +16,22 @@ from berth.core.images.image import containers_using
 
 @click.command("images", context_settings=CONTEXT)
 @click.argument("repository", required=False)
-@click.option("-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images).")
-@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs.")
-@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("--digests", is_flag=True, help="Show digests.")
-@click.option("-f", "--filter", "filters", multiple=True, help="Filter output (dangling=true, reference=PATTERN).")
-@click.option("--format", "fmt", help="Format output using a Go template, 'table ...' or 'json'.")
-def images(repository, all_, quiet, no_trunc, digests, filters, fmt):
+@flags.click_options(IMAGES_FLAGS)
+def images(repository, **values):
     """List images."""
-    import fnmatch
-
-    from berth.core.oci import reference as refs
-    from berth.core.plumbing.units import ago, go_time, human_size, parse_time
-
-    engine = get_engine()
-    flt = filters_.parse(filters, {"dangling", "reference", "label", "before", "since"})
-    before = [parse_time(engine.images.get(v).created) for v in flt.get("before", [])]
-    since = [parse_time(engine.images.get(v).created) for v in flt.get("since", [])]
-    rows = []
-    seen_ids = []
-    all_images = engine.images.all()
-    parents = {img.parent for img in all_images if img.parent}
-    for img in all_images:
-        for problem in img.problems:
-            click.echo(f"WARNING: image {img.short_id}: {problem}", err=True)
-        names = img.tags or [None]
-        intermediate = not img.tags and img.id in parents
-        if intermediate and not all_:
-            continue
-        if "dangling" in flt and (flt["dangling"][0] == "true") != (not img.tags):
-            continue
-        labels = (img.config.get("config") or {}).get("Labels") or {}
-        if not all(filters_.label_match(labels, v) for v in flt.get("label", [])):
-            continue
-        if (before or since) and (any(parse_time(img.created) >= t for t in before)
-                                  or any(parse_time(img.created) <= t for t in since)):
-            continue
-        for name in names:
-            ref = refs.parse(name) if name else None
-            repo = ref.familiar_name if ref else "<none>"
-            tag = ref.tag if ref else "<none>"
-            if repository and not _matches_repository(ref, repository):
-                continue
-            if "reference" in flt and not any(
-                    ref and (fnmatch.fnmatch(ref.familiar_name, p) or fnmatch.fnmatch(ref.familiar, p))
-                    for p in flt["reference"]):
-                continue
-            digest = next((d.split("@", 1)[1] for d in img.digests if ref and d.startswith(ref.name + "@")), "<none>")
-            rows.append({
-                "Repository": repo, "Tag": tag,
-                "ID": img.id if no_trunc else img.short_id,
-                "Digest": digest,
-                "CreatedSince": ago(img.created), "CreatedAt": go_time(img.created),
-                "Size": human_size(img.size), "VirtualSize": human_size(img.size),
-                "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A",
-            })
-            seen_ids.append(rows[-1]["ID"])
-    if quiet:
-        done = set()
-        for i in seen_ids:
-            if i not in done:
-                done.add(i)
-                click.echo(i)
-        return
-    columns = [("Repository", "REPOSITORY"), ("Tag", "TAG")]
-    if digests:
-        columns.append(("Digest", "DIGEST"))
-    columns += [("ID", "IMAGE ID"), ("CreatedSince", "CREATED"), ("Size", "SIZE")]
-    output.table(rows, columns, fmt)
-
-
-def _matches_repository(ref, argument: str) -> bool:
-    """`berth images REPOSITORY[:TAG]`: the tag is what follows the last ':' after the last '/'
-    (a registry's port is not a tag); the repository may be a pattern."""
-    import fnmatch
-
-    if ref is None:
-        return False
-    name, tag = argument, None
-    if ":" in argument.rsplit("/", 1)[-1]:
-        name, tag = argument.rsplit(":", 1)
-    if tag is not None and tag != ref.tag:
-        return False
-    return fnmatch.fnmatch(ref.familiar_name, name) or fnmatch.fnmatch(ref.name, name)
+    return list_images(get_engine(), repository, values)
 
 
 @click.command("import", context_settings=CONTEXT)
 @click.argument("source")
 @click.argument("repository", required=False)
-@click.option("-m", "--message", default="", help="Set commit message for imported image.")
-@click.option("-c", "--change", "changes", multiple=True, help="Apply Dockerfile instruction to the created image.")
-def import_(source, repository, message, changes):
+@flags.click_options(IMPORT_FLAGS)
+def import_(source, repository, **values):
     """Import the contents from a tarball to create a filesystem image.
 
     SOURCE is a file path or - for standard input.
     """
-    from berth.core.images.dockerfile import apply_changes
-    from berth.core.oci import reference as refs
-
-    ref = refs.parse(repository) if repository else None
-    if ref and ref.digest:
-        raise InvalidArgument("refusing to create a tag with a digest reference")
-    config = apply_changes({}, changes)
-    engine = get_engine()
-    if source == "-":
-        stream = sys.stdin.buffer
-    else:
-        try:
-            stream = open(source, "rb")
-        except OSError as exc:
-            raise NotFound(f"open {source}: {exc.strerror.lower()}") from None
-    with stream:
-        image = engine.images.import_tarball(stream, ref, message, config, source)
-    click.echo(image.id)
+    return import_image(get_engine(), source, repository, values)
 
 
 @click.command("tag", context_settings=CONTEXT)

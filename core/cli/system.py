@@ -16,9 +16,9 @@ from berth.core.cli.main import CONTEXT, LazyGroup, get_engine
 @click.command("inspect", context_settings=CONTEXT)
 @flags.click_options(INSPECT_FLAGS)
 @click.argument("names", nargs=-1, required=True)
-def inspect(fmt, size, type_, names):
+def inspect(names, **values):
     """Return low-level information on berth objects (containers, then images)."""
-    return inspect_objects(get_engine(), names, fmt, type_)
+    return inspect_objects(get_engine(), *names, values=values)
 
 
 # -- events -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from berth.core.cli.main import cli
 
 # Commands that serve or stream until stopped: their argument errors are covered by the
 # families' other commands sharing the same flag parser.
-ENDLESS = {("events",), ("system", "service"), ("metrics", "serve"), ("system", "dial-stdio"), ("stats",),
+ENDLESS = {("events",), ("system", "events"), ("system", "service"), ("metrics", "serve"), ("system", "dial-stdio"), ("stats",),
            ("container", "stats")}
 
 SPECIAL = ["-", "--", "", ":", "a:b", "x:99999", "localhost:99999/x", "sha256:", "sha256:" + "0" * 64, "0", "-1",

@@ -13,7 +13,7 @@ import pytest
 
 from berth.core.cli import flags
 from berth.core.cli.base import GLOBAL_FLAGS
-from berth.core.cli.fast import INSPECT_FLAGS
+from berth.core.cli.fast import IMAGES_FLAGS, IMPORT_FLAGS, INSPECT_FLAGS
 from berth.core.cli.run import CREATE_FLAGS, RUN_CONTEXT, RUN_FLAGS
 
 
@@ -113,3 +113,13 @@ def test_inspect_table_agrees_with_click(args):
 def test_inspect_leaves_the_rest_to_click(args):
     with pytest.raises(flags.Fallback):
         flags.parse(INSPECT_FLAGS, args)
+
+
+@pytest.mark.parametrize("table, args", [
+    (IMAGES_FLAGS, ["-a", "--digests", "-f", "dangling=true", "--filter=label=a", "--format", "{{.ID}}", "repo"]),
+    (IMAGES_FLAGS, ["-qa", "--no-trunc", "busybox"]),
+    (IMPORT_FLAGS, ["-m", "hello", "-c", "ENV A=1", "--change=CMD sh", "rootfs.tar", "me/img:1"]),
+    (IMPORT_FLAGS, ["-", "x"]),
+])
+def test_images_and_import_tables_agree_with_click(table, args):
+    assert flags.parse(table, args) == click_parse(table, args)
