@@ -18,7 +18,7 @@ import signal
 import socket
 import struct
 
-from berth.core.containers.frames import (  # noqa: F401 - the protocol's pieces, public here too
+from berth.core.containers.stdio import (  # noqa: F401 - the protocol's pieces, public here too
     _TIOCGWINSZ,
     EXIT,
     RESIZE,

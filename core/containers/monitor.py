@@ -20,7 +20,6 @@ The attach protocol and its client: berth.core.containers.attach.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import importlib
 import json
@@ -29,29 +28,15 @@ import select
 import selectors
 import signal
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from berth.core.containers.frames import (
-    EXIT,
-    RESIZE,
-    STDERR,
-    STDIN,
-    STDIN_EOF,
-    STDOUT,
-    FrameReader,
-    frame,
-    set_window_size,
-    short_path,
-    write_all,
-)
+from berth.core.containers.stdio import Stdio, exit_code, set_window_size, short_path
 from berth.core.networks.modes import joins_networks, network_joined
 
 ATTACH_WAIT_SECONDS = 10  # a foreground client that never comes must not wedge the container
-MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16K
 
 
 # -- the monitor process -------------------------------------------------------------
@@ -206,15 +191,14 @@ def resume(handoff: str, returned: str) -> int:  # pragma: no cover
     monitor.rootfs = told["rootfs"]
     monitor.restarts.delay, monitor.restarts.since = told["restart_delay"], told["restart_since"]
     monitor.log = monitor._log_driver()  # (a restart reuses the first start's, and this is a new process)
-    monitor.outputs = {int(fd): stream for fd, stream in back["outputs"].items()}
-    monitor.master, monitor.stdin_w = back["master"], back["stdin"]
-    monitor.partial = {"stdout": b"", "stderr": b""} | {k: v.encode("latin-1") for k, v in back["partial"].items()}
+    stdio = monitor.stdio
+    stdio.outputs = {int(fd): stream for fd, stream in back["outputs"].items()}
+    stdio.master, stdio.stdin_w = back["master"], back["stdin"]
+    stdio.partial.update((k, v.encode("latin-1")) for k, v in back["partial"].items())
     monitor._watch()
     for fd, hello, buffered in back["clients"]:
-        client = monitor.clients[fd] = _Client(socket.socket(fileno=fd))
-        client.hello = dict(zip(("stdin", "stdout", "stderr"), (flag == "1" for flag in hello)))
-        client.reader.buffer = buffered.encode("latin-1")
-        monitor.sel.register(client.sock, selectors.EVENT_READ, ("client", fd))
+        stdio.adopt(fd, dict(zip(("stdin", "stdout", "stderr"), (flag == "1" for flag in hello))),
+                    buffered.encode("latin-1"))
     monitor.health = _checker(monitor)
     if monitor.health is not None and told["health"]:
         monitor.health.resume(monitor.container.state, **told["health"])
@@ -286,14 +270,6 @@ class Restarts:
         return self.delay if restart else None
 
 
-class _Client:
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.hello: dict | None = None
-        self.buffer = b""
-        self.reader = FrameReader()
-
-
 class Monitor:
     """Runs one container and stays its parent until it exits."""
 
@@ -305,12 +281,10 @@ class Monitor:
         self.ready_w = ready_w
         self.pumping = not attach_wait
         self.attach_deadline = time.monotonic() + ATTACH_WAIT_SECONDS
-        self.clients: dict[int, _Client] = {}
-        self.partial = {"stdout": b"", "stderr": b""}
         self.sel = selectors.DefaultSelector()
-        self.outputs: dict[int, str] = {}  # fd -> stream name
-        self.stdin_w: int | None = None
-        self.master: int | None = None
+        self.stdio = Stdio(self._watch_fd, self._unwatch_fd, self._write_line, json.loads,
+                           bool(self.container and self.container.config.get("StdinOnce")))
+        self.stdio.on_hello = lambda: None if self.pumping else self._pump_outputs()
         self.log = None
         self.exit_code: int | None = None
         self.restarts = Restarts(self.container.host_config.get("RestartPolicy") if self.container else None)
@@ -505,20 +479,21 @@ class Monitor:
             self.log = self._log_driver()
             self.reused = (self.engine.volumes.mounts_for(c, rootfs), write_etc_files(self.engine, c, run_dir))
         mounts, files = self.reused
-        self.partial = {"stdout": b"", "stderr": b""}
+        stdio = self.stdio
+        stdio.partial = {"stdout": b"", "stderr": b""}
         child_fds = []
         if cfg.get("Tty"):
             master, slave = os.openpty()
             os.set_blocking(master, False)
             rows, cols = hc.get("ConsoleSize") or (0, 0)  # the caller's terminal, else 24x80
             set_window_size(master, rows or 24, cols or 80)
-            self.master = master
-            self.outputs[master] = "stdout"
+            stdio.master = master
+            stdio.outputs[master] = "stdout"
             stdin = stdout = stderr = slave
             child_fds = [slave]
         else:
             if cfg.get("OpenStdin"):
-                stdin, self.stdin_w = os.pipe2(os.O_CLOEXEC)
+                stdin, stdio.stdin_w = os.pipe2(os.O_CLOEXEC)
                 child_fds.append(stdin)
             else:
                 stdin = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
@@ -527,8 +502,8 @@ class Monitor:
             err_r, stderr = os.pipe2(os.O_CLOEXEC)
             for fd in (out_r, err_r):
                 os.set_blocking(fd, False)
-            self.outputs[out_r] = "stdout"
-            self.outputs[err_r] = "stderr"
+            stdio.outputs[out_r] = "stdout"
+            stdio.outputs[err_r] = "stderr"
             child_fds += [stdout, stderr]
         netns = f"/proc/self/fd/{self.netns_fd}" if self.netns_fd is not None else _netns(self.service, c)
         networks = self.engine.networks
@@ -618,7 +593,7 @@ class Monitor:
             if self._can_hand_off():
                 self._hand_off()  # returns only when it could not
             if self.exit_code is not None and self.pumping:
-                if not self.outputs:
+                if not self.stdio.outputs:
                     break
                 drain_deadline = drain_deadline or time.monotonic() + 2
                 if time.monotonic() > drain_deadline:
@@ -636,11 +611,11 @@ class Monitor:
                     self._drain_wake()
                     self._reap()
                 elif kind == "listen":
-                    self._accept()
+                    self.stdio.accept(self.listener)
                 elif kind == "client":
-                    self._client_readable(fd)
+                    self.stdio.client_readable(fd)
                 elif kind == "output":
-                    self._output_readable(fd)
+                    self.stdio.output_readable(fd)
                 elif kind == "probe":
                     self.health.readable(fd)
             if self.health is not None:
@@ -655,7 +630,7 @@ class Monitor:
 
     def _can_hand_off(self) -> bool:
         """Nothing but the output and the attach socket is left to look after (steady.py)."""
-        return (self.pumping and self.exit_code is None and not self.clients and self.network_setup is None
+        return (self.pumping and self.exit_code is None and not self.stdio.clients and self.network_setup is None
                 and self.steady is not False and (self.health is None or self.health.idle(self.probe_gap)))
 
     def _hand_off(self) -> None:
@@ -670,7 +645,8 @@ class Monitor:
             return
         if log is None:
             return
-        from berth.core.containers import frames, steady
+        from berth.core.containers import stdio as stdio_module
+        from berth.core.containers import steady
 
         c = self.container
         config = self.engine.config
@@ -685,15 +661,16 @@ class Monitor:
             "restart_delay": self.restarts.delay, "restart_since": self.restarts.since,
             "health": self.health.schedule() if self.health is not None else None,
         }, default=str)
+        stdio = self.stdio
         told = {
-            "pid": self.pid, "outputs": {str(fd): stream for fd, stream in self.outputs.items()},
-            "master": self.master, "stdin": self.stdin_w, "stdin_once": bool(c.config.get("StdinOnce")),
-            "partial": {stream: rest.decode("latin-1") for stream, rest in self.partial.items()},
-            "listener": self.listener.fileno(), "log": log, "frames": frames.__file__,
+            "pid": self.pid, "outputs": {str(fd): stream for fd, stream in stdio.outputs.items()},
+            "master": stdio.master, "stdin": stdio.stdin_w, "stdin_once": stdio.stdin_once,
+            "partial": {stream: rest.decode("latin-1") for stream, rest in stdio.partial.items()},
+            "listener": self.listener.fileno(), "log": log, "stdio": stdio_module.__file__,
             "probe_due": self.health.due if self.health is not None else None,
             "resume": [sys.executable, "-c", RESUME, resume_told],
         }
-        keep = [self.listener.fileno(), *self.outputs, self.master, self.stdin_w, log.get("fd"), self.netns_fd]
+        keep = [self.listener.fileno(), *stdio.outputs, stdio.master, stdio.stdin_w, log.get("fd"), self.netns_fd]
         for fd in keep:
             if fd is not None:
                 os.set_inheritable(fd, True)
@@ -707,187 +684,47 @@ class Monitor:
             print(f"steady state: {exc}", file=sys.stderr)
 
     def _reap(self) -> None:
-        if self.exit_code is not None:
-            return
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            self.exit_code = 255
-            return
-        if pid:
-            code = os.waitstatus_to_exitcode(status)
-            self.exit_code = code if code >= 0 else 128 - code
+        if self.exit_code is None:
+            self.exit_code = exit_code(self.pid)
 
     def _pump_outputs(self) -> None:
         self.pumping = True
-        for fd in self.outputs:
-            self.sel.register(fd, selectors.EVENT_READ, ("output", fd))
+        for fd in self.stdio.outputs:
+            self._watch_fd(fd, "output")
 
-    def _accept(self) -> None:
+    def _watch_fd(self, fd: int, kind: str) -> None:
+        self.sel.register(fd, selectors.EVENT_READ, (kind, fd))
+
+    def _unwatch_fd(self, fd: int) -> None:
         try:
-            sock, _ = self.listener.accept()
-        except BlockingIOError:
-            return
-        sock.setblocking(True)
-        client = _Client(sock)
-        self.clients[sock.fileno()] = client
-        self.sel.register(sock, selectors.EVENT_READ, ("client", sock.fileno()))
-
-    def _drop(self, client: _Client) -> None:
-        if self.clients.pop(client.sock.fileno(), None) is None:
-            return  # dropped already: a send to it failed, then its EOF came in the same round
-        self.sel.unregister(client.sock)
-        client.sock.close()
-        if client.hello and client.hello.get("stdin") and self.container.config.get("StdinOnce"):
-            self._close_stdin()
-
-    def _close_stdin(self) -> None:
-        if self.stdin_w is not None:
-            os.close(self.stdin_w)
-            self.stdin_w = None
-
-    def _client_readable(self, fd: int) -> None:
-        client = self.clients.get(fd)
-        if client is None:
-            return  # dropped earlier in this round of events
-        try:
-            data = client.sock.recv(65536, socket.MSG_DONTWAIT)  # the fd may be a newer client's by now
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self._drop(client)
-            return
-        if client.hello is None:
-            client.buffer += data
-            if b"\n" not in client.buffer:
-                return
-            line, _, data = client.buffer.partition(b"\n")
-            try:
-                client.hello = json.loads(line)
-            except ValueError:
-                self._drop(client)
-                return
-            if not self.pumping:
-                self._pump_outputs()
-        for kind, payload in client.reader.feed(data):
-            if kind == STDIN and client.hello.get("stdin"):
-                target = self.master if self.master is not None else self.stdin_w
-                if target is not None:
-                    try:
-                        write_all(target, payload)
-                    except OSError:
-                        pass
-            elif kind == STDIN_EOF and client.hello.get("stdin"):
-                if self.master is None:
-                    self._close_stdin()
-            elif kind == RESIZE and self.master is not None and len(payload) == 4:
-                rows, cols = struct.unpack(">HH", payload)
-                try:
-                    set_window_size(self.master, rows, cols)
-                except OSError:
-                    pass
-
-    def _output_readable(self, fd: int) -> None:
-        stream = self.outputs[fd]
-        try:
-            data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
-        except OSError as exc:  # EIO: the pty's last slave closed
-            if exc.errno != errno.EIO:
-                raise
-            data = b""
-        if not data:
             self.sel.unregister(fd)
-            del self.outputs[fd]
-            if fd != self.master:
-                os.close(fd)
-            return
-        kind = STDOUT if stream == "stdout" else STDERR
-        message = frame(kind, data)
-        for client in list(self.clients.values()):
-            if client.hello and client.hello.get(stream):
-                try:
-                    client.sock.sendall(message)
-                except OSError:
-                    self._drop(client)
-        self._log(stream, data)
+        except (KeyError, ValueError):
+            pass  # (an output before pumping began)
 
-    def _log(self, stream: str, data: bytes) -> None:
+    def _write_line(self, stream: str, line: bytes) -> None:
         if self.log is None:
             return
         from datetime import datetime, timezone
 
         from berth.core.drivers import LogEntry
 
-        buf = self.partial[stream] + data
-        now = datetime.now(timezone.utc)
-        while True:
-            cut = buf.find(b"\n")
-            if cut < 0 and len(buf) < MAX_LINE:
-                break
-            cut = MAX_LINE - 1 if cut < 0 or cut >= MAX_LINE else cut
-            line, buf = buf[:cut + 1], buf[cut + 1:]
-            self._write_log(LogEntry(stream, line, now))
-        self.partial[stream] = buf
-
-    def _write_log(self, entry) -> None:
         try:
-            self.log.write(entry)
+            self.log.write(LogEntry(stream, line, datetime.now(timezone.utc)))
         except Exception as exc:  # a full disk must not kill the container
             print(f"log driver: {exc}", file=sys.stderr)
 
     # -- the end --------------------------------------------------------------------
 
-    def _close_process_stdio(self) -> None:
-        """The exited process's stdio: its last partial lines to the log, its descriptors closed."""
-        if self.log is not None:
-            from datetime import datetime, timezone
-
-            from berth.core.drivers import LogEntry
-
-            for stream, rest in self.partial.items():
-                if rest:
-                    self._write_log(LogEntry(stream, rest, datetime.now(timezone.utc)))
-        self.partial = {"stdout": b"", "stderr": b""}
-        for fd in list(self.outputs):
-            try:
-                self.sel.unregister(fd)
-            except (KeyError, ValueError):
-                pass
-            os.close(fd)
-        self.outputs.clear()
-        if self.master is not None:
-            os.close(self.master)
-            self.master = None
-        self._close_stdin()
-
-    def _tell_clients(self, code: int) -> None:
-        """Attached clients get the exit code and are let go (as Docker's attach ends)."""
-        for client in list(self.clients.values()):
-            try:
-                client.sock.sendall(frame(EXIT, str(code).encode()))
-            except OSError:
-                pass
-            try:
-                self.sel.unregister(client.sock)
-            except (KeyError, ValueError):
-                pass
-            client.sock.close()
-        self.clients.clear()
-
     def _end_process(self, code: int) -> None:
         """Between a process and its restart."""
-        self._close_process_stdio()
-        self._tell_clients(code)
+        self.stdio.close()
+        self.stdio.tell_clients(code)
 
     def finish(self, die: bool = True) -> None:
         from berth.core.errors import BerthError
 
         c = self.container
-        self._close_process_stdio()
+        self.stdio.close()
         if self.log is not None:
             try:
                 self.log.close()
@@ -909,7 +746,7 @@ class Monitor:
             except BerthError as exc:
                 print(f"auto-remove: {exc}", file=sys.stderr)
         self.listener.close()
-        self._tell_clients(code)
+        self.stdio.tell_clients(code)
 
 
 def _class_path(cls) -> str:
