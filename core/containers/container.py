@@ -555,6 +555,23 @@ class ContainerService:
                      error="the container's monitor process exited unexpectedly")
         return self.load(container.id) or container
 
+    def _end_steady_monitor(self, container: Container) -> bool:
+        """rm -f: a monitor in its steady state (berth.core.containers.steady) holds no lock
+        and nothing of the store, only the output of a container about to be removed: it is
+        killed rather than woken, so that the removal does not wait for it to re-execute into
+        the full monitor (_orphaned then does what that would do). False: not in that state."""
+        from berth.core.containers import steady
+
+        state = container.state
+        pid = state.get("MonitorPid", 0)
+        if not (alive(pid, state.get("MonitorStart")) and steady.running(pid)):
+            return False
+        try:
+            os.kill(pid, signals.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return True
+
     def _orphaned(self, container: Container) -> Container:
         """The monitor died, the container runs: kill it, so nothing runs unsupervised."""
         from berth.core.runtime.cgroups import Cgroup
@@ -1010,8 +1027,12 @@ class ContainerService:
                                        "must be unpaused first")
                     raise Conflict(f"cannot remove container \"/{container.name}\": container is running: stop "
                                    "the container before removing or force remove")
-                self.kill(container, signals.SIGKILL, emit=True)
-                self.wait_exit(container, 30)
+                if self._end_steady_monitor(container):
+                    self.engine.emit("container", "kill", container.id, container.attrs(signal="9"))
+                    self._orphaned(container)
+                else:
+                    self.kill(container, signals.SIGKILL, emit=True)
+                    self.wait_exit(container, 30)
             lock = self.engine.lock(f"container-{container.id}")
             with lock:
                 current = self.load(container.id)

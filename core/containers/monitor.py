@@ -161,10 +161,6 @@ def _ignore(*_):
     pass
 
 
-# steady.py by its cached bytecode (a script would be compiled on each start), its package not imported
-STEADY = ("import sys; from _frozen_importlib import module_from_spec as m; "
-          "from _frozen_importlib_external import spec_from_file_location as f; "
-          "s = f('berth_steady', sys.argv[1]); d = m(s); s.loader.exec_module(d); d.main(sys.argv[1:])")
 RESUME = "import sys; from berth.core.containers.monitor import resume; sys.exit(resume(*sys.argv[1:]))"
 
 
@@ -676,7 +672,7 @@ class Monitor:
                 os.set_inheritable(fd, True)
         sys.stderr.flush()
         try:
-            os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", STEADY, steady.__file__, json.dumps(told)])
+            os.execv(sys.executable, steady.command(sys.executable, told))
         except OSError as exc:  # go on as the full monitor, the log written through the writer it was given
             for fd in keep:
                 if fd is not None:

@@ -16,9 +16,9 @@ same way: the full monitor runs the probe, records its result, and hands
 off again. A monitor that needs more than this (a log driver without a
 handoff, a client attached at the time) stays as it is.
 
-Started by Monitor._hand_off (monitor.STEADY loads this file by its cached
-bytecode, then calls main with the hand-off's JSON); berth never imports it
-otherwise.
+Started by Monitor._hand_off (`command`: BOOT loads this file by its cached
+bytecode and calls main with the hand-off's JSON). berth imports it only for
+`command` and `running`.
 """
 
 import _json
@@ -29,6 +29,10 @@ import select
 import sys
 import time
 
+# Loads this file by its cached bytecode (a script would be compiled on each start), its package not imported.
+BOOT = ("import sys; from _frozen_importlib import module_from_spec as m; "
+        "from _frozen_importlib_external import spec_from_file_location as f; "
+        "s = f('berth_steady', sys.argv[1]); d = m(s); s.loader.exec_module(d); d.main(sys.argv[1:])")
 CAUGHT = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
 
 
@@ -158,6 +162,23 @@ class Steady:
                 f'"partial": {{{", ".join(f"{_text(k)}: {_text(v)}" for k, v in stdio.partial.items())}}}}}')
         argv = self.told["resume"] + [told]
         os.execv(argv[0], argv)
+
+
+def command(python: str, told: dict) -> list[str]:
+    """The steady state's command line (the monitor's, run in the full interpreter)."""
+    import json
+
+    return [python, "-S", "-I", "-c", BOOT, __file__, json.dumps(told)]
+
+
+def running(pid: int) -> bool:
+    """Whether the process `pid` runs the steady state now (rm -f, berth.core.containers.container)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return False
+    return len(args) > 5 and args[1:5] == [b"-S", b"-I", b"-c", BOOT.encode()]
 
 
 def _text(value):

@@ -128,3 +128,23 @@ def test_log_driver_none(berth):
     wait_steady(berth, "unlogged")  # none has a handoff: nothing to write
     wait_for(lambda: inspect(berth, "unlogged")["State"]["Status"] == "exited", what="the exit")
     assert inspect(berth, "unlogged")["State"]["ExitCode"] == 4
+
+
+def test_rm_f_ends_a_steady_monitor_without_waiting_for_it(berth):
+    """rm -f does not wake the steady state (its return costs a full interpreter's start): it
+    kills it and the container, and frees what the container held itself."""
+    for name, more in (("plain", []), ("always", ["--restart", "always"])):
+        berth("run", "-d", "--name", name, *more, berth.image, "sleep", "300", check=True)
+        wait_steady(berth, name)
+    pids = {name: (monitor_pid(berth, name), inspect(berth, name)["State"]["Pid"]) for name in ("plain", "always")}
+    ids = {name: inspect(berth, name)["Id"] for name in pids}
+    assert berth("rm", "-f", "plain", "always", check=True).stdout.split() == ["plain", "always"]
+    assert berth("ps", "-aq").stdout == ""
+    gone = [f"/proc/{pid}" for pair in pids.values() for pid in pair]
+    wait_for(lambda: not any(os.path.exists(path) for path in gone), what="the monitors and the containers gone")
+    with open("/proc/self/mountinfo") as f:
+        mounts = f.read()
+    assert not any(cid in mounts for cid in ids.values())
+    events = berth("events", "--since", "1m", "--until", "0s", "--filter", "container=plain",
+                   "--format", "{{.Action}}", check=True).stdout.split()
+    assert events[-3:] == ["kill", "die", "destroy"]
