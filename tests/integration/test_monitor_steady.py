@@ -148,3 +148,16 @@ def test_rm_f_ends_a_steady_monitor_without_waiting_for_it(berth):
     events = berth("events", "--since", "1m", "--until", "0s", "--filter", "container=plain",
                    "--format", "{{.Action}}", check=True).stdout.split()
     assert events[-3:] == ["kill", "die", "destroy"]
+
+
+def test_a_killed_steady_monitor_leaves_no_running_container(berth):
+    berth("run", "-d", "--name", "orphan", "--network", "none", berth.image, "sleep", "300", check=True)
+    wait_steady(berth, "orphan")
+    process = inspect(berth, "orphan")["State"]["Pid"]
+    os.kill(monitor_pid(berth, "orphan"), 9)
+    state = wait_for(lambda: (s := inspect(berth, "orphan")["State"])["Status"] == "exited" and s, what="exited")
+    assert state["ExitCode"] == 137
+    wait_for(lambda: not os.path.exists(f"/proc/{process}"), what="the container's process gone")
+    berth("start", "orphan", check=True)  # and it runs again, handing off again
+    wait_steady(berth, "orphan")
+    berth("rm", "-f", "orphan", check=True)
