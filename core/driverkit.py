@@ -39,6 +39,7 @@ module is imported on every container start): the layer-tar code
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -156,11 +157,16 @@ def backing_filesystem_name(fstype: str) -> str:
 
 
 def unmount(path: os.PathLike | str) -> None:
-    """Detach the mount on `path` lazily (as Docker does), if there is one."""
+    """Detach the mount on `path` lazily (as Docker does), if there is one. It does not
+    read the mount table, which grows with every running container: umount2 says
+    EINVAL when nothing is mounted there."""
     from berth.core.runtime import syscalls
 
-    if is_mounted(path):
+    try:
         syscalls.umount2(os.fspath(path), syscalls.MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise
 
 
 def unmount_all(path: os.PathLike | str, what: str = "mount") -> None:
@@ -563,8 +569,7 @@ class OverlayDriver(StorageDriver):
                 options = f"lowerdir={':'.join(lowers)},upperdir={d.name}/diff,workdir={d.name}/work"
             else:  # an image layer: a read-only union of itself and its ancestors
                 options = f"lowerdir={':'.join([self._link(id), *lowers])}"
-            if is_mounted(merged):  # left over by a crash, or its server died: start afresh
-                unmount(merged)
+            unmount(merged)  # one left over by a crash, or whose server died: start afresh
             self.mount_union(merged, options, id)
             count[0] = 1
         return merged

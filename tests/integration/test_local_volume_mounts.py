@@ -115,3 +115,25 @@ def test_remove_of_a_mounted_tmpfs_volume_unmounts_it(local, home):
     local.remove("bttmp2")
     assert not mounts_under(home)
     assert not any(home.iterdir())
+
+
+def test_unmount_detaches_a_mount_and_ignores_a_plain_directory(tmp_path):
+    """driverkit.unmount asks the kernel alone (the mount table grows with every running
+    container): a plain or missing directory is no error, a mount is detached."""
+    from berth.core import driverkit
+    from berth.core.runtime import syscalls
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    driverkit.unmount(plain)
+    driverkit.unmount(tmp_path / "missing")
+    target = tmp_path / "mounted"
+    target.mkdir()
+    syscalls.mount("tmpfs", str(target), "tmpfs", 0, "size=1m")
+    try:
+        assert is_mounted(target)
+        driverkit.unmount(target)
+        assert not is_mounted(target)
+    finally:
+        if is_mounted(target):
+            syscalls.umount2(str(target), syscalls.MNT_DETACH)
