@@ -175,8 +175,11 @@ def resume(handoff: str, returned: str) -> int:  # pragma: no cover
 
     _catch_signals()
     told, back = json.loads(handoff), json.loads(returned)
-    config = _load_class(told["config_class"])(told["config"])
-    monitor = Monitor(_load_class(told["engine"])(config), told["container"], -1, False)
+    from berth.core.config import Config
+
+    engine_module, _, engine_class = told["engine"].partition(":")  # (the engine is above this layer)
+    engine = getattr(importlib.import_module(engine_module), engine_class)(Config(told["config"]))
+    monitor = Monitor(engine, told["container"], -1, False)
     if monitor.container is None:
         return 1
     monitor.listener = socket.socket(fileno=back["listener"])
@@ -187,24 +190,16 @@ def resume(handoff: str, returned: str) -> int:  # pragma: no cover
     monitor.rootfs = told["rootfs"]
     monitor.restarts.delay, monitor.restarts.since = told["restart_delay"], told["restart_since"]
     monitor.log = monitor._log_driver()  # (a restart reuses the first start's, and this is a new process)
-    stdio = monitor.stdio
-    stdio.outputs = {int(fd): stream for fd, stream in back["outputs"].items()}
-    stdio.master, stdio.stdin_w = back["master"], back["stdin"]
-    stdio.partial.update((k, v.encode("latin-1")) for k, v in back["partial"].items())
+    monitor.stdio.take(back)
     monitor._watch()
     for fd, hello, buffered in back["clients"]:
-        stdio.adopt(fd, dict(zip(("stdin", "stdout", "stderr"), (flag == "1" for flag in hello))),
+        monitor.stdio.adopt(fd, dict(zip(("stdin", "stdout", "stderr"), (flag == "1" for flag in hello))),
                     buffered.encode("latin-1"))
     monitor.health = _checker(monitor)
     if monitor.health is not None and told["health"]:
         monitor.health.resume(monitor.container.state, **told["health"])
     monitor._supervise(told["rootfs"], Path(told["run_dir"]), running=monitor.exit_code is None)
     return 0
-
-
-def _load_class(path: str):
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def _open_fds() -> list[int]:
@@ -645,12 +640,11 @@ class Monitor:
         from berth.core.containers import steady
 
         c = self.container
-        config = self.engine.config
         cgroup = self.cgroup
         mounts, files = self.reused
         resume_told = json.dumps({
-            "engine": _class_path(type(self.engine)), "config_class": _class_path(type(config)),
-            "config": config.data, "container": c.id, "pid": self.pid,
+            "engine": f"{type(self.engine).__module__}:{type(self.engine).__qualname__}",
+            "config": self.engine.config.data, "container": c.id, "pid": self.pid,
             "cgroup": [cgroup.parent, cgroup.name] if cgroup is not None else None,
             "rootfs": str(self.rootfs), "run_dir": str(self.service.run_dir(c.id)), "netns_fd": self.netns_fd,
             "mounts": [vars(m) for m in mounts], "files": files,
@@ -659,9 +653,7 @@ class Monitor:
         }, default=str)
         stdio = self.stdio
         told = {
-            "pid": self.pid, "outputs": {str(fd): stream for fd, stream in stdio.outputs.items()},
-            "master": stdio.master, "stdin": stdio.stdin_w, "stdin_once": stdio.stdin_once,
-            "partial": {stream: rest.decode("latin-1") for stream, rest in stdio.partial.items()},
+            "pid": self.pid, "stdin_once": stdio.stdin_once, **stdio.handed(),
             "listener": self.listener.fileno(), "log": log, "stdio": stdio_module.__file__,
             "probe_due": self.health.due if self.health is not None else None,
             "resume": [sys.executable, "-c", RESUME, resume_told],
@@ -743,10 +735,6 @@ class Monitor:
                 print(f"auto-remove: {exc}", file=sys.stderr)
         self.listener.close()
         self.stdio.tell_clients(code)
-
-
-def _class_path(cls) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _checker(monitor):

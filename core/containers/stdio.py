@@ -117,6 +117,19 @@ class Stdio:
         self.partial = {"stdout": b"", "stderr": b""}  # the last line, until its newline comes
         self.on_hello = None  # called after a client's hello
 
+    # -- between the monitor and its steady state (plain JSON values: bytes as latin-1 text)
+
+    def handed(self) -> dict:
+        """The pipes and the partial lines, for the other process (see take)."""
+        return {"outputs": {str(fd): stream for fd, stream in self.outputs.items()}, "master": self.master,
+                "stdin": self.stdin_w, "partial": {k: v.decode("latin-1") for k, v in self.partial.items()}}
+
+    def take(self, handed: dict) -> None:
+        """What handed() gave in the other process."""
+        self.outputs = {int(fd): stream for fd, stream in handed["outputs"].items()}
+        self.master, self.stdin_w = handed["master"], handed["stdin"]
+        self.partial.update((k, v.encode("latin-1")) for k, v in handed["partial"].items())
+
     # -- the clients
 
     def accept(self, listener) -> None:

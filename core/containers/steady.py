@@ -76,9 +76,7 @@ class Steady:
         self.poll = select.epoll()
         self.stdio = stdio.Stdio(lambda fd, _kind: self.poll.register(fd, select.EPOLLIN), self.unwatch,
                                  self.write_line if self.writer is not None else None, parse_json, told["stdin_once"])
-        self.stdio.outputs = {int(fd): stream for fd, stream in told["outputs"].items()}
-        self.stdio.master, self.stdio.stdin_w = told["master"], told["stdin"]
-        self.stdio.partial.update((stream, text.encode("latin-1")) for stream, text in told["partial"].items())
+        self.stdio.take(told)
         self.wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         for name in CAUGHT + ("SIGCHLD",):
             _signal.signal(getattr(_signal, name), _ignore)
@@ -150,17 +148,14 @@ class Steady:
         for fd, client in stdio.clients.items():
             client.sock.detach()
             hello = "".join("1" if (client.hello or {}).get(k) else "0" for k in ("stdin", "stdout", "stderr"))
-            clients.append(f"[{fd}, {_text(hello)}, {_text(client.reader.buffer)}]")
+            clients.append([fd, hello, client.reader.buffer.decode("latin-1")])
         listener = self.listener.detach()
         keep = [listener, *stdio.clients, *stdio.outputs, stdio.master, stdio.stdin_w]
         for fd in keep:
             if fd is not None:
                 os.set_inheritable(fd, True)
-        told = (f'{{"exit_code": {_number(self.exit_code)}, "listener": {listener}, "clients": [{", ".join(clients)}], '
-                f'"outputs": {{{", ".join(f"{_text(str(fd))}: {_text(s)}" for fd, s in stdio.outputs.items())}}}, '
-                f'"master": {_number(stdio.master)}, "stdin": {_number(stdio.stdin_w)}, '
-                f'"partial": {{{", ".join(f"{_text(k)}: {_text(v)}" for k, v in stdio.partial.items())}}}}}')
-        argv = self.told["resume"] + [told]
+        back = {"exit_code": self.exit_code, "listener": listener, "clients": clients, **stdio.handed()}
+        argv = self.told["resume"] + [dump_json(back)]
         os.execv(argv[0], argv)
 
 
@@ -181,12 +176,14 @@ def running(pid: int) -> bool:
     return len(args) > 5 and args[1:5] == [b"-S", b"-I", b"-c", BOOT.encode()]
 
 
-def _text(value):
-    """A JSON string (bytes as latin-1), without loading json."""
-    return _json.encode_basestring_ascii(value.decode("latin-1") if isinstance(value, bytes) else value)
-
-
-def _number(value):
+def dump_json(value):
+    """JSON of dicts, lists, text, whole numbers and None, without loading json (and re)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{dump_json(str(k))}: {dump_json(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(dump_json(v) for v in value) + "]"
+    if isinstance(value, str):
+        return _json.encode_basestring_ascii(value)
     return "null" if value is None else str(int(value))
 
 
